@@ -1,0 +1,30 @@
+"""The one interface every model backend implements: a conversation in, text chunks out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol, runtime_checkable
+
+from bot.phi4.conversation import Conversation, MediaKind, QueuePosition
+
+QueueListener = Callable[[QueuePosition], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A Phi-4 server. Open it with `async with`, or `aclose()` it when done."""
+
+    name: str
+    accepts: frozenset[MediaKind]
+
+    def stream(
+        self, conversation: Conversation, *, on_queue: QueueListener | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the answer's new text as it is generated; raise a `Phi4Error` on failure.
+
+        `on_queue` is called (synchronously) whenever the server reports a queue position.
+        Cancelling the iteration (or `aclose()` on it) cancels the request on the server side.
+        """
+        ...
+
+    async def aclose(self) -> None: ...

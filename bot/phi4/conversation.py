@@ -1,0 +1,66 @@
+"""Plain values handed to a backend: a conversation of turns with their media."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["user", "assistant"]
+MediaKind = Literal["image", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Media bytes with the MIME type and file name the backend should see."""
+
+    data: bytes
+    mime_type: str
+    filename: str
+
+    @property
+    def kind(self) -> MediaKind:
+        """Images and audio are the only media Phi-4 takes; anything else is a bug upstream."""
+        if self.mime_type.startswith("image/"):
+            return "image"
+        if self.mime_type.startswith("audio/"):
+            return "audio"
+        raise ValueError(f"unsupported attachment type {self.mime_type!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of the conversation; assistant turns carry no attachments."""
+
+    role: Role
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """The whole context sent on every request, so no backend needs server-side state."""
+
+    turns: tuple[Turn, ...]
+    system_prompt: str | None = None
+
+    @property
+    def media_kinds(self) -> frozenset[MediaKind]:
+        return frozenset(a.kind for t in self.turns for a in t.attachments)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """The Space's report that the request waits in its queue (rank 0 = next)."""
+
+    rank: int
+    queue_size: int | None = None
+    eta_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class StreamOptions:
+    """Per-request knobs that are not part of the conversation itself."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)

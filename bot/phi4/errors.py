@@ -1,0 +1,42 @@
+"""Typed backend failures, each carrying the one sentence a user is shown."""
+
+from __future__ import annotations
+
+
+class Phi4Error(Exception):
+    """Base of every backend failure; `user_message` is safe to show in a chat."""
+
+    user_message = "The model could not answer. Please try again."
+
+    def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
+        if user_message is not None:
+            self.user_message = user_message
+        super().__init__(detail or self.user_message)
+
+
+class BackendUnavailable(Phi4Error):
+    user_message = "The model is unreachable right now. Please try again in a minute."
+
+
+class QuotaExceeded(Phi4Error):
+    user_message = "The model is out of quota or overloaded. Please try again later."
+
+
+class BackendTimeout(Phi4Error):
+    user_message = "The model stopped responding, so the answer was abandoned."
+
+
+class MediaNotSupported(Phi4Error):
+    user_message = "This model cannot take that kind of media. Send text instead."
+
+
+class UnreadableMedia(Phi4Error):
+    user_message = "I could not read that file. Is it a valid image or audio file?"
+
+
+class BadAnswer(Phi4Error):
+    user_message = "The model sent an answer I could not understand. Please try again."
+
+
+class EmptyConversation(Phi4Error):
+    user_message = "There is nothing to answer yet: send a message first."

@@ -1,0 +1,92 @@
+"""The async interface the bot uses to remember conversations; SQL stays behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from storage.models import (
+    AnswerStatus,
+    ChatStats,
+    ConversationKey,
+    HistoryTurn,
+    NewAttachment,
+    PendingAnswer,
+)
+
+
+class Store(Protocol):
+    """Conversations, turns, attachments, settings and idempotency for the bot."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; raise `StorageError` with a clear message."""
+
+    async def close(self) -> None: ...
+
+    # conversations -------------------------------------------------------
+    async def current_conversation(self, key: ConversationKey) -> int:
+        """The id of the key's active conversation, created on first use."""
+
+    async def new_conversation(self, key: ConversationKey) -> int:
+        """Start a fresh conversation for the key; the old one is kept, not deleted."""
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: its conversations and settings follow it."""
+
+    # settings ------------------------------------------------------------
+    async def get_setting(self, chat_id: int, name: str) -> str | None: ...
+
+    async def set_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        """`None` removes the setting (back to the default)."""
+
+    # turns ---------------------------------------------------------------
+    async def add_user_turn(
+        self,
+        conversation_id: int,
+        *,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> int | None:
+        """Store a user's turn; None if (chat_id, message_id) was stored before (idempotency)."""
+
+    async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
+        """Record an assistant turn in status `streaming`; returns its id."""
+
+    async def finish_answer(
+        self,
+        turn_id: int,
+        *,
+        text: str,
+        status: AnswerStatus,
+        message_ids: Sequence[int] = (),
+        error: str | None = None,
+    ) -> None: ...
+
+    async def history(
+        self, conversation_id: int, *, char_budget: int, media_limit: int
+    ) -> list[HistoryTurn]:
+        """Turns for the model, oldest first: whole turns dropped from the oldest to fit
+        `char_budget`; only the newest `media_limit` attachments carry their bytes.
+        Assistant turns that failed or were replaced are left out."""
+
+    async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None: ...
+
+    async def replace_answers_after(self, user_turn_id: int) -> None:
+        """Mark the answers to this turn (and later ones) `replaced`, for /retry."""
+
+    async def unfinished_answers(self) -> list[PendingAnswer]:
+        """Answers a dead process left `streaming` (marked `interrupted` by this call),
+        and user turns that never got an answer started."""
+
+    # admin ---------------------------------------------------------------
+    async def export_conversation(self, conversation_id: int) -> dict[str, Any]:
+        """A JSON-ready document of the conversation (attachments as metadata)."""
+
+    async def chat_stats(self) -> list[ChatStats]: ...
+
+    async def count_user_turns_since(self, user_id: int, since_epoch: float) -> int:
+        """For per-user quotas."""

@@ -1,0 +1,84 @@
+"""Plain values that cross the storage boundary; no SQL types leak out of `storage/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """A chat, or one forum topic of it (`thread_id`); each has its own conversation."""
+
+    chat_id: int
+    thread_id: int | None = None
+
+
+class AnswerStatus(StrEnum):
+    """Where an assistant turn ended, so a crash mid-answer leaves an honest record."""
+
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"  # the process died while it was streaming
+    REPLACED = "replaced"  # superseded by /retry; kept for audit, left out of history
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttachment:
+    """Media of a user turn as it arrives; stored once per content hash."""
+
+    kind: Literal["image", "audio"]
+    mime_type: str
+    data: bytes
+    filename: str
+    telegram_file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAttachment:
+    """Media of a stored turn. `data` is None when the history left it out (media limit)."""
+
+    kind: Literal["image", "audio"]
+    mime_type: str
+    size: int
+    filename: str
+    sha256: str
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryTurn:
+    """One turn of the history the model sees, oldest first."""
+
+    turn_id: int
+    role: Literal["user", "assistant"]
+    text: str
+    sender_name: str | None
+    attachments: tuple[StoredAttachment, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAnswer:
+    """An answer left unfinished by a previous process, found at start-up."""
+
+    key: ConversationKey
+    user_turn_id: int
+    assistant_turn_id: int | None
+    reply_message_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStats:
+    """Usage figures of one chat, for the admin `/stats` command."""
+
+    chat_id: int
+    conversations: int
+    user_turns: int
+    assistant_turns: int
+    failed_turns: int
+    last_activity: datetime | None
