@@ -18,6 +18,6 @@ __all__ = [
     "HistoryTurn",
     "NewAttachment",
     "PendingAnswer",
-    "StoredAttachment",
     "Store",
+    "StoredAttachment",
 ]
