@@ -1,0 +1,131 @@
+"""Builds the python-telegram-bot `Application` and owns the lifetime of the bot's services."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlparse
+
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.access import AccessPolicy, UserRateLimiter
+from bot.commands import MENU
+from bot.config import Settings
+from bot.handlers import register_handlers
+from bot.lanes import ConversationLanes
+from bot.pacing import RateBudget
+from bot.phi4 import create_backend
+from bot.pipeline import TurnPipeline
+from bot.services import SERVICES_KEY, BotServices
+from bot.triggers import BotIdentity
+from storage import ConversationKey, open_store
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0
+RESTART_NOTICE = (
+    "⚠️ I was restarted before I finished answering your last message. "
+    "Send /retry to get the answer."
+)
+
+
+def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
+    assert settings.telegram_bot_token is not None
+    api = settings.telegram_api_url
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .concurrent_updates(True)
+        .connect_timeout(10.0)
+        .read_timeout(30.0)
+        .write_timeout(30.0)
+        .pool_timeout(30.0)
+        .connection_pool_size(64)
+        .get_updates_read_timeout(45.0)
+        .post_init(_start_services)
+        .post_stop(_stop_answers)
+        .post_shutdown(_close_services)
+        .build()
+    )
+    application.bot_data["settings"] = settings
+    register_handlers(application)
+    return application
+
+
+async def _start_services(application: Application) -> None:  # type: ignore[type-arg]
+    settings: Settings = application.bot_data["settings"]
+    store = await open_store(
+        settings.database_url, max_attachment_bytes=settings.max_attachment_bytes
+    )
+    backend = create_backend(settings)
+    me = application.bot
+    identity = BotIdentity(me.id, me.username)
+    lanes = ConversationLanes()
+    pipeline = TurnPipeline(
+        bot=application.bot,
+        settings=settings,
+        store=store,
+        backend=backend,
+        budget=RateBudget(bot_rate=settings.bot_rate),
+        lanes=lanes,
+    )
+    services = BotServices(
+        settings=settings,
+        identity=identity,
+        pipeline=pipeline,
+        lanes=lanes,
+        access=AccessPolicy.from_settings(settings),
+        limiter=UserRateLimiter(settings.user_rate_per_minute),
+    )
+    application.bot_data[SERVICES_KEY] = services
+    await application.bot.set_my_commands(MENU)
+    log.info("@%s is up, backend %s", identity.username, backend.name)
+    for pending in await store.unfinished_answers():
+        key: ConversationKey = pending.key
+        reply_to = pending.reply_message_ids[-1] if pending.reply_message_ids else None
+        services.spawn(pipeline.say(key, RESTART_NOTICE, key.chat_id < 0, reply_to=reply_to))
+
+
+async def _stop_answers(application: Application) -> None:  # type: ignore[type-arg]
+    """On SIGTERM/SIGINT: answers being streamed end as "stopped" and are recorded so."""
+    services: BotServices | None = application.bot_data.get(SERVICES_KEY)
+    if services is None:
+        return
+    await services.lanes.shutdown(SHUTDOWN_GRACE)
+    await services.drain(SHUTDOWN_GRACE)
+
+
+async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
+    services: BotServices | None = application.bot_data.get(SERVICES_KEY)
+    if services is None:
+        return
+    await services.pipeline.backend.aclose()
+    await services.pipeline.store.close()
+    log.info("stopped cleanly")
+
+
+def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
+    """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    application = build_application(settings)
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE]
+    if webhook_url is None:
+        application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
+        return
+    secret = (
+        settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else secrets.token_urlsafe(32)
+    )
+    application.run_webhook(
+        listen=listen,
+        port=port,
+        url_path=urlparse(webhook_url).path.lstrip("/"),
+        webhook_url=webhook_url,
+        secret_token=secret,
+        allowed_updates=updates,
+        bootstrap_retries=-1,
+    )

@@ -1,0 +1,78 @@
+"""The `phi4bot` command: run the bot, chat from a terminal, or check the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.logs import configure_logging
+
+TOKEN_MISSING = (
+    "phi4bot: TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather and set it "
+    "in the environment or in a .env file."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phi4bot", description="A Telegram bot for Microsoft Phi-4-multimodal."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the Telegram bot (long polling, or a webhook)")
+    run.add_argument("--webhook-url", help="public HTTPS URL Telegram should post updates to")
+    run.add_argument("--listen", default="0.0.0.0", help="address the webhook server binds")
+    run.add_argument("--port", type=int, default=8443, help="port the webhook server binds")
+    chat = sub.add_parser("chat", help="talk to the configured model from this terminal")
+    chat.add_argument("--image", action="append", type=Path, default=[], help="attach an image")
+    chat.add_argument("--audio", action="append", type=Path, default=[], help="attach audio")
+    chat.add_argument("--prompt", "-p", help="answer this one prompt and exit")
+    sub.add_parser("check", help="show the configuration and check that the backend answers")
+    return parser
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SystemExit(f"phi4bot: invalid configuration: {problems}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings()
+    configure_logging(settings.log_level, settings.secrets())
+    if args.command == "run":
+        if (
+            settings.telegram_bot_token is None
+            or not settings.telegram_bot_token.get_secret_value()
+        ):
+            print(TOKEN_MISSING, file=sys.stderr)
+            return 2
+        from bot.app import run_bot
+        from storage.errors import StorageError
+
+        try:
+            run_bot(settings, webhook_url=args.webhook_url, listen=args.listen, port=args.port)
+        except StorageError as exc:
+            print(f"phi4bot: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    from bot.terminal import run_chat, run_check
+
+    if args.command == "chat":
+        return asyncio.run(
+            run_chat(settings, images=args.image, audio=args.audio, prompt=args.prompt)
+        )
+    return asyncio.run(run_check(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The bot's commands, for everyone (/start /help /new /stop /retry /system /ask) and admins."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import BotCommand, ChatMember, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import CommandHandler, ContextTypes
+
+from bot.errors import TurnRejected
+from bot.services import BotServices, services_of
+from bot.triggers import conversation_key, is_group
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "I am Phi-4-multimodal, a small model from Microsoft that reads text, looks at photos "
+    "and listens to voice notes. Send me any of these and I answer; I remember this chat "
+    "until you start over.\n\n"
+    "/new — start a fresh conversation\n"
+    "/stop — stop the answer being written\n"
+    "/retry — answer your last message again\n"
+    "/system <text> — set how I should behave in this chat (`/system` shows it, "
+    "`/system reset` restores the default)\n"
+    "/ask <question> — ask in a group without mentioning me\n"
+    "/help — this message"
+)
+GROUP_HINT = "\n\nIn groups, mention me (@{username}) or reply to one of my messages."
+
+MENU = [
+    BotCommand("new", "Start a fresh conversation"),
+    BotCommand("stop", "Stop the answer being written"),
+    BotCommand("retry", "Answer the last message again"),
+    BotCommand("system", "Show or set the system prompt"),
+    BotCommand("ask", "Ask a question (in groups)"),
+    BotCommand("help", "What I can do"),
+]
+
+Command = Callable[[BotServices, Message, list[str]], Awaitable[None]]
+
+
+def _admitted(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> tuple[BotServices, Message] | None:
+    message = update.message
+    if message is None:
+        return None
+    services = services_of(context)
+    if not services.admit(message):
+        return None
+    return services, message
+
+
+async def _is_chat_admin(services: BotServices, message: Message) -> bool:
+    """Group admins (and the bot's own admins) may use the commands listed as admin-only."""
+    user = message.from_user
+    if message.sender_chat is not None and message.sender_chat.id == message.chat_id:
+        return True  # an anonymous admin posting as the group
+    if user is None:
+        return False
+    if services.access.is_admin(user.id):
+        return True
+    try:
+        member = await message.get_bot().get_chat_member(message.chat_id, user.id)
+    except TelegramError as exc:
+        log.warning("could not check admin rights in chat %s: %s", message.chat_id, exc)
+        return False
+    return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+
+
+def _say(services: BotServices, message: Message, text: str) -> Awaitable[list[int]]:
+    return services.pipeline.say(
+        conversation_key(message), text, is_group(message), reply_to=message.message_id
+    )
+
+
+async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
+    await cmd_help(services, message, args)
+
+
+async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:
+    text = HELP
+    if is_group(message):
+        text += GROUP_HINT.format(username=services.identity.username)
+    await _say(services, message, text)
+
+
+async def cmd_new(services: BotServices, message: Message, args: list[str]) -> None:
+    await services.pipeline.store.new_conversation(conversation_key(message))
+    await _say(services, message, "🆕 New conversation. I have forgotten what we said before.")
+
+
+async def cmd_retry(services: BotServices, message: Message, args: list[str]) -> None:
+    await services.pipeline.retry(conversation_key(message), is_group(message), message.message_id)
+
+
+async def cmd_system(services: BotServices, message: Message, args: list[str]) -> None:
+    store = services.pipeline.store
+    text = (message.text or "").partition(" ")[2].strip()
+    if not text:
+        current = await services.pipeline.system_prompt(message.chat_id)
+        await _say(services, message, f"The system prompt here is:\n\n{current}")
+        return
+    if text.lower() in ("reset", "default"):
+        await store.set_setting(message.chat_id, "system_prompt", None)
+        await _say(services, message, "The system prompt is back to the default.")
+        return
+    if len(text) > services.settings.max_input_chars:
+        await _say(services, message, "That system prompt is too long.")
+        return
+    await store.set_setting(message.chat_id, "system_prompt", text)
+    await _say(services, message, "✅ System prompt set for this chat.")
+
+
+async def cmd_stats(services: BotServices, message: Message, args: list[str]) -> None:
+    rows = await services.pipeline.store.chat_stats()
+    if not rows:
+        await _say(services, message, "No conversations yet.")
+        return
+    lines = ["chat · conversations · user turns · answers · failed · last"]
+    for row in rows[:50]:
+        last = row.last_activity.strftime("%Y-%m-%d %H:%M") if row.last_activity else "—"
+        lines.append(
+            f"{row.chat_id} · {row.conversations} · {row.user_turns} · "
+            f"{row.assistant_turns} · {row.failed_turns} · {last}"
+        )
+    await _say(services, message, "```\n" + "\n".join(lines) + "\n```")
+
+
+async def cmd_export(services: BotServices, message: Message, args: list[str]) -> None:
+    key = conversation_key(message)
+    if args:
+        try:
+            key = type(key)(int(args[0]), int(args[1]) if len(args) > 1 else None)
+        except ValueError:
+            await _say(services, message, "Usage: /export [chat_id [topic_id]]")
+            return
+    store = services.pipeline.store
+    conversation_id = await store.current_conversation(key)
+    document = await store.export_conversation(conversation_id)
+    payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    await services.pipeline.budget.acquire(message.chat_id, is_group=is_group(message))
+    await message.reply_document(
+        payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
+    )
+
+
+def _lane_command(name: str, run: Command, *, admin_only_for_bot: bool = False) -> CommandHandler:
+    """A command that runs in the conversation's lane, after the turns sent before it."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        admitted = _admitted(update, context)
+        if admitted is None:
+            return
+        services, message = admitted
+        user_id = message.from_user.id if message.from_user else None
+        if admin_only_for_bot and not services.access.is_admin(user_id):
+            return  # admin commands do not exist for everyone else
+        args = list(context.args or [])
+
+        async def job() -> None:
+            needs_admin = is_group(message) and name in services.settings.group_admin_only
+            if needs_admin and not await _is_chat_admin(services, message):
+                await _say(services, message, f"Only group admins can use /{name} here.")
+                return
+            await run(services, message, args)
+
+        try:
+            services.lanes.submit(conversation_key(message), job)
+        except TurnRejected as problem:
+            services.refuse(message, problem)
+
+    handler.__doc__ = run.__doc__
+    return CommandHandler(name, handler)
+
+
+async def on_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop at once, without waiting in the lane behind the answer it stops."""
+    admitted = _admitted(update, context)
+    if admitted is None:
+        return
+    services, message = admitted
+    if not services.lanes.stop(conversation_key(message)):
+        services.spawn(_say(services, message, "There is no answer to stop."))
+
+
+async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/ask question` works like a mention; a bare `/ask` replying to a message asks about it."""
+    admitted = _admitted(update, context)
+    if admitted is None:
+        return
+    services, message = admitted
+    question = (message.text or message.caption or "").partition(" ")[2].strip()
+    if not question and message.reply_to_message is None:
+        services.spawn(_say(services, message, "Usage: /ask <question>"))
+        return
+    services.take_message(message, text_override=question)
+
+
+COMMAND_HANDLERS = [
+    _lane_command("start", cmd_start),
+    _lane_command("help", cmd_help),
+    _lane_command("new", cmd_new),
+    _lane_command("retry", cmd_retry),
+    _lane_command("system", cmd_system),
+    _lane_command("stats", cmd_stats, admin_only_for_bot=True),
+    _lane_command("export", cmd_export, admin_only_for_bot=True),
+    CommandHandler("stop", on_stop),
+    CommandHandler("ask", on_ask),
+]

@@ -1,0 +1,48 @@
+"""Turns stored history into the `Conversation` the model reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn
+from storage import HistoryTurn
+
+PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}
+
+
+def build_conversation(
+    history: Sequence[HistoryTurn], *, system_prompt: str | None, label_senders: bool
+) -> Conversation:
+    """Map stored turns to model turns.
+
+    In groups (`label_senders`) each user turn is prefixed with its sender's name so the
+    model can tell speakers apart. Media the store left out of the history (beyond the
+    recent-media limit) becomes a short text placeholder, so the model still knows that
+    something was shown.
+    """
+    turns: list[Turn] = []
+    for item in history:
+        text = item.text
+        attachments: list[Attachment] = []
+        for stored in item.attachments:
+            if stored.data is None:
+                text = f"{text} {PLACEHOLDERS[stored.kind]}".strip()
+            else:
+                attachments.append(Attachment(stored.data, stored.mime_type, stored.filename))
+        if item.role == "user" and label_senders and item.sender_name:
+            text = f"{item.sender_name}: {text}" if text else f"{item.sender_name}:"
+        turns.append(Turn(item.role, text, tuple(attachments)))
+    return Conversation(tuple(turns), system_prompt=system_prompt or None)
+
+
+def describe_accepts(accepts: frozenset[MediaKind]) -> str:
+    """'text only' / 'text and images' / 'text, images and audio' for error replies."""
+    names = [name for kind, name in (("image", "images"), ("audio", "audio")) if kind in accepts]
+    if not names:
+        return "text only"
+    return "text and " + " and ".join(names) if len(names) == 1 else "text, images and audio"
+
+
+def media_not_supported_message(kind: MediaKind, accepts: frozenset[MediaKind]) -> str:
+    noun = "images" if kind == "image" else "audio"
+    return f"This model takes {describe_accepts(accepts)}, not {noun}."

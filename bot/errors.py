@@ -1,0 +1,42 @@
+"""Reasons the bot refuses a turn before the model is asked, each with the sentence shown."""
+
+from __future__ import annotations
+
+
+class TurnRejected(Exception):
+    """A user-facing refusal; `user_message` is what the chat sees."""
+
+    user_message = "I cannot take that message."
+
+    def __init__(self, user_message: str | None = None) -> None:
+        if user_message is not None:
+            self.user_message = user_message
+        super().__init__(self.user_message)
+
+
+class FileTooLarge(TurnRejected):
+    user_message = "That file is too large: Telegram lets bots download at most 20 MB."
+
+
+class UnsupportedMessage(TurnRejected):
+    user_message = "I can read text, photos, voice notes and audio files."
+
+
+class InputTooLong(TurnRejected):
+    user_message = "That message is too long for me."
+
+
+class RateLimited(TurnRejected):
+    user_message = "You are sending messages too quickly. Please wait a moment."
+
+
+class DailyQuotaReached(TurnRejected):
+    user_message = "You have reached today's message limit. Please come back tomorrow."
+
+
+class QueueFull(TurnRejected):
+    user_message = "I am still answering your earlier message; send this one again afterwards."
+
+
+class NothingToRetry(TurnRejected):
+    user_message = "There is no earlier message to answer again."

@@ -1,0 +1,59 @@
+"""Which updates matter: private messages, group messages addressed to the bot, migrations."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bot.commands import COMMAND_HANDLERS
+from bot.services import services_of
+from bot.triggers import is_group, is_private, mentions_bot, replies_to_bot
+
+log = logging.getLogger(__name__)
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every private message is a turn; in groups only a mention or a reply to the bot is."""
+    message = update.message
+    if message is None:
+        return
+    services = services_of(context)
+    if is_group(message):
+        me = services.identity
+        if not (mentions_bot(message, me) or replies_to_bot(message, me)):
+            return
+    elif not is_private(message):
+        return
+    if services.admit(message):
+        services.take_message(message)
+
+
+async def on_migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group upgraded to a supergroup gets a new id; its conversation follows it."""
+    message = update.message
+    if message is None or message.migrate_to_chat_id is None:
+        return
+    store = services_of(context).pipeline.store
+    await store.migrate_chat(message.chat_id, message.migrate_to_chat_id)
+    log.info("chat %s moved to %s", message.chat_id, message.migrate_to_chat_id)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log what escaped a handler; the process keeps running."""
+    log.error("an update could not be handled: %s", context.error, exc_info=context.error)
+
+
+def register_handlers(application: Application) -> None:  # type: ignore[type-arg]
+    for handler in COMMAND_HANDLERS:
+        application.add_handler(handler)
+    application.add_handler(
+        MessageHandler(filters.StatusUpdate.MIGRATE & filters.UpdateType.MESSAGE, on_migration)
+    )
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, on_message
+        )
+    )
+    application.add_error_handler(on_error)

@@ -1,0 +1,110 @@
+"""One lane per conversation: turns run one at a time in arrival order, lanes run in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.errors import QueueFull
+from storage import ConversationKey
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Lane:
+    jobs: deque[tuple[Job, int | None]] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+    generation: asyncio.Task[None] | None = None
+    stop_reason: str | None = None
+
+
+class ConversationLanes:
+    """Serialises work per conversation so a slow answer never delays another chat.
+
+    A lane's worker task exists only while the lane has work; idle conversations cost
+    nothing. The part of a job that streams from the model registers itself as the lane's
+    *generation* so `/stop` (and shutdown) can cancel exactly that, leaving the job to
+    record the answer as stopped.
+    """
+
+    def __init__(self, *, max_queued_per_user: int = 1) -> None:
+        self._lanes: dict[ConversationKey, _Lane] = {}
+        self._max_queued = max_queued_per_user
+        self._closing = False
+
+    def submit(self, key: ConversationKey, job: Job, *, user_id: int | None = None) -> None:
+        """Queue `job` behind the lane's current work. Synchronous, so order is arrival order.
+
+        Raises `QueueFull` when `user_id` already has the allowed number of turns waiting.
+        """
+        if self._closing:
+            raise QueueFull("I am restarting; please send that again in a moment.")
+        lane = self._lanes.setdefault(key, _Lane())
+        if user_id is not None and self._max_queued > 0:
+            waiting = sum(1 for _, uid in lane.jobs if uid == user_id)
+            if waiting >= self._max_queued:
+                raise QueueFull()
+        lane.jobs.append((job, user_id))
+        if lane.worker is None:
+            lane.worker = asyncio.create_task(self._work(key, lane), name=f"lane-{key}")
+
+    async def _work(self, key: ConversationKey, lane: _Lane) -> None:
+        try:
+            while lane.jobs:
+                job, _ = lane.jobs.popleft()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("a turn in chat %s failed unexpectedly", key.chat_id)
+        finally:
+            lane.worker = None
+            if self._lanes.get(key) is lane and not lane.jobs:
+                del self._lanes[key]
+
+    def busy(self, key: ConversationKey) -> bool:
+        lane = self._lanes.get(key)
+        return lane is not None and lane.worker is not None
+
+    def set_generation(self, key: ConversationKey, task: asyncio.Task[None] | None) -> None:
+        lane = self._lanes.get(key)
+        if lane is not None:
+            lane.generation = task
+            lane.stop_reason = None
+
+    def stop_reason(self, key: ConversationKey) -> str | None:
+        lane = self._lanes.get(key)
+        return lane.stop_reason if lane else None
+
+    def stop(self, key: ConversationKey, reason: str = "stopped") -> bool:
+        """Cancel the answer being generated in this conversation, if any."""
+        lane = self._lanes.get(key)
+        if lane is None or lane.generation is None or lane.generation.done():
+            return False
+        lane.stop_reason = reason
+        lane.generation.cancel()
+        return True
+
+    async def shutdown(self, timeout: float) -> None:
+        """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
+        self._closing = True
+        for lane in self._lanes.values():
+            lane.jobs.clear()
+        for key in list(self._lanes):
+            self.stop(key, "shutdown")
+        workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
+        if not workers:
+            return
+        _, pending = await asyncio.wait(workers, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%d answers did not finish before shutdown", len(pending))
+            await asyncio.wait(pending, timeout=2.0)

@@ -1,0 +1,226 @@
+"""One turn from start to end: store the user's turn → load history → stream → store the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from telegram import Bot
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+
+from bot.config import Settings
+from bot.context import build_conversation, media_not_supported_message
+from bot.errors import NothingToRetry, TurnRejected
+from bot.intake import IncomingTurn
+from bot.lanes import ConversationLanes
+from bot.pacing import RateBudget
+from bot.phi4 import Backend, Phi4Error, QueuePosition
+from bot.streamer import ReplyStreamer
+from bot.telegram_media import MediaFetcher, MediaRef
+from bot.telegram_sink import TelegramSink
+from storage import AnswerStatus, ConversationKey, NewAttachment, Store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT_SETTING = "system_prompt"
+STOP_NOTES = {
+    "stopped": "⏹ Stopped.",
+    "shutdown": "⏹ Stopped: the bot is restarting. Send /retry for a full answer.",
+}
+TYPING_EVERY = 4.0
+
+
+class TurnPipeline:
+    """Runs turns inside a conversation's lane; every failure ends as a reply in the chat."""
+
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        settings: Settings,
+        store: Store,
+        backend: Backend,
+        budget: RateBudget,
+        lanes: ConversationLanes,
+    ) -> None:
+        self.bot = bot
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.budget = budget
+        self.lanes = lanes
+        self.media = MediaFetcher(
+            bot,
+            max_bytes=settings.max_attachment_bytes,
+            max_audio_seconds=settings.max_audio_seconds,
+        )
+
+    # -- entry points (each runs inside the conversation's lane) -----------------------
+
+    async def handle_message(self, turn: IncomingTurn) -> None:
+        """Store the user's turn (once per Telegram message), then answer it."""
+        problem = turn.rejection or self._unsupported_media(turn.media)
+        attachments: list[NewAttachment] = []
+        if problem is None and turn.media:
+            try:
+                attachments = await self.media.fetch(list(turn.media))
+            except (TurnRejected, Phi4Error) as exc:
+                problem = exc
+        text = turn.text
+        if problem is not None and turn.media:
+            text = f"{text} [{turn.media[0].filename}: not read]".strip()
+        conversation_id = await self.store.current_conversation(turn.key)
+        user_turn_id = await self.store.add_user_turn(
+            conversation_id,
+            text=text,
+            chat_id=turn.key.chat_id,
+            message_id=turn.message_id,
+            sender_id=turn.sender_id,
+            sender_name=turn.sender_name,
+            attachments=attachments,
+        )
+        if user_turn_id is None:
+            log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
+            return
+        if problem is not None:
+            await self.say(turn.key, problem.user_message, turn.is_group, reply_to=turn.message_id)
+            return
+        await self.answer(turn.key, conversation_id, user_turn_id, turn.is_group, turn.message_id)
+
+    async def retry(self, key: ConversationKey, is_group: bool, reply_to: int | None) -> None:
+        """Answer the conversation's last user turn again, replacing its earlier answer."""
+        conversation_id = await self.store.current_conversation(key)
+        last = await self.store.last_user_turn(conversation_id)
+        if last is None:
+            await self.say(key, NothingToRetry().user_message, is_group, reply_to=reply_to)
+            return
+        await self.store.replace_answers_after(last.turn_id)
+        await self.answer(key, conversation_id, last.turn_id, is_group, reply_to)
+
+    # -- the answer ---------------------------------------------------------------------
+
+    async def answer(
+        self,
+        key: ConversationKey,
+        conversation_id: int,
+        user_turn_id: int,
+        is_group: bool,
+        reply_to: int | None,
+    ) -> None:
+        system_prompt = await self.system_prompt(key.chat_id)
+        history = await self.store.history(
+            conversation_id,
+            char_budget=self.settings.history_chars,
+            media_limit=self.settings.history_media,
+        )
+        conversation = build_conversation(
+            history, system_prompt=system_prompt, label_senders=is_group
+        )
+        answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+        streamer = self._streamer(key, is_group, reply_to)
+        generation = asyncio.create_task(self._generate(key, conversation, streamer))
+        self.lanes.set_generation(key, generation)
+        status, failure = AnswerStatus.COMPLETE, None
+        try:
+            await generation
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            status = AnswerStatus.STOPPED
+        except Phi4Error as exc:
+            status, failure = AnswerStatus.FAILED, exc
+        except Exception as exc:
+            log.exception("the answer in chat %s failed", key.chat_id)
+            status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
+        finally:
+            reason = self.lanes.stop_reason(key) or "stopped"
+            self.lanes.set_generation(key, None)
+        if status is AnswerStatus.COMPLETE:
+            message_ids = await streamer.finish()
+        elif status is AnswerStatus.STOPPED:
+            message_ids = await streamer.finish(note=STOP_NOTES.get(reason, STOP_NOTES["stopped"]))
+        else:
+            assert failure is not None
+            log.warning("answer failed in chat %s: %s", key.chat_id, failure)
+            message_ids = await streamer.fail(failure.user_message)
+        await self.store.finish_answer(
+            answer_id,
+            text=streamer.text,
+            status=status,
+            message_ids=message_ids,
+            error=None if failure is None else type(failure).__name__,
+        )
+
+    async def _generate(
+        self, key: ConversationKey, conversation: object, streamer: ReplyStreamer
+    ) -> None:
+        """Pump the model's chunks into the streamer; typing is shown until the first one."""
+        typing = asyncio.create_task(self._keep_typing(key))
+        pending_status: set[asyncio.Task[None]] = set()
+
+        def on_queue(position: QueuePosition) -> None:
+            if streamer.text:
+                return
+            task = asyncio.create_task(
+                streamer.show_status(f"⏳ In queue: position {position.rank + 1}")
+            )
+            pending_status.add(task)
+            task.add_done_callback(pending_status.discard)
+
+        try:
+            async for chunk in self.backend.stream(conversation, on_queue=on_queue):  # type: ignore[arg-type]
+                if not typing.done():
+                    typing.cancel()
+                streamer.append(chunk)
+        finally:
+            typing.cancel()
+            for task in list(pending_status):
+                task.cancel()
+
+    async def _keep_typing(self, key: ConversationKey) -> None:
+        """Renew the "typing…" indicator (Telegram shows it for ~5 s) until cancelled."""
+        while True:
+            try:
+                await self.bot.send_chat_action(
+                    key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
+                )
+            except TelegramError as exc:
+                log.debug("typing indicator failed: %s", exc)
+            await asyncio.sleep(TYPING_EVERY)
+
+    # -- small helpers --------------------------------------------------------------------
+
+    def _streamer(
+        self, key: ConversationKey, is_group: bool, reply_to: int | None, *, drafts: bool = True
+    ) -> ReplyStreamer:
+        private_drafts = drafts and not is_group and self.settings.private_streaming == "draft"
+        return ReplyStreamer(
+            TelegramSink(self.bot, key.chat_id, key.thread_id),
+            self.budget,
+            chat_id=key.chat_id,
+            is_group=is_group,
+            interval=self.settings.group_edit_interval if is_group else self.settings.edit_interval,
+            reply_to=reply_to,
+            mode="draft" if private_drafts else "edit",
+        )
+
+    def _unsupported_media(self, media: Sequence[MediaRef]) -> TurnRejected | None:
+        for ref in media:
+            if ref.kind not in self.backend.accepts:
+                return TurnRejected(media_not_supported_message(ref.kind, self.backend.accepts))
+        return None
+
+    async def system_prompt(self, chat_id: int) -> str:
+        custom = await self.store.get_setting(chat_id, SYSTEM_PROMPT_SETTING)
+        return custom if custom is not None else self.settings.system_prompt
+
+    async def say(
+        self, key: ConversationKey, markdown: str, is_group: bool, *, reply_to: int | None = None
+    ) -> list[int]:
+        """Send a short bot message through the same pacing and rendering as answers."""
+        streamer = self._streamer(key, is_group, reply_to, drafts=False)
+        streamer.append(markdown)
+        return await streamer.finish()

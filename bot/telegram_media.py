@@ -1,0 +1,127 @@
+"""Finds the media in a Telegram message and downloads it as attachments Phi-4 can take."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from telegram import Bot, Message
+
+from bot.errors import FileTooLarge, UnsupportedMessage
+from bot.phi4.conversation import MediaKind
+from storage import NewAttachment
+
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """A file of a message, known before it is downloaded."""
+
+    kind: MediaKind
+    file_id: str
+    file_size: int | None
+    mime_type: str | None
+    filename: str
+    duration: float | None = None
+
+
+def media_of(message: Message) -> list[MediaRef]:
+    """The message's photo/voice/audio/image-or-audio document, or `UnsupportedMessage`.
+
+    Only the largest photo size is taken. A message with none of these and no text
+    (a sticker, a video, a location) is unsupported.
+    """
+    from bot.media import media_kind
+
+    if message.photo:
+        size = message.photo[-1]
+        name = f"photo_{message.message_id}.jpg"
+        return [MediaRef("image", size.file_id, size.file_size, "image/jpeg", name)]
+    if message.voice:
+        v = message.voice
+        name = f"voice_{message.message_id}.ogg"
+        mime = v.mime_type or "audio/ogg"
+        return [MediaRef("audio", v.file_id, v.file_size, mime, name, float(v.duration))]
+    if message.audio:
+        a = message.audio
+        name = a.file_name or f"audio_{message.message_id}"
+        return [MediaRef("audio", a.file_id, a.file_size, a.mime_type, name, float(a.duration))]
+    if message.document:
+        d = message.document
+        kind = media_kind(d.mime_type, d.file_name)
+        if kind is None:
+            raise UnsupportedMessage()
+        name = d.file_name or f"file_{message.message_id}"
+        return [MediaRef(kind, d.file_id, d.file_size, d.mime_type, name)]
+    unsupported = (
+        message.video,
+        message.video_note,
+        message.animation,
+        message.sticker,
+        message.location,
+        message.contact,
+        message.poll,
+        message.dice,
+    )
+    if any(item is not None for item in unsupported):
+        raise UnsupportedMessage()
+    if message.text or message.caption:
+        return []
+    raise UnsupportedMessage()
+
+
+def check_size(ref: MediaRef, cap: int) -> None:
+    """Refuse before downloading: Telegram will not hand bots files over 20 MB."""
+    limit = min(cap, TELEGRAM_DOWNLOAD_LIMIT)
+    if ref.file_size is not None and ref.file_size > limit:
+        mb = ref.file_size / (1024 * 1024)
+        raise FileTooLarge(
+            f"That file is {mb:.0f} MB; I can only take files up to {limit // (1024 * 1024)} MB."
+        )
+
+
+class MediaFetcher:
+    """Downloads message media and prepares it: images verified, audio to 16 kHz WAV."""
+
+    def __init__(self, bot: Bot, *, max_bytes: int, max_audio_seconds: float) -> None:
+        self._bot = bot
+        self._max_bytes = max_bytes
+        self._max_audio_seconds = max_audio_seconds
+
+    async def fetch(self, refs: list[MediaRef]) -> list[NewAttachment]:
+        for ref in refs:
+            check_size(ref, self._max_bytes)
+        return list(await asyncio.gather(*(self._fetch_one(ref) for ref in refs)))
+
+    async def _fetch_one(self, ref: MediaRef) -> NewAttachment:
+        from bot.media import MediaTooLong
+
+        if (
+            ref.kind == "audio"
+            and ref.duration is not None
+            and ref.duration > self._max_audio_seconds
+        ):
+            raise MediaTooLong(ref.duration, self._max_audio_seconds)
+        file = await self._bot.get_file(ref.file_id)
+        if file.file_size is not None:
+            check_size(
+                MediaRef(ref.kind, ref.file_id, file.file_size, ref.mime_type, ref.filename),
+                self._max_bytes,
+            )
+        data = bytes(await file.download_as_bytearray())
+        return await prepare_attachment(ref, data, self._max_audio_seconds)
+
+
+async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
+    """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV."""
+    from bot.media import decode_audio_to_wav_async, prepare_image
+
+    kind: Literal["image", "audio"] = ref.kind
+    if kind == "image":
+        image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)
+        return NewAttachment("image", image.mime_type, image.data, ref.filename, ref.file_id)
+    decoded = await decode_audio_to_wav_async(data, max_seconds=max_audio_seconds)
+    stem = ref.filename.rsplit(".", 1)[0] or "audio"
+    return NewAttachment("audio", "audio/wav", decoded.wav, f"{stem}.wav", ref.file_id)

@@ -1,0 +1,126 @@
+"""Which group messages are addressed to the bot, and what the model is asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Message
+
+from bot.intake import turn_from_messages
+from bot.triggers import (
+    BotIdentity,
+    conversation_key,
+    mentions_bot,
+    replies_to_bot,
+    strip_mention,
+)
+from storage import ConversationKey
+
+ME = BotIdentity(id=999, username="Phi4_Test_Bot")
+ANNA = {"id": 1, "is_bot": False, "first_name": "Anna"}
+BOT_USER = {"id": 999, "is_bot": True, "first_name": "Phi", "username": "Phi4_Test_Bot"}
+GROUP = {"id": -100, "type": "supergroup", "title": "Team"}
+
+
+def message(**fields: Any) -> Message:
+    data: dict[str, Any] = {"message_id": 10, "date": 0, "chat": GROUP, "from": ANNA}
+    data.update(fields)
+    return Message.de_json(data, None)
+
+
+def mention(text: str, name: str) -> dict[str, Any]:
+    return {"type": "mention", "offset": text.index(name), "length": len(name)}
+
+
+def test_a_mention_in_text_any_case_addresses_the_bot() -> None:
+    text = "hey @phi4_test_bot what is 2+2?"
+    assert mentions_bot(message(text=text, entities=[mention(text, "@phi4_test_bot")]), ME)
+
+
+def test_a_mention_in_a_photo_caption_addresses_the_bot() -> None:
+    caption = "@Phi4_Test_Bot what is this?"
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]
+    msg = message(
+        photo=photo, caption=caption, caption_entities=[mention(caption, "@Phi4_Test_Bot")]
+    )
+    assert mentions_bot(msg, ME)
+
+
+def test_a_text_mention_of_the_bot_user_addresses_it() -> None:
+    text = "Phi, hello"
+    entity = {"type": "text_mention", "offset": 0, "length": 3, "user": BOT_USER}
+    assert mentions_bot(message(text=text, entities=[entity]), ME)
+
+
+def test_mentioning_another_bot_or_plain_text_does_not() -> None:
+    text = "@other_bot hi, phi4_test_bot"
+    assert not mentions_bot(message(text=text, entities=[mention(text, "@other_bot")]), ME)
+    assert not mentions_bot(message(text="no entities @Phi4_Test_Bot"), ME)
+
+
+def test_a_reply_to_the_bot_addresses_it_but_not_a_reply_to_someone_else() -> None:
+    to_bot = message(
+        text="and then?",
+        reply_to_message={"message_id": 5, "date": 0, "chat": GROUP, "from": BOT_USER, "text": "x"},
+    )
+    to_anna = message(
+        text="and then?",
+        reply_to_message={"message_id": 5, "date": 0, "chat": GROUP, "from": ANNA, "text": "x"},
+    )
+    assert replies_to_bot(to_bot, ME)
+    assert not replies_to_bot(to_anna, ME)
+
+
+def test_forum_topics_are_separate_conversations() -> None:
+    in_topic = message(text="hi", message_thread_id=77, is_topic_message=True)
+    assert conversation_key(in_topic) == ConversationKey(-100, 77)
+    assert conversation_key(message(text="hi", message_thread_id=77)) == ConversationKey(-100)
+
+
+def test_the_mention_is_removed_from_the_question() -> None:
+    assert strip_mention("@phi4_test_bot, what is this?", ME) == "what is this?"
+    assert strip_mention("what is @Phi4_Test_Bot doing", ME) == "what is doing"
+
+
+def test_a_bare_mention_under_someone_elses_message_asks_about_that_message() -> None:
+    replied = {
+        "message_id": 5,
+        "date": 0,
+        "chat": GROUP,
+        "from": {"id": 2, "is_bot": False, "first_name": "Ben"},
+        "text": "Der Zug fährt um acht.",
+    }
+    msg = message(
+        text="@Phi4_Test_Bot",
+        entities=[mention("@Phi4_Test_Bot", "@Phi4_Test_Bot")],
+        reply_to_message=replied,
+    )
+    turn = turn_from_messages([msg], ME, max_input_chars=1000)
+    assert turn.text == 'Ben wrote: "Der Zug fährt um acht."'
+    assert turn.sender_name == "Anna"
+    assert turn.is_group
+
+
+def test_a_too_long_message_is_rejected_with_its_length() -> None:
+    turn = turn_from_messages(
+        [message(chat={"id": 1, "type": "private", "first_name": "A"}, text="x" * 50)],
+        ME,
+        max_input_chars=10,
+    )
+    assert turn.rejection is not None
+    assert "50 characters" in turn.rejection.user_message
+
+
+def test_a_sticker_is_rejected_as_unsupported() -> None:
+    sticker = {
+        "file_id": "s",
+        "file_unique_id": "u",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
+    turn = turn_from_messages([message(sticker=sticker)], ME, max_input_chars=10)
+    assert turn.rejection is not None
+    assert "text, photos" in turn.rejection.user_message
