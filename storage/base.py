@@ -21,7 +21,8 @@ class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations; raise `StorageError` with a clear message."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Wait for running operations, then close; closing twice is harmless."""
 
     # conversations -------------------------------------------------------
     async def current_conversation(self, key: ConversationKey) -> int:
@@ -31,7 +32,8 @@ class Store(Protocol):
         """Start a fresh conversation for the key; the old one is kept, not deleted."""
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
-        """A group became a supergroup: its conversations and settings follow it."""
+        """A group became a supergroup: its conversations, settings and idempotency keys
+        follow it."""
 
     # settings ------------------------------------------------------------
     async def get_setting(self, chat_id: int, name: str) -> str | None: ...
@@ -51,10 +53,17 @@ class Store(Protocol):
         sender_name: str | None = None,
         attachments: Sequence[NewAttachment] = (),
     ) -> int | None:
-        """Store a user's turn; None if (chat_id, message_id) was stored before (idempotency)."""
+        """Store a user's turn; None if (chat_id, message_id) was stored before (idempotency).
+        Raises `AttachmentTooLarge` before writing anything when an attachment is over the cap."""
 
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming`; returns its id."""
+
+    async def update_answer(
+        self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
+    ) -> None:
+        """Checkpoint a streaming answer (text so far, messages showing it), so a crash
+        leaves the partial answer and the messages to fix; ignored once it is finished."""
 
     async def finish_answer(
         self,
@@ -64,23 +73,31 @@ class Store(Protocol):
         status: AnswerStatus,
         message_ids: Sequence[int] = (),
         error: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """How the answer ended (complete, failed, stopped), its final text and the ids of
+        the bot's messages that show it; `error` says why it failed."""
 
     async def history(
         self, conversation_id: int, *, char_budget: int, media_limit: int
     ) -> list[HistoryTurn]:
         """Turns for the model, oldest first: whole turns dropped from the oldest to fit
-        `char_budget`; only the newest `media_limit` attachments carry their bytes.
-        Assistant turns that failed or were replaced are left out."""
+        `char_budget` (the newest turn is kept even alone over it); only the newest
+        `media_limit` attachments carry their bytes. Only complete and stopped answers are
+        included: failed, interrupted, replaced and still-streaming ones are left out.
+        The system prompt is not a turn: the caller adds it, so trimming never touches it."""
 
-    async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None: ...
+    async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
+        """The newest user turn with all its attachments' bytes, for /retry."""
 
     async def replace_answers_after(self, user_turn_id: int) -> None:
-        """Mark the answers to this turn (and later ones) `replaced`, for /retry."""
+        """Mark the answers to this turn (and later ones) `replaced`, for /retry; failed
+        and interrupted answers keep that status."""
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
         """Answers a dead process left `streaming` (marked `interrupted` by this call),
-        and user turns that never got an answer started."""
+        and user turns ending their key's current conversation that never got an answer
+        started (`assistant_turn_id` None). Each is reported once: a second call does not
+        report it again."""
 
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:

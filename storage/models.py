@@ -40,7 +40,8 @@ class NewAttachment:
 
 @dataclass(frozen=True, slots=True)
 class StoredAttachment:
-    """Media of a stored turn. `data` is None when the history left it out (media limit)."""
+    """Media of a stored turn. `data` is None when the history left it out (media limit);
+    `telegram_file_id` lets the bot send the file again without uploading it."""
 
     kind: Literal["image", "audio"]
     mime_type: str
@@ -48,6 +49,7 @@ class StoredAttachment:
     filename: str
     sha256: str
     data: bytes | None
+    telegram_file_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,160 @@
+"""Reading a conversation back for the model: the newest whole turns that fit a budget.
+
+A conversation may hold tens of thousands of turns while the model sees a few dozen, so the
+reader walks back from the newest turn a page at a time and stops as soon as the budget is
+spent; attachment bytes are fetched only for the newest few attachments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import aiosqlite
+
+from storage.models import HistoryTurn, StoredAttachment
+
+VISIBLE = "(role = 'user' OR status IN ('complete', 'stopped'))"
+"""Turns the model sees: every user turn, and answers that ended with text worth keeping.
+Failed, interrupted, replaced and still-streaming answers are left out."""
+
+_FIRST_PAGE = 32
+_LARGEST_PAGE = 1024
+_NO_ID_YET = 2**63 - 1
+
+_TURN_COLUMNS = "id, role, text, sender_name, created_at"
+_ATTACHMENT_COLUMNS = "a.kind, a.mime_type, a.size, a.filename, a.sha256, a.telegram_file_id"
+
+Row = Sequence[Any]
+
+
+async def load_history(
+    db: aiosqlite.Connection, conversation_id: int, *, char_budget: int, media_limit: int
+) -> list[HistoryTurn]:
+    """Oldest first. Whole turns are dropped from the oldest until the text fits
+    `char_budget`; the newest visible turn is always kept, even alone over budget, because a
+    model asked about nothing cannot answer. Only the newest `media_limit` attachments carry
+    their bytes; older ones keep their metadata, so the model can be told they existed."""
+    rows = await _newest_turns_within(db, conversation_id, char_budget)
+    if not rows:
+        return []
+    rows.reverse()
+    attachments = await _attachments_after(db, conversation_id, rows[0][0])
+    wanted = _newest_hashes(rows, attachments, media_limit)
+    data = await _blob_data(db, wanted)
+    return [
+        _history_turn(row, [_attachment(a, data.get(a[4])) for a in attachments.get(row[0], ())])
+        for row in rows
+    ]
+
+
+async def load_last_user_turn(db: aiosqlite.Connection, conversation_id: int) -> HistoryTurn | None:
+    """The newest user turn with all its attachments' bytes, for /retry."""
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {_TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND role = 'user' "
+            "ORDER BY id DESC LIMIT 1",
+            (conversation_id,),
+        )
+    )
+    if not rows:
+        return None
+    attachments = await db.execute_fetchall(
+        f"SELECT {_ATTACHMENT_COLUMNS}, b.data FROM attachments a "
+        "JOIN blobs b ON b.sha256 = a.sha256 WHERE a.turn_id = ? ORDER BY a.position",
+        (rows[0][0],),
+    )
+    return _history_turn(rows[0], [_attachment(a, a[6]) for a in attachments])
+
+
+async def _newest_turns_within(
+    db: aiosqlite.Connection, conversation_id: int, char_budget: int
+) -> list[Row]:
+    """Visible turns newest first, as many whole ones as fit; pages grow so a long walk
+    costs a few queries, while the usual short one reads little more than it keeps."""
+    picked: list[Row] = []
+    used = 0
+    before = _NO_ID_YET
+    page = _FIRST_PAGE
+    while True:
+        rows = list(
+            await db.execute_fetchall(
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND id < ? "
+                f"AND {VISIBLE} ORDER BY id DESC LIMIT ?",
+                (conversation_id, before, page),
+            )
+        )
+        for row in rows:
+            cost = len(row[2])
+            if picked and used + cost > char_budget:
+                return picked
+            picked.append(row)
+            used += cost
+        if len(rows) < page:
+            return picked
+        before = rows[-1][0]
+        page = min(page * 4, _LARGEST_PAGE)
+
+
+async def _attachments_after(
+    db: aiosqlite.Connection, conversation_id: int, first_turn_id: int
+) -> dict[int, list[Row]]:
+    """Attachment metadata of the conversation's turns from `first_turn_id` on, by turn."""
+    rows = await db.execute_fetchall(
+        f"SELECT a.turn_id, {_ATTACHMENT_COLUMNS} FROM turns t "
+        "JOIN attachments a ON a.turn_id = t.id "
+        "WHERE t.conversation_id = ? AND t.id >= ? ORDER BY t.id, a.position",
+        (conversation_id, first_turn_id),
+    )
+    found: dict[int, list[Row]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row[1:])
+    return found
+
+
+def _newest_hashes(
+    rows: Sequence[Row], attachments: dict[int, list[Row]], media_limit: int
+) -> list[str]:
+    """Content hashes of the newest `media_limit` attachments among the kept turns."""
+    hashes: list[str] = []
+    for row in reversed(rows):
+        for attachment in attachments.get(row[0], ()):
+            if len(hashes) >= media_limit:
+                return hashes
+            hashes.append(attachment[4])
+    return hashes
+
+
+async def _blob_data(db: aiosqlite.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
+    if not hashes:
+        return {}
+    unique = sorted(set(hashes))
+    marks = ", ".join("?" * len(unique))
+    rows = await db.execute_fetchall(
+        f"SELECT sha256, data FROM blobs WHERE sha256 IN ({marks})", unique
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _attachment(row: Row, data: bytes | None) -> StoredAttachment:
+    return StoredAttachment(
+        kind=cast(Literal["image", "audio"], row[0]),
+        mime_type=row[1],
+        size=row[2],
+        filename=row[3],
+        sha256=row[4],
+        data=data,
+        telegram_file_id=row[5],
+    )
+
+
+def _history_turn(row: Row, attachments: Iterable[StoredAttachment]) -> HistoryTurn:
+    return HistoryTurn(
+        turn_id=row[0],
+        role=cast(Literal["user", "assistant"], row[1]),
+        text=row[2],
+        sender_name=row[3],
+        attachments=tuple(attachments),
+        created_at=datetime.fromtimestamp(row[4], UTC),
+    )

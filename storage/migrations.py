@@ -1,0 +1,173 @@
+"""The database schema as ordered migrations, applied at start-up and recorded once applied.
+
+Each migration is a plain async function registered by `@migration` in the order it appears
+in this file. `PRAGMA user_version` holds how many have been applied, and the table
+`schema_migrations` records each one's name and time, so any database, however old, is
+brought up to date by running the ones it lacks. Never edit or reorder a released
+migration: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiosqlite
+
+from storage.connection import transaction
+from storage.errors import StorageError
+
+MigrationStep = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step; `version` is its 1-based position, the `user_version` it leads to."""
+
+    version: int
+    name: str
+    step: MigrationStep
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(step: MigrationStep) -> MigrationStep:
+    """Register `step` as the next migration, named after the function."""
+    MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, step.__name__, step))
+    return step
+
+
+class SchemaTooNew(StorageError):
+    """The file was written by a newer phi4bot whose schema this one does not know."""
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(f"schema version {found} is newer than the {known} this phi4bot knows")
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    """How many migrations the database has had (`PRAGMA user_version`)."""
+    rows = list(await db.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def apply_migrations(db: aiosqlite.Connection, *, upto: int | None = None) -> list[str]:
+    """Apply the missing migrations up to version `upto` (default: all), each in its own
+    transaction together with its record, so a crash never leaves a half-applied step.
+
+    The version is read again inside each write transaction, so two processes opening the same
+    file at once do not apply a step twice. Returns the names of the steps applied here.
+    """
+    target = len(MIGRATIONS) if upto is None else upto
+    found = await schema_version(db)
+    if found > len(MIGRATIONS):
+        raise SchemaTooNew(found, len(MIGRATIONS))
+    applied: list[str] = []
+    while found < target:
+        async with transaction(db):
+            found = await schema_version(db)
+            if found >= target:
+                break
+            step = MIGRATIONS[found]
+            await _record_table(db)
+            await step.step(db)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (step.version, step.name, time.time()),
+            )
+            await db.execute(f"PRAGMA user_version = {step.version:d}")
+        applied.append(step.name)
+        found = step.version
+    return applied
+
+
+async def _record_table(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+
+
+async def _run(db: aiosqlite.Connection, *statements: str) -> None:
+    """Statements one by one: `executescript` would commit the migration's transaction."""
+    for statement in statements:
+        await db.execute(statement)
+
+
+@migration
+async def create_conversations_and_turns(db: aiosqlite.Connection) -> None:
+    """Conversations per (chat, topic), chat settings as name/value rows (new settings need
+    no schema change), and turns. A key's current conversation is its newest one, so /new
+    only inserts. Statuses are checked in Python, so adding one needs no table rebuild."""
+    await _run(
+        db,
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX conversations_by_key ON conversations (chat_id, thread_id, id)",
+        """CREATE TABLE chat_settings (
+            chat_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (chat_id, name)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE turns (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text TEXT NOT NULL,
+            chat_id INTEGER,
+            message_id INTEGER,
+            sender_id INTEGER,
+            sender_name TEXT,
+            reply_to INTEGER REFERENCES turns (id),
+            reply_message_ids TEXT NOT NULL DEFAULT '[]',
+            status TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            finished_at REAL
+        )""",
+        "CREATE INDEX turns_by_conversation ON turns (conversation_id, id)",
+        # Idempotency: a Telegram message becomes at most one user turn.
+        "CREATE UNIQUE INDEX turns_by_message ON turns (chat_id, message_id)",
+        "CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming'",
+        "CREATE INDEX turns_by_sender ON turns (sender_id, created_at) WHERE role = 'user'",
+    )
+
+
+@migration
+async def create_attachments(db: aiosqlite.Connection) -> None:
+    """Attachment metadata per turn, and their bytes once per SHA-256 in a table of their own
+    so reading metadata never touches the large pages."""
+    await _run(
+        db,
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL
+        )""",
+        """CREATE TABLE attachments (
+            id INTEGER PRIMARY KEY,
+            turn_id INTEGER NOT NULL REFERENCES turns (id),
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            filename TEXT NOT NULL,
+            telegram_file_id TEXT,
+            sha256 TEXT NOT NULL REFERENCES blobs (sha256)
+        )""",
+        "CREATE INDEX attachments_by_turn ON attachments (turn_id, position)",
+    )
+
+
+@migration
+async def add_turn_reported_at(db: aiosqlite.Connection) -> None:
+    """When start-up reported a user turn left without an answer, so it is reported once."""
+    await db.execute("ALTER TABLE turns ADD COLUMN reported_at REAL")

@@ -1,0 +1,149 @@
+"""Writing turns: a user's message with its media, and the answer's life from start to end."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+
+import aiosqlite
+
+from storage.connection import transaction
+from storage.errors import AttachmentTooLarge
+from storage.models import AnswerStatus, NewAttachment
+
+FINAL_STATUSES = frozenset(
+    {AnswerStatus.COMPLETE, AnswerStatus.FAILED, AnswerStatus.STOPPED, AnswerStatus.INTERRUPTED}
+)
+_HASH_IN_THREAD_BYTES = 1024 * 1024
+
+
+async def check_and_hash(attachments: Sequence[NewAttachment], max_bytes: int) -> list[str]:
+    """Refuse an oversized or unknown attachment before anything is written, then return
+    each one's SHA-256 (large files hashed off the event loop)."""
+    for attachment in attachments:
+        if attachment.kind not in ("image", "audio"):
+            raise ValueError(f"Unknown attachment kind {attachment.kind!r}.")
+        if len(attachment.data) > max_bytes:
+            raise AttachmentTooLarge(len(attachment.data), max_bytes)
+    hashes = []
+    for attachment in attachments:
+        if len(attachment.data) >= _HASH_IN_THREAD_BYTES:
+            hashes.append(await asyncio.to_thread(_sha256, attachment.data))
+        else:
+            hashes.append(_sha256(attachment.data))
+    return hashes
+
+
+async def insert_user_turn(
+    db: aiosqlite.Connection,
+    conversation_id: int,
+    *,
+    text: str,
+    chat_id: int,
+    message_id: int | None,
+    sender_id: int | None,
+    sender_name: str | None,
+    attachments: Sequence[NewAttachment],
+    hashes: Sequence[str],
+) -> int | None:
+    """The new turn's id, or None when the unique (chat_id, message_id) says it was stored
+    before. A text turn is one statement; a turn with media is one transaction, so the
+    turn never exists without its attachments."""
+    sql = (
+        "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
+        "sender_name, created_at) VALUES (?, 'user', ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    values = (conversation_id, text, chat_id, message_id, sender_id, sender_name, time.time())
+    if not attachments:
+        rows = list(await db.execute_fetchall(sql, values))
+        return int(rows[0][0]) if rows else None
+    async with transaction(db):
+        rows = list(await db.execute_fetchall(sql, values))
+        if not rows:
+            return None
+        turn_id = int(rows[0][0])
+        pairs = list(zip(attachments, hashes, strict=True))
+        await db.executemany(
+            "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            [(sha, len(a.data), a.data) for a, sha in pairs],
+        )
+        await db.executemany(
+            "INSERT INTO attachments (turn_id, position, kind, mime_type, size, filename, "
+            "telegram_file_id, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (turn_id, n, a.kind, a.mime_type, len(a.data), a.filename, a.telegram_file_id, sha)
+                for n, (a, sha) in enumerate(pairs)
+            ],
+        )
+    return turn_id
+
+
+async def insert_answer(db: aiosqlite.Connection, conversation_id: int, user_turn_id: int) -> int:
+    """An assistant turn in status `streaming`, answering a user turn of that conversation."""
+    rows = list(
+        await db.execute_fetchall(
+            "INSERT INTO turns (conversation_id, role, text, reply_to, status, created_at) "
+            "SELECT conversation_id, 'assistant', '', id, 'streaming', ? FROM turns "
+            "WHERE id = ? AND conversation_id = ? AND role = 'user' RETURNING id",
+            (time.time(), user_turn_id, conversation_id),
+        )
+    )
+    if not rows:
+        raise LookupError(
+            f"Turn {user_turn_id} is not a user turn of conversation {conversation_id}."
+        )
+    return int(rows[0][0])
+
+
+async def save_progress(
+    db: aiosqlite.Connection, turn_id: int, text: str, message_ids: Sequence[int]
+) -> None:
+    """Only while the answer is still streaming: a late checkpoint must not undo its end."""
+    await db.execute(
+        "UPDATE turns SET text = ?, reply_message_ids = ? "
+        "WHERE id = ? AND role = 'assistant' AND status = 'streaming'",
+        (text, json.dumps(list(message_ids)), turn_id),
+    )
+
+
+async def finish(
+    db: aiosqlite.Connection,
+    turn_id: int,
+    *,
+    text: str,
+    status: AnswerStatus,
+    message_ids: Sequence[int],
+    error: str | None,
+) -> None:
+    """Record the answer's final text, status and the message ids that show it."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"An answer cannot finish as {status!r}.")
+    rows = list(
+        await db.execute_fetchall(
+            "UPDATE turns SET text = ?, status = ?, reply_message_ids = ?, error = ?, "
+            "finished_at = ? WHERE id = ? AND role = 'assistant' RETURNING id",
+            (text, str(status), json.dumps(list(message_ids)), error, time.time(), turn_id),
+        )
+    )
+    if not rows:
+        raise LookupError(f"Turn {turn_id} is not an answer.")
+
+
+async def replace_answers_after(db: aiosqlite.Connection, user_turn_id: int) -> None:
+    """Complete or stopped answers after the turn become `replaced`; failed and interrupted
+    ones keep that more telling status (history leaves them out anyway)."""
+    await db.execute(
+        "UPDATE turns SET status = 'replaced' WHERE role = 'assistant' "
+        "AND status IN ('complete', 'stopped') AND id > ? "
+        "AND conversation_id = (SELECT conversation_id FROM turns WHERE id = ?)",
+        (user_turn_id, user_turn_id),
+    )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,93 @@
+"""Opening a database: durable settings, the full interface, and clear refusals of bad files."""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import SQLiteStore, StorageError, Store, open_store
+from storage.migrations import MIGRATIONS
+
+
+async def test_open_store_creates_the_file_and_missing_folders(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "nested" / "bot.db"
+    store = await open_store(f"sqlite:///{path}", max_attachment_bytes=100)
+    try:
+        assert path.is_file()
+    finally:
+        await store.close()
+
+
+async def test_connection_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=100) as store:
+        db = store._db
+        assert db is not None
+        pragmas = {}
+        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+            rows = list(await db.execute_fetchall(f"PRAGMA {name}"))
+            pragmas[name] = rows[0][0]
+    assert pragmas == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "synchronous": 1,  # NORMAL
+    }
+
+
+async def test_memory_database_works_for_tests() -> None:
+    store = await open_store("sqlite:///:memory:", max_attachment_bytes=100)
+    try:
+        assert await store.get_setting(1, "system_prompt") is None
+    finally:
+        await store.close()
+
+
+async def test_text_file_is_refused_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n")
+    with pytest.raises(StorageError) as caught:
+        await open_store(f"sqlite:///{path}", max_attachment_bytes=100)
+    assert str(caught.value) == f"The file {path} is not a SQLite database."
+    assert path.read_text() == "these are my notes, not a database\n"
+
+
+async def test_directory_is_refused_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=f"{tmp_path} is a directory"):
+        await open_store(f"sqlite:///{tmp_path}", max_attachment_bytes=100)
+
+
+async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StorageError, match="written by a newer phi4bot") as caught:
+        await open_store(f"sqlite:///{path}", max_attachment_bytes=100)
+    assert str(path) in str(caught.value)
+
+
+async def test_non_sqlite_url_is_refused_at_start() -> None:
+    with pytest.raises(StorageError, match="only sqlite:///"):
+        await open_store("mysql://localhost/phi4bot", max_attachment_bytes=100)
+
+
+async def test_using_a_closed_store_says_so(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=100)
+    await store.open()
+    await store.close()
+    await store.close()
+    with pytest.raises(StorageError, match="not open"):
+        await store.get_setting(1, "system_prompt")
+
+
+def test_sqlite_store_implements_every_method_of_the_interface_with_its_signature() -> None:
+    wanted = {
+        name: inspect.signature(member)
+        for name, member in vars(Store).items()
+        if inspect.iscoroutinefunction(member)
+    }
+    assert "history" in wanted
+    for name, signature in wanted.items():
+        assert inspect.signature(getattr(SQLiteStore, name)) == signature, name

@@ -1,0 +1,265 @@
+"""Conversations, settings and turns: what the bot writes and reads back on every message."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    AnswerStatus,
+    AttachmentTooLarge,
+    ConversationKey,
+    NewAttachment,
+    SQLiteStore,
+    StorageError,
+)
+
+CAP = 1000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=CAP) as opened:
+        yield opened
+
+
+def _count(store: SQLiteStore, sql: str) -> int:
+    with sqlite3.connect(store.path) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+async def test_each_chat_and_topic_has_its_own_conversation(store: SQLiteStore) -> None:
+    chat = await store.current_conversation(ConversationKey(1))
+    topic = await store.current_conversation(ConversationKey(1, 9))
+    other = await store.current_conversation(ConversationKey(2))
+    assert len({chat, topic, other}) == 3
+    assert await store.current_conversation(ConversationKey(1)) == chat
+    assert await store.current_conversation(ConversationKey(1, 9)) == topic
+
+
+async def test_new_conversation_becomes_current_and_keeps_the_old_one(store: SQLiteStore) -> None:
+    key = ConversationKey(5)
+    old = await store.current_conversation(key)
+    await store.add_user_turn(old, text="remember me", chat_id=5, message_id=1)
+    fresh = await store.new_conversation(key)
+    assert fresh != old
+    assert await store.current_conversation(key) == fresh
+    assert await store.history(fresh, char_budget=100, media_limit=0) == []
+    exported = await store.export_conversation(old)
+    assert [t["text"] for t in exported["turns"]] == ["remember me"]
+
+
+async def test_settings_are_per_chat_and_none_removes_them(store: SQLiteStore) -> None:
+    await store.set_setting(1, "system_prompt", "Talk like a pirate.")
+    await store.set_setting(1, "system_prompt", "Be brief.")
+    await store.set_setting(1, "language", "fr")
+    assert await store.get_setting(1, "system_prompt") == "Be brief."
+    assert await store.get_setting(2, "system_prompt") is None
+    await store.set_setting(1, "system_prompt", None)
+    assert await store.get_setting(1, "system_prompt") is None
+    assert await store.get_setting(1, "language") == "fr"
+
+
+async def test_a_message_delivered_twice_is_stored_once(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    first = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=77)
+    again = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=77)
+    elsewhere = await store.add_user_turn(conversation, text="hi", chat_id=2, message_id=77)
+    assert first is not None and elsewhere is not None
+    assert again is None
+    assert _count(store, "SELECT count(*) FROM turns") == 2
+
+
+async def test_turns_without_message_id_are_never_taken_for_duplicates(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    a = await store.add_user_turn(conversation, text="x", chat_id=1, message_id=None)
+    b = await store.add_user_turn(conversation, text="x", chat_id=1, message_id=None)
+    assert a is not None and b is not None and a != b
+
+
+async def test_duplicate_with_attachments_writes_nothing(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    photo = NewAttachment("image", "image/jpeg", b"jpeg", "a.jpg", "file-1")
+    await store.add_user_turn(conversation, text="", chat_id=1, message_id=3, attachments=[photo])
+    other = NewAttachment("image", "image/jpeg", b"other jpeg", "b.jpg")
+    again = await store.add_user_turn(
+        conversation, text="", chat_id=1, message_id=3, attachments=[other]
+    )
+    assert again is None
+    assert _count(store, "SELECT count(*) FROM attachments") == 1
+    assert _count(store, "SELECT count(*) FROM blobs") == 1
+
+
+async def test_the_same_photo_twice_is_stored_once(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    photo = NewAttachment("image", "image/png", b"\x89PNG same bytes", "cat.png")
+    for message_id in (1, 2):
+        await store.add_user_turn(
+            conversation, text="cat", chat_id=1, message_id=message_id, attachments=[photo]
+        )
+    other_chat = await store.current_conversation(ConversationKey(2))
+    await store.add_user_turn(other_chat, text="", chat_id=2, message_id=1, attachments=[photo])
+    assert _count(store, "SELECT count(*) FROM attachments") == 3
+    assert _count(store, "SELECT count(*) FROM blobs") == 1
+    turns = await store.history(conversation, char_budget=100, media_limit=5)
+    assert [t.attachments[0].data for t in turns] == [photo.data, photo.data]
+    assert turns[0].attachments[0].sha256 == turns[1].attachments[0].sha256
+
+
+async def test_attachment_over_the_cap_is_refused_before_anything_is_written(
+    store: SQLiteStore,
+) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    small = NewAttachment("image", "image/png", b"x" * CAP, "ok.png")
+    large = NewAttachment("audio", "audio/ogg", b"x" * (CAP + 1), "voice.ogg")
+    with pytest.raises(AttachmentTooLarge) as caught:
+        await store.add_user_turn(
+            conversation, text="listen", chat_id=1, message_id=1, attachments=[small, large]
+        )
+    assert isinstance(caught.value, StorageError)
+    assert caught.value.user_message == (
+        "That file is too large: I can keep attachments of up to 1000 bytes."
+    )
+    assert _count(store, "SELECT count(*) FROM turns") == 0
+    assert await store.add_user_turn(conversation, text="retry", chat_id=1, message_id=1)
+
+
+def test_attachment_cap_is_worded_in_megabytes() -> None:
+    assert "up to 20 MB." in AttachmentTooLarge(21 << 20, 20 << 20).user_message
+    assert "up to 1.5 MB." in AttachmentTooLarge(2 << 20, 3 << 19).user_message
+
+
+async def test_answer_lifecycle_is_recorded_with_reply_message_ids(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    user = await store.add_user_turn(
+        conversation, text="hi", chat_id=1, message_id=10, sender_id=500, sender_name="Ada"
+    )
+    assert user is not None
+    answer = await store.start_answer(conversation, user)
+    await store.update_answer(answer, text="Hel", message_ids=[11])
+    await store.finish_answer(
+        answer, text="Hello!", status=AnswerStatus.COMPLETE, message_ids=[11, 12]
+    )
+    await store.update_answer(answer, text="late checkpoint", message_ids=[11])
+    turns = (await store.export_conversation(conversation))["turns"]
+    assert turns[0]["sender"] == {"id": 500, "name": "Ada"}
+    assert turns[0]["message_id"] == 10
+    assert turns[1]["text"] == "Hello!"
+    assert turns[1]["status"] == "complete"
+    assert turns[1]["reply_to"] == user
+    assert turns[1]["reply_message_ids"] == [11, 12]
+
+
+async def test_answers_are_checked_against_their_turns(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    other = await store.current_conversation(ConversationKey(2))
+    user = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=1)
+    assert user is not None
+    with pytest.raises(LookupError):
+        await store.start_answer(other, user)
+    with pytest.raises(LookupError):
+        await store.finish_answer(user, text="", status=AnswerStatus.FAILED)
+    answer = await store.start_answer(conversation, user)
+    with pytest.raises(ValueError, match="cannot finish"):
+        await store.finish_answer(answer, text="", status=AnswerStatus.STREAMING)
+
+
+async def test_retry_replaces_the_previous_answer(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    photo = NewAttachment("image", "image/png", b"png", "p.png", "tg-file")
+    user = await store.add_user_turn(
+        conversation, text="what is this?", chat_id=1, message_id=1, attachments=[photo]
+    )
+    assert user is not None
+    first = await store.start_answer(conversation, user)
+    await store.finish_answer(first, text="A dog.", status=AnswerStatus.COMPLETE)
+
+    last = await store.last_user_turn(conversation)
+    assert last is not None and last.turn_id == user
+    assert last.attachments[0].data == b"png"
+    assert last.attachments[0].telegram_file_id == "tg-file"
+
+    await store.replace_answers_after(user)
+    second = await store.start_answer(conversation, user)
+    await store.finish_answer(second, text="A cat.", status=AnswerStatus.COMPLETE)
+    turns = await store.history(conversation, char_budget=1000, media_limit=1)
+    assert [t.text for t in turns] == ["what is this?", "A cat."]
+    statuses = [t["status"] for t in (await store.export_conversation(conversation))["turns"]]
+    assert statuses == [None, "replaced", "complete"]
+
+
+async def test_group_migration_moves_conversations_settings_and_idempotency(
+    store: SQLiteStore,
+) -> None:
+    old_chat, new_chat = -100, -1001234
+    conversation = await store.current_conversation(ConversationKey(old_chat, 3))
+    await store.add_user_turn(conversation, text="before", chat_id=old_chat, message_id=8)
+    await store.set_setting(old_chat, "system_prompt", "Group rules.")
+    await store.migrate_chat(old_chat, new_chat)
+    assert await store.current_conversation(ConversationKey(new_chat, 3)) == conversation
+    assert await store.get_setting(new_chat, "system_prompt") == "Group rules."
+    assert await store.get_setting(old_chat, "system_prompt") is None
+    assert await store.add_user_turn(conversation, text="x", chat_id=new_chat, message_id=8) is None
+    assert [s.chat_id for s in await store.chat_stats()] == [new_chat]
+
+
+async def test_stats_count_turns_per_chat(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    for message_id, status in ((1, AnswerStatus.COMPLETE), (2, AnswerStatus.FAILED)):
+        user = await store.add_user_turn(conversation, text="q", chat_id=1, message_id=message_id)
+        assert user is not None
+        answer = await store.start_answer(conversation, user)
+        await store.finish_answer(answer, text="", status=status, error="backend down")
+    await store.new_conversation(ConversationKey(1))
+    await store.current_conversation(ConversationKey(2))
+    one, two = await store.chat_stats()
+    assert (one.chat_id, one.conversations, one.user_turns) == (1, 2, 2)
+    assert (one.assistant_turns, one.failed_turns) == (2, 1)
+    assert one.last_activity is not None
+    assert (two.chat_id, two.user_turns, two.last_activity) == (2, 0, None)
+
+
+async def test_user_turns_are_counted_per_sender_since_a_time(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    before = time.time()
+    for message_id, sender in ((1, 10), (2, 10), (3, 11)):
+        await store.add_user_turn(
+            conversation, text="q", chat_id=1, message_id=message_id, sender_id=sender
+        )
+    assert await store.count_user_turns_since(10, before) == 2
+    assert await store.count_user_turns_since(11, before) == 1
+    assert await store.count_user_turns_since(10, time.time() + 60) == 0
+
+
+async def test_export_is_json_ready_and_complete(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(7, 2))
+    voice = NewAttachment("audio", "audio/ogg", b"ogg", "voice.ogg", "tg-voice")
+    user = await store.add_user_turn(
+        conversation, text="listen", chat_id=7, message_id=1, sender_name="Bo", attachments=[voice]
+    )
+    assert user is not None
+    answer = await store.start_answer(conversation, user)
+    await store.finish_answer(answer, text="", status=AnswerStatus.FAILED, error="timeout")
+    document = json.loads(json.dumps(await store.export_conversation(conversation)))
+    assert document["conversation"]["chat_id"] == 7
+    assert document["conversation"]["thread_id"] == 2
+    user_turn, failed = document["turns"]
+    assert user_turn["attachments"] == [
+        {
+            "kind": "audio",
+            "mime_type": "audio/ogg",
+            "size": 3,
+            "filename": "voice.ogg",
+            "sha256": "90308fe99871113bf5490ec73a8813b667adc60fe01530102a6c7bfb73c66481",
+            "telegram_file_id": "tg-voice",
+        }
+    ]
+    assert user_turn["created_at"].endswith("+00:00")
+    assert (failed["status"], failed["error"]) == ("failed", "timeout")
+    with pytest.raises(LookupError):
+        await store.export_conversation(conversation + 100)
