@@ -1,0 +1,475 @@
+"""A local Gradio 5 Space that chats like the Phi-4-multimodal demo and fails on demand.
+
+Usage::
+
+    async with FakeSpace() as space:
+        space.url                   # "http://127.0.0.1:<port>", the Space root (PHI4_SPACE_URL)
+        space.hub_url               # the same server's fake hub, for HF_ENDPOINT
+        space.answer = "Hello!"     # streamed as Gradio `append` diffs of `space.chunk_size` chars
+        space.reply = fn            # or compute the answer from the `SpaceRequest`
+        space.chunk_delay = 0.05    # seconds between two diffs
+        space.queue_ahead = 2       # `estimation` events (rank 2, 1, 0) before processing starts
+        space.fail_next("quota")    # the next turn fails (see `FAILURES`)
+        space.pause_after = 1       # hold every answer after one chunk until `space.resume()`
+        space.requests[-1].history  # the chatbot history `/queue/join` received (`.files`, ...)
+        space.uploads               # every uploaded file: `.data`, `.filename`, `.path`, ...
+        space.cancels, space.jwt_requests, space.seen  # /cancel bodies, hub calls, all requests
+
+Run standalone for benchmarks: ``python -m tests.fakes.space --port 7860 --answer "Hi"``.
+The API routes, message shapes and the order of SSE messages are those of Gradio 5's queue
+(PROTOCOLS §1): first `process_generating` carries the full chatbot value, later ones diffs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+FAILURES = (
+    "quota",  # process_completed, success false, ZeroGPU's quota sentence
+    "error",  # process_completed, success false, an ordinary error
+    "unexpected_error",  # Gradio's unexpected_error message
+    "join_500",  # /queue/join answers 500
+    "data_500",  # /queue/data answers 500
+    "sleeping",  # every path answers 503 with Hugging Face's sleeping page, once
+    "paused",  # the same for a Space paused by its owner
+    "broken",  # the connection is dropped after `after` chunks
+    "truncated",  # the stream ends cleanly after `after` chunks, without process_completed
+    "stall",  # heartbeats only after `after` chunks, for `stall_seconds`, then the rest
+    "jwt",  # the hub refuses the next ZeroGPU token request
+)
+STREAM_FAILURES = ("quota", "error", "unexpected_error", "data_500", "broken", "truncated", "stall")
+QUOTA_MESSAGE = (
+    "You have exceeded your GPU quota (60s requested vs. 0s left). "
+    "Create a free account to get more daily usage quota."
+)
+FAKE_VERSION = "5.20.1"
+
+
+@dataclass
+class Upload:
+    """One file received by `/gradio_api/upload`."""
+
+    upload_id: str
+    filename: str
+    content_type: str
+    data: bytes
+    path: str
+
+
+@dataclass
+class SpaceRequest:
+    """One `/queue/join`, its `/run/predict`, and how its answer stream went."""
+
+    event_id: str
+    session_hash: str
+    fn_index: int
+    trigger_id: int | None
+    history: list[Any]
+    files: list[Any]
+    headers: dict[str, str]
+    predict: dict[str, Any] | None = None
+    failure: str = ""
+    after: int = 1
+    chunks_sent: int = 0
+    completed: bool = False
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Seen:
+    """Any request at all, for checking headers."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class FakeSpace:
+    """aiohttp on 127.0.0.1 (random port) serving a Gradio chat Space and a hub JWT endpoint."""
+
+    def __init__(
+        self,
+        *,
+        add_fn: int = 10,
+        answer_fn: int = 11,
+        trigger_id: int = 8,
+        space_id: str = "fake-owner/fake-phi4",
+        port: int = 0,
+    ) -> None:
+        self.add_fn, self.answer_fn, self.trigger_id = add_fn, answer_fn, trigger_id
+        self.space_id = space_id
+        self.answer = "Hello from the fake Phi-4 Space."
+        self.reply: Callable[[SpaceRequest], str] | None = None
+        self.chunk_size = 4
+        self.chunk_delay = 0.0
+        self.queue_ahead = 0
+        self.queue_delay = 0.0
+        self.heartbeat_interval = 15.0
+        self.stall_seconds = 30.0
+        self.pause_after: int | None = None
+        self.requests: list[SpaceRequest] = []
+        self.uploads: list[Upload] = []
+        self.cancels: list[dict[str, Any]] = []
+        self.jwt_requests: list[Seen] = []
+        self.seen: list[Seen] = []
+        self._failures: list[tuple[str, int]] = []
+        self._predicts: dict[str, dict[str, Any]] = {}
+        self._resume = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._port = port
+        self.url = ""
+
+    @property
+    def hub_url(self) -> str:
+        return self.url
+
+    def fail_next(self, kind: str, *, after: int = 1) -> None:
+        """Make the next turn fail as `kind`; mid-stream kinds fail after `after` chunks."""
+        if kind not in FAILURES:
+            raise ValueError(f"unknown failure {kind!r}; choose from {FAILURES}")
+        self._failures.append((kind, after))
+
+    def resume(self) -> None:
+        """Let answers held by `pause_after` continue."""
+        self._resume.set()
+
+    def config(self) -> dict[str, Any]:
+        """The `/config` answer: a chatbot, a multimodal textbox and the chat dependencies."""
+        chatbot, box = self.trigger_id - 3, self.trigger_id
+        filler = {"targets": [], "inputs": [], "outputs": [], "queue": False, "types": {}}
+        deps: list[dict[str, Any]] = [{"id": i, **filler} for i in range(self.answer_fn + 2)]
+        deps[self.add_fn] = {
+            **filler,
+            "id": self.add_fn,
+            "targets": [[box, "submit"]],
+            "inputs": [chatbot, box],
+            "outputs": [chatbot, box],
+        }
+        deps[self.answer_fn] = {
+            "id": self.answer_fn,
+            "targets": [[None, "then"]],
+            "inputs": [chatbot],
+            "outputs": [chatbot],
+            "queue": True,
+            "trigger_after": self.add_fn,
+            "types": {"generator": True, "cancel": False},
+        }
+        components = [
+            {"id": chatbot, "type": "chatbot", "props": {"type": "messages"}},
+            {"id": box, "type": "multimodaltextbox", "props": {}},
+        ]
+        return {
+            "version": FAKE_VERSION,
+            "mode": "blocks",
+            "protocol": "sse_v3",
+            "api_prefix": "/gradio_api",
+            "space_id": self.space_id,
+            "components": components,
+            "dependencies": deps,
+        }
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until `condition()` holds; it is checked whenever the Space's records change."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
+    async def __aenter__(self) -> Self:
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
+        app.router.add_get("/config", self._config)
+        app.router.add_post("/gradio_api/upload", self._upload)
+        app.router.add_post("/gradio_api/run/predict", self._predict)
+        app.router.add_post("/gradio_api/queue/join", self._join)
+        app.router.add_get("/gradio_api/queue/data", self._data)
+        app.router.add_post("/gradio_api/cancel", self._cancel)
+        app.router.add_get("/api/spaces/{owner}/{name}/jwt", self._jwt)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self._port).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._resume.set()
+        for request in self.requests:
+            request.cancelled.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.seen.append(
+            Seen(request.method, request.path, dict(request.headers), dict(request.query))
+        )
+        asleep, _ = self._take(("sleeping", "paused"), request.path.startswith("/api/spaces/"))
+        if asleep:
+            page = f"<html><body><h1>This Space is {asleep}</h1></body></html>"
+            return web.Response(status=503, text=page, content_type="text/html")
+        try:
+            return await handler(request)
+        finally:
+            await self._touch()
+
+    def _take(self, kinds: tuple[str, ...], skip: bool = False) -> tuple[str, int]:
+        """Consume the first pending failure of one of `kinds` (the rest wait their turn)."""
+        for position, (kind, after) in enumerate(self._failures):
+            if kind in kinds and not skip:
+                del self._failures[position]
+                return kind, after
+        return "", 1
+
+    async def _touch(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _config(self, request: web.Request) -> web.Response:
+        return web.json_response(self.config())
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload_id = request.query.get("upload_id", "")
+        paths: list[str] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name != "files" or not part.filename:  # type: ignore[union-attr]
+                return web.json_response(
+                    {"detail": "expected file parts named 'files'"}, status=422
+                )
+            data = await part.read()  # type: ignore[union-attr]
+            path = f"/tmp/gradio/{hashlib.sha256(data).hexdigest()}/{part.filename}"
+            content_type = part.headers.get("Content-Type", "")
+            self.uploads.append(Upload(upload_id, part.filename, content_type, bytes(data), path))
+            paths.append(path)
+        return web.json_response(paths)
+
+    async def _predict(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("fn_index") != self.add_fn or not body.get("session_hash"):
+            return web.json_response({"detail": "unknown fn_index or session"}, status=422)
+        self._predicts[body["session_hash"]] = body
+        history = body["data"][0]
+        return web.json_response({"data": [history, None], "is_generating": False, "duration": 0.0})
+
+    async def _join(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self._take(("join_500",))[0]:
+            return web.Response(status=500, text="Internal Server Error")
+        data = body.get("data")
+        valid = isinstance(data, list) and len(data) == 2 and isinstance(data[0], list)
+        if not valid or body.get("fn_index") != self.answer_fn or not body.get("session_hash"):
+            return web.json_response({"detail": "invalid fn_index, session or data"}, status=422)
+        kind, after = self._take(STREAM_FAILURES)
+        record = SpaceRequest(
+            event_id=uuid.uuid4().hex,
+            session_hash=body["session_hash"],
+            fn_index=body["fn_index"],
+            trigger_id=body.get("trigger_id"),
+            history=data[0],
+            files=data[1] if isinstance(data[1], list) else [],
+            headers=dict(request.headers),
+            predict=self._predicts.get(body["session_hash"]),
+            failure=kind,
+            after=after,
+        )
+        self.requests.append(record)
+        return web.json_response({"event_id": record.event_id})
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.cancels.append(body)
+        for record in self.requests:
+            if record.event_id == body.get("event_id"):
+                record.cancelled.set()
+        return web.json_response({"success": True})
+
+    async def _jwt(self, request: web.Request) -> web.Response:
+        self.jwt_requests.append(
+            Seen(request.method, request.path, dict(request.headers), dict(request.query))
+        )
+        auth = request.headers.get("Authorization", "")
+        if self._take(("jwt",))[0] or not auth.startswith("Bearer "):
+            return web.json_response({"error": "Invalid credentials"}, status=401)
+        return web.json_response({"token": f"fake-jwt-{len(self.jwt_requests)}"})
+
+    async def _data(self, request: web.Request) -> web.StreamResponse:
+        session = request.query.get("session_hash", "")
+        pending = [r for r in self.requests if r.session_hash == session and not r.completed]
+        if not pending:
+            return web.json_response({"detail": "Session not found."}, status=404)
+        if any(r.failure == "data_500" for r in pending):
+            return web.Response(status=500, text="Internal Server Error")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for record in pending:
+                await _Stream(self, request, response, record).run()
+            await _send(response, {"msg": "close_stream", "event_id": None})
+        except ConnectionError:
+            for record in pending:
+                record.disconnected.set()
+        finally:
+            await self._touch()
+        return response
+
+
+async def _send(response: web.StreamResponse, message: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(message)}\n\n".encode())
+
+
+class _Stream:
+    """The SSE messages of one event, in Gradio's order, with the configured failure."""
+
+    def __init__(
+        self,
+        space: FakeSpace,
+        request: web.Request,
+        response: web.StreamResponse,
+        record: SpaceRequest,
+    ) -> None:
+        self.space, self.request, self.response, self.record = space, request, response, record
+
+    async def send(self, msg: str, **fields: Any) -> None:
+        await _send(self.response, {"msg": msg, "event_id": self.record.event_id, **fields})
+
+    async def wait(self, seconds: float, until: asyncio.Event | None = None) -> bool:
+        """Wait `seconds` (or, given `until`, until it is set), heartbeating as Gradio does.
+
+        Returns True if the event was cancelled meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        stop = self.record.cancelled
+        targets = [stop] if until is None else [stop, until]
+        while not any(e.is_set() for e in targets):
+            left = (
+                self.space.heartbeat_interval
+                if until
+                else min(end - loop.time(), self.space.heartbeat_interval)
+            )
+            if left <= 0:
+                break
+            waiters = [asyncio.ensure_future(e.wait()) for e in targets]
+            done, _ = await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if not done and (until is not None or loop.time() < end):
+                await _send(self.response, {"msg": "heartbeat"})
+        return stop.is_set()
+
+    async def run(self) -> None:
+        space, record = self.space, self.record
+        size = space.queue_ahead
+        for rank in range(size, -1, -1) if size else ():
+            eta = rank * space.queue_delay
+            await self.send("estimation", rank=rank, queue_size=size + 1, rank_eta=eta)
+            if await self.wait(space.queue_delay):
+                return await self.cancelled()
+        await self.send("process_starts", eta=None, progress_data=None)
+        await _send(self.response, {"msg": "heartbeat"})
+        if record.failure in ("quota", "error", "unexpected_error"):
+            return await self.fail(record.failure)
+        missing = _missing_files(record.history, {u.path for u in space.uploads})
+        if missing:
+            return await self.fail("error", f"File {missing} is not in the upload folder.")
+        answer = space.reply(record) if space.reply else space.answer
+        pieces = [answer[i : i + space.chunk_size] for i in range(0, len(answer), space.chunk_size)]
+        base = len(record.history)
+        for number, piece in enumerate(pieces or [""]):
+            if number and await self.wait(space.chunk_delay):
+                return await self.cancelled()
+            if record.failure in ("broken", "truncated", "stall") and number == record.after:
+                if record.failure == "broken" and self.request.transport is not None:
+                    self.request.transport.close()
+                    raise ConnectionResetError("dropped on purpose")
+                if record.failure == "truncated":
+                    return
+                if await self.wait(space.stall_seconds):
+                    return await self.cancelled()
+            if space.pause_after is not None and number == space.pause_after:
+                if await self.wait(0.0, until=space._resume):
+                    return await self.cancelled()
+            if number == 0:
+                message = {"role": "assistant", "content": piece, "metadata": None, "options": None}
+                data = [[*record.history, message]]
+            else:
+                data = [[["append", [base, "content"], piece]]]
+            await self.send(
+                "process_generating", output={"data": data, "is_generating": True}, success=True
+            )
+            record.chunks_sent += 1
+            await space._touch()
+        final = [
+            *record.history,
+            {"role": "assistant", "content": answer, "metadata": None, "options": None},
+        ]
+        await self.send(
+            "process_completed", output={"data": [final], "is_generating": False}, success=True
+        )
+        record.completed = True
+
+    async def fail(self, kind: str, text: str | None = None) -> None:
+        self.record.completed = True
+        if kind == "unexpected_error":
+            await self.send(
+                "unexpected_error", message="Internal error in the fake Space", success=False
+            )
+            return
+        error = QUOTA_MESSAGE if kind == "quota" else text or "Generation failed: the model raised."
+        output = {"error": error, "title": "Error", "visible": True, "duration": 10}
+        await self.send("process_completed", output=output, success=False)
+
+    async def cancelled(self) -> None:
+        """What Gradio's `/cancel` does to a running event: completes it with no output."""
+        self.record.completed = True
+        await self.send("process_completed", output={}, success=True)
+
+
+def _missing_files(history: list[Any], uploaded: set[str]) -> str | None:
+    for message in history:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, dict) and isinstance(content.get("file"), dict):
+            path = content["file"].get("path")
+            if path not in uploaded:
+                return str(path)
+    return None
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    async with FakeSpace(port=args.port) as space:
+        space.answer = args.answer
+        space.chunk_size = args.chunk_size
+        space.chunk_delay = args.chunk_delay
+        print(space.url, flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Phi-4 Gradio Space until killed.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--answer", default="Hello from the fake Phi-4 Space.")
+    parser.add_argument("--chunk-size", type=int, default=4)
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    try:
+        asyncio.run(_serve(parser.parse_args()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
