@@ -1,0 +1,257 @@
+"""A local OpenAI-compatible chat-completions server that streams like vLLM and fails on demand.
+
+Usage::
+
+    async with FakeOpenAIServer() as srv:
+        srv.base_url            # "http://127.0.0.1:<port>/v1", for AsyncOpenAI(base_url=...)
+        srv.answer = "Hello!"   # streamed in pieces of `srv.chunk_size` characters
+        srv.chunk_delay = 0.01  # seconds between two content chunks
+        srv.fail_next("429")    # the next chat request fails (see `FAILURES`)
+        srv.fail_next("stall", after=2)  # two content chunks, then silence
+        srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
+        srv.text_only = True    # refuse images/audio with 400, as Ollama does
+        srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
+        srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
+
+Models are those of a vLLM serving Phi-4 with its LoRA adapters (`srv.models`); a request
+for any other model draws vLLM's 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
+FAILURES = ("500", "503", "429", "401", "404", "error-event", "stall", "drop")
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it; `disconnected` is set if the client left mid-stream."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    json: Any = None
+    chunks_sent: int = 0
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _error(status: int, message: str, kind: str, code: object = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code or status}}
+    return web.json_response(body, status=status)
+
+
+def _has_media(body: dict[str, Any]) -> set[str]:
+    kinds: set[str] = set()
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if part.get("type") == "image_url":
+                    kinds.add("images")
+                elif part.get("type") == "input_audio":
+                    kinds.add("audio")
+    return kinds
+
+
+class FakeOpenAIServer:
+    """aiohttp on 127.0.0.1 (random port) speaking `/v1/chat/completions` and `/v1/models`."""
+
+    def __init__(self) -> None:
+        self.answer = "Hello from the fake Phi-4."
+        self.chunk_size = 4
+        self.chunk_delay = 0.0
+        self.models = [DEFAULT_MODEL, "vision", "speech"]
+        self.text_only = False
+        self.api_key: str | None = None
+        self.pause_after: int | None = None
+        self.keepalive: float | None = None
+        self.requests: list[RecordedRequest] = []
+        self._failures: list[tuple[str, int]] = []
+        self._resume = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def fail_next(self, kind: str, *, times: int = 1, after: int = 1) -> None:
+        """Fail the next `times` chat requests; mid-stream kinds fail after `after` chunks."""
+        if kind not in FAILURES:
+            raise ValueError(f"unknown failure {kind!r}; choose from {FAILURES}")
+        self._failures.extend([(kind, after)] * times)
+
+    def resume(self) -> None:
+        """Let streams held by `pause_after` continue."""
+        self._resume.set()
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def pieces(self) -> list[str]:
+        """The answer as the content deltas it is streamed in."""
+        size = self.chunk_size
+        return [self.answer[i : i + size] for i in range(0, len(self.answer), size)]
+
+    async def __aenter__(self) -> Self:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing.set()
+        self._resume.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        recorded = RecordedRequest(
+            request.method, request.path, dict(request.headers), dict(request.query)
+        )
+        if request.can_read_body:
+            recorded.json = await request.json()
+        self.requests.append(recorded)
+        return recorded
+
+    def _unauthorised(self, request: web.Request) -> web.Response | None:
+        if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "401")
+        return None
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        refused = self._unauthorised(request)
+        if refused:
+            return refused
+        now = int(time.time())
+        data = [
+            {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self._record(request)
+        body: dict[str, Any] = recorded.json
+        kind, after = self._failures.pop(0) if self._failures else ("", 0)
+        refused = self._unauthorised(request) or self._refusal(kind, body)
+        if refused:
+            return refused
+        if not body.get("stream"):
+            return self._complete(body)
+        return await self._stream(request, recorded, body, kind, after)
+
+    def _refusal(self, kind: str, body: dict[str, Any]) -> web.Response | None:
+        model = body.get("model")
+        if kind == "401":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "401")
+        if kind == "404" or model not in self.models:
+            return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
+        if kind in ("500", "503", "429"):
+            text = {"500": "Internal server error", "503": "Service unavailable"}
+            return _error(int(kind), text.get(kind, "Rate limit reached"), "server_error")
+        media = _has_media(body)
+        if self.text_only and media:
+            return _error(
+                400, f"model does not support {sorted(media)[-1]}", "invalid_request_error"
+            )
+        return None
+
+    def _complete(self, body: dict[str, Any]) -> web.Response:
+        message = {"role": "assistant", "content": self.answer}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [choice],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
+
+    async def _stream(
+        self, request: web.Request, recorded: RecordedRequest, body: dict, kind: str, after: int
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        ident, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body["model"]
+        usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            out = {"id": ident, "object": "chat.completion.chunk", "created": created}
+            out |= {"model": model, "choices": [choice]}
+            return out | ({"usage": None} if usage_wanted else {})
+
+        try:
+            await self._send(response, chunk({"role": "assistant", "content": ""}))
+            for number, piece in enumerate(self.pieces()):
+                if number and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                if kind and number == after:
+                    return await self._fail_mid_stream(request, response, kind)
+                if self.pause_after is not None and number == self.pause_after:
+                    await self._hold(response, self._resume)
+                await self._send(response, chunk({"content": piece}))
+                recorded.chunks_sent += 1
+            await self._send(response, chunk({}, "stop"))
+            if usage_wanted:
+                usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}
+                usage["total_tokens"] = 10 + recorded.chunks_sent
+                final = {"id": ident, "object": "chat.completion.chunk", "created": created}
+                await self._send(response, final | {"model": model, "choices": [], "usage": usage})
+            await response.write(b"data: [DONE]\n\n")
+        except ConnectionError:
+            recorded.disconnected.set()
+        return response
+
+    async def _send(self, response: web.StreamResponse, payload: dict[str, Any]) -> None:
+        await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+
+    async def _hold(self, response: web.StreamResponse, until: asyncio.Event) -> None:
+        """Wait for `until` (or shutdown), sending SSE comments meanwhile if `keepalive` is set."""
+        while not until.is_set() and not self._closing.is_set():
+            waiter = asyncio.ensure_future(until.wait())
+            closing = asyncio.ensure_future(self._closing.wait())
+            await asyncio.wait(
+                {waiter, closing}, timeout=self.keepalive, return_when="FIRST_COMPLETED"
+            )
+            waiter.cancel()
+            closing.cancel()
+            if self.keepalive and not until.is_set():
+                await response.write(b": keepalive\n\n")
+
+    async def _fail_mid_stream(
+        self, request: web.Request, response: web.StreamResponse, kind: str
+    ) -> web.StreamResponse:
+        if kind == "error-event":
+            error = {"message": "CUDA out of memory", "type": "InternalServerError", "code": 500}
+            await self._send(response, {"error": error})
+            await response.write(b"data: [DONE]\n\n")
+        elif kind == "stall":
+            await self._hold(response, self._closing)
+        elif kind == "drop" and request.transport is not None:
+            request.transport.close()
+        return response
