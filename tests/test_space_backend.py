@@ -254,6 +254,8 @@ async def test_a_conversation_without_a_user_turn_to_answer_is_refused(
         await collect(backend, Conversation(turns=()))
     with pytest.raises(EmptyConversation):
         await collect(backend, Conversation(turns=(Turn("assistant", "hello"),)))
+    with pytest.raises(EmptyConversation):
+        await collect(backend, ask("  "))
 
 
 async def test_closing_the_stream_early_cancels_the_event_and_drops_the_connection(
@@ -389,3 +391,11 @@ def test_space_id_is_guessed_from_an_hf_space_host() -> None:
         "microsoft/phi-4-multimodal"
     )
     assert space_id_from_url("http://127.0.0.1:7860") is None
+
+
+async def test_a_full_queue_is_reported_as_overloaded(
+    space: FakeSpace, backend: SpaceBackend
+) -> None:
+    space.fail_next("queue_full")
+    with pytest.raises(QuotaExceeded):
+        await collect(backend, ask("hi"))

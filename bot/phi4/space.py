@@ -1,9 +1,10 @@
 """Phi-4 through its Gradio Space (`PHI4_BACKEND=space`): upload, add, join the queue, stream.
 
 One turn follows PROTOCOLS §1 under a fresh `session_hash`: every attachment of the
-conversation is uploaded, the turn is added with `/run/predict`, and `/queue/join` gets the
-whole history (see `space_turn` for how it and the system prompt are laid out), so the answer
-never depends on state kept by the Space. The answer streams from `/queue/data` as Gradio diffs,
+conversation is uploaded, the turn is added with `/run/predict`, and `/queue/join` gets
+`[whole history, this turn's file messages]` (PROTOCOLS' shape; the history itself holds every
+turn's files too, see `space_turn` for its layout and the system prompt), so the answer never
+depends on state kept by the Space. The answer streams from `/queue/data` as Gradio diffs,
 replayed by `AnswerTracker` (whose docstring states the rule for rewritten text).
 
 Stall rule: once the request runs, only real messages count: if none arrives for
@@ -17,18 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import aiohttp
 
 from bot.phi4.backend import QueueListener
-from bot.phi4.conversation import Conversation, MediaKind, QueuePosition
+from bot.phi4.conversation import Conversation, MediaKind
 from bot.phi4.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -42,8 +41,15 @@ from bot.phi4.gradio_config import (
     api_prefix,
     find_chat_endpoints,
 )
-from bot.phi4.gradio_diff import AnswerTracker, DiffError
-from bot.phi4.space_turn import build_history, completed_error, file_data
+from bot.phi4.gradio_diff import AnswerTracker
+from bot.phi4.space_turn import (
+    build_history,
+    completed_rest,
+    file_data,
+    generating_piece,
+    queue_position,
+    read_message,
+)
 from bot.phi4.space_wire import SpaceWire
 from bot.phi4.sse import SSEParser
 from bot.phi4.zerogpu import ZeroGpuAuth, space_id_from_url
@@ -61,12 +67,11 @@ CONNECTION_BROKE = (
 
 @dataclass(frozen=True, slots=True)
 class _SpaceSetup:
-    """What `/config` told us once: the function numbers, API prefix and Space id."""
+    """What `/config` told us once: the function numbers, the API prefix and the Space id."""
 
     endpoints: ChatEndpoints
     prefix: str
     space_id: str | None
-    version: str | None
 
 
 @dataclass(slots=True)
@@ -141,6 +146,8 @@ class SpaceBackend:
         turns = conversation.turns
         if not turns or turns[-1].role != "user":
             raise EmptyConversation("the conversation has no user turn to answer")
+        if not turns[-1].text.strip() and not turns[-1].attachments:
+            raise EmptyConversation("the last user turn is empty")
         setup = await self._load_setup()
         await self._auth.refresh(self._wire.session, setup.space_id, self._wire.connect_timeout)
         session_hash = uuid.uuid4().hex
@@ -212,7 +219,7 @@ class SpaceBackend:
                 if queued:
                     last_data = loop.time()
                 for sse in parser.feed(chunk):
-                    message = _message(sse.data)
+                    message = read_message(sse.data)
                     if message.get("event_id") not in (None, event.event_id):
                         continue
                     kind = message.get("msg")
@@ -222,16 +229,16 @@ class SpaceBackend:
                     if kind == "estimation":
                         queued = True
                         if on_queue is not None:
-                            on_queue(_queue_position(message))
+                            on_queue(queue_position(message))
                     elif kind == "process_generating":
                         queued = False
-                        piece = self._generating(tracker, message)
+                        piece = generating_piece(tracker, message)
                         if piece:
                             yield piece
                             last_data = loop.time()
                     elif kind == "process_completed":
                         event.done = True
-                        rest = self._completed(tracker, message)
+                        rest = completed_rest(tracker, message)
                         if rest:
                             yield rest
                         return
@@ -262,34 +269,6 @@ class SpaceBackend:
                 f"answer stream broke: {type(exc).__name__}", user_message=CONNECTION_BROKE
             ) from exc
 
-    @staticmethod
-    def _generating(tracker: AnswerTracker, message: Mapping[str, Any]) -> str:
-        output = message.get("output")
-        if message.get("success") is False:
-            raise completed_error(output if isinstance(output, Mapping) else None)
-        data = output.get("data") if isinstance(output, Mapping) else None
-        if not isinstance(data, list):
-            raise BadAnswer(f"process_generating without data: {message!r:.200}")
-        try:
-            return tracker.update(data)
-        except DiffError as exc:
-            raise BadAnswer(f"unusable diff from the Space: {exc}") from exc
-
-    @staticmethod
-    def _completed(tracker: AnswerTracker, message: Mapping[str, Any]) -> str:
-        output = message.get("output")
-        if not message.get("success", False):
-            raise completed_error(output if isinstance(output, Mapping) else None)
-        data = output.get("data") if isinstance(output, Mapping) else None
-        if not isinstance(data, list):
-            raise BadAnswer(f"process_completed without data: {message!r:.200}")
-        rest = tracker.finish(data)
-        if tracker.diverged:
-            log.warning("the Space rewrote text already streamed; keeping the streamed text")
-        if not tracker.answer:
-            raise BadAnswer("the Space completed with an empty answer")
-        return rest
-
     async def _load_setup(self) -> _SpaceSetup:
         """Read `/config` once per backend; later turns reuse what it said."""
         async with self._setup_lock:
@@ -310,7 +289,6 @@ class SpaceBackend:
                     space_id=space_id
                     if isinstance(space_id, str) and space_id
                     else space_id_from_url(self.root),
-                    version=str(config.get("version")) if config.get("version") else None,
                 )
                 log.debug("Space setup: %s", self._setup)
             return self._setup
@@ -328,22 +306,3 @@ class SpaceBackend:
             return
         self._cancels.add(task)
         task.add_done_callback(self._cancels.discard)
-
-
-def _message(data: str) -> dict[str, Any]:
-    try:
-        message = json.loads(data)
-    except ValueError as exc:
-        raise BadAnswer(f"Space sent non-JSON data: {data[:200]!r}") from exc
-    if not isinstance(message, dict):
-        raise BadAnswer(f"Space sent a non-object message: {data[:200]!r}")
-    return message
-
-
-def _queue_position(message: Mapping[str, Any]) -> QueuePosition:
-    rank, size, eta = message.get("rank"), message.get("queue_size"), message.get("rank_eta")
-    return QueuePosition(
-        rank=rank if isinstance(rank, int) else 0,
-        queue_size=size if isinstance(size, int) else None,
-        eta_seconds=float(eta) if isinstance(eta, (int, float)) else None,
-    )

@@ -1,4 +1,4 @@
-"""Pure pieces of one Space turn: the Gradio history sent, and the Space's errors read back.
+"""Pure pieces of one Space turn: the Gradio history sent, and the Space's messages read back.
 
 The Space's chat UI has no system role, so the system prompt is prefixed to the text of the
 first user turn (separated by a blank line); a first turn with only media gets it as its text.
@@ -8,12 +8,17 @@ Gradio chatbot itself records them, so the whole context travels with every requ
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.phi4.conversation import Attachment, Conversation
-from bot.phi4.errors import BackendUnavailable, Phi4Error, QuotaExceeded
+from bot.phi4.conversation import Attachment, Conversation, QueuePosition
+from bot.phi4.errors import BackendUnavailable, BadAnswer, Phi4Error, QuotaExceeded
+from bot.phi4.gradio_diff import AnswerTracker, DiffError
+
+log = logging.getLogger(__name__)
 
 FileData = dict[str, Any]
 Message = dict[str, Any]
@@ -95,3 +100,58 @@ def is_asleep(status: int, body: str) -> bool:
     """Hugging Face answers 503 for a sleeping Space and names the state in the page."""
     lowered = body.lower()
     return status == 503 or "sleeping" in lowered or "paused" in lowered
+
+
+def read_message(data: str) -> dict[str, Any]:
+    """One SSE data field as the JSON object Gradio sends in it."""
+    try:
+        message = json.loads(data)
+    except ValueError as exc:
+        raise BadAnswer(f"Space sent non-JSON data: {data[:200]!r}") from exc
+    if not isinstance(message, dict):
+        raise BadAnswer(f"Space sent a non-object message: {data[:200]!r}")
+    return message
+
+
+def queue_position(message: Mapping[str, Any]) -> QueuePosition:
+    """An `estimation` message as the position the caller is told about."""
+    rank, size, eta = message.get("rank"), message.get("queue_size"), message.get("rank_eta")
+    return QueuePosition(
+        rank=rank if isinstance(rank, int) else 0,
+        queue_size=size if isinstance(size, int) else None,
+        eta_seconds=float(eta) if isinstance(eta, (int, float)) else None,
+    )
+
+
+def generating_piece(tracker: AnswerTracker, message: Mapping[str, Any]) -> str:
+    """The new answer text a `process_generating` message carries (maybe empty)."""
+    output = message.get("output")
+    if message.get("success") is False:
+        raise completed_error(output if isinstance(output, Mapping) else None)
+    data = output.get("data") if isinstance(output, Mapping) else None
+    if not isinstance(data, list):
+        raise BadAnswer(f"process_generating without data: {message!r:.200}")
+    try:
+        return tracker.update(data)
+    except DiffError as exc:
+        raise BadAnswer(f"unusable diff from the Space: {exc}") from exc
+
+
+def completed_rest(tracker: AnswerTracker, message: Mapping[str, Any]) -> str:
+    """The answer text still owed at `process_completed`, or the error it reports.
+
+    A completed event whose answer is empty is a `BadAnswer`: an empty reply is never passed
+    off as an answer.
+    """
+    output = message.get("output")
+    if not message.get("success", False):
+        raise completed_error(output if isinstance(output, Mapping) else None)
+    data = output.get("data") if isinstance(output, Mapping) else None
+    if not isinstance(data, list):
+        raise BadAnswer(f"process_completed without data: {message!r:.200}")
+    rest = tracker.finish(data)
+    if tracker.diverged:
+        log.warning("the Space rewrote text already streamed; keeping the streamed text")
+    if not tracker.answer:
+        raise BadAnswer("the Space completed with an empty answer")
+    return rest

@@ -183,6 +183,8 @@ async def _status_error(response: aiohttp.ClientResponse, what: str) -> Phi4Erro
         body = ""
     status = response.status
     detail = f"{what} answered HTTP {status}: {' '.join(body.split())[:200]}"
+    if "queue is full" in body.lower():
+        return QuotaExceeded(detail)
     if is_asleep(status, body):
         return BackendUnavailable(detail, user_message=ASLEEP)
     if status in (401, 403):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,11 +33,14 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.space_events import EventStream, SpaceRequest, send_message
+
 FAILURES = (
     "quota",  # process_completed, success false, ZeroGPU's quota sentence
     "error",  # process_completed, success false, an ordinary error
     "unexpected_error",  # Gradio's unexpected_error message
     "join_500",  # /queue/join answers 500
+    "queue_full",  # /queue/join answers Gradio's 503 "Queue is full."
     "data_500",  # /queue/data answers 500
     "sleeping",  # every path answers 503 with Hugging Face's sleeping page, once
     "paused",  # the same for a Space paused by its owner
@@ -48,10 +50,6 @@ FAILURES = (
     "jwt",  # the hub refuses the next ZeroGPU token request
 )
 STREAM_FAILURES = ("quota", "error", "unexpected_error", "data_500", "broken", "truncated", "stall")
-QUOTA_MESSAGE = (
-    "You have exceeded your GPU quota (60s requested vs. 0s left). "
-    "Create a free account to get more daily usage quota."
-)
 FAKE_VERSION = "5.20.1"
 
 
@@ -64,26 +62,6 @@ class Upload:
     content_type: str
     data: bytes
     path: str
-
-
-@dataclass
-class SpaceRequest:
-    """One `/queue/join`, its `/run/predict`, and how its answer stream went."""
-
-    event_id: str
-    session_hash: str
-    fn_index: int
-    trigger_id: int | None
-    history: list[Any]
-    files: list[Any]
-    headers: dict[str, str]
-    predict: dict[str, Any] | None = None
-    failure: str = ""
-    after: int = 1
-    chunks_sent: int = 0
-    completed: bool = False
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -126,7 +104,7 @@ class FakeSpace:
         self.seen: list[Seen] = []
         self._failures: list[tuple[str, int]] = []
         self._predicts: dict[str, dict[str, Any]] = {}
-        self._resume = asyncio.Event()
+        self.resumed = asyncio.Event()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port = port
@@ -144,7 +122,7 @@ class FakeSpace:
 
     def resume(self) -> None:
         """Let answers held by `pause_after` continue."""
-        self._resume.set()
+        self.resumed.set()
 
     def config(self) -> dict[str, Any]:
         """The `/config` answer: a chatbot, a multimodal textbox and the chat dependencies."""
@@ -207,7 +185,7 @@ class FakeSpace:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._resume.set()
+        self.resumed.set()
         for request in self.requests:
             request.cancelled.set()
         if self._runner is not None:
@@ -225,7 +203,7 @@ class FakeSpace:
         try:
             return await handler(request)
         finally:
-            await self._touch()
+            await self.notify()
 
     def _take(self, kinds: tuple[str, ...], skip: bool = False) -> tuple[str, int]:
         """Consume the first pending failure of one of `kinds` (the rest wait their turn)."""
@@ -235,7 +213,8 @@ class FakeSpace:
                 return kind, after
         return "", 1
 
-    async def _touch(self) -> None:
+    async def notify(self) -> None:
+        """Wake `wait_for` callers: a record changed."""
         async with self._changed:
             self._changed.notify_all()
 
@@ -268,8 +247,11 @@ class FakeSpace:
 
     async def _join(self, request: web.Request) -> web.Response:
         body = await request.json()
-        if self._take(("join_500",))[0]:
+        refusal, _ = self._take(("join_500", "queue_full"))
+        if refusal == "join_500":
             return web.Response(status=500, text="Internal Server Error")
+        if refusal == "queue_full":
+            return web.json_response({"detail": "Queue is full."}, status=503)
         data = body.get("data")
         valid = isinstance(data, list) and len(data) == 2 and isinstance(data[0], list)
         if not valid or body.get("fn_index") != self.answer_fn or not body.get("session_hash"):
@@ -318,136 +300,14 @@ class FakeSpace:
         await response.prepare(request)
         try:
             for record in pending:
-                await _Stream(self, request, response, record).run()
-            await _send(response, {"msg": "close_stream", "event_id": None})
+                await EventStream(self, request, response, record).run()
+            await send_message(response, {"msg": "close_stream", "event_id": None})
         except ConnectionError:
             for record in pending:
                 record.disconnected.set()
         finally:
-            await self._touch()
+            await self.notify()
         return response
-
-
-async def _send(response: web.StreamResponse, message: dict[str, Any]) -> None:
-    await response.write(f"data: {json.dumps(message)}\n\n".encode())
-
-
-class _Stream:
-    """The SSE messages of one event, in Gradio's order, with the configured failure."""
-
-    def __init__(
-        self,
-        space: FakeSpace,
-        request: web.Request,
-        response: web.StreamResponse,
-        record: SpaceRequest,
-    ) -> None:
-        self.space, self.request, self.response, self.record = space, request, response, record
-
-    async def send(self, msg: str, **fields: Any) -> None:
-        await _send(self.response, {"msg": msg, "event_id": self.record.event_id, **fields})
-
-    async def wait(self, seconds: float, until: asyncio.Event | None = None) -> bool:
-        """Wait `seconds` (or, given `until`, until it is set), heartbeating as Gradio does.
-
-        Returns True if the event was cancelled meanwhile.
-        """
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        stop = self.record.cancelled
-        targets = [stop] if until is None else [stop, until]
-        while not any(e.is_set() for e in targets):
-            left = (
-                self.space.heartbeat_interval
-                if until
-                else min(end - loop.time(), self.space.heartbeat_interval)
-            )
-            if left <= 0:
-                break
-            waiters = [asyncio.ensure_future(e.wait()) for e in targets]
-            done, _ = await asyncio.wait(waiters, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-            if not done and (until is not None or loop.time() < end):
-                await _send(self.response, {"msg": "heartbeat"})
-        return stop.is_set()
-
-    async def run(self) -> None:
-        space, record = self.space, self.record
-        size = space.queue_ahead
-        for rank in range(size, -1, -1) if size else ():
-            eta = rank * space.queue_delay
-            await self.send("estimation", rank=rank, queue_size=size + 1, rank_eta=eta)
-            if await self.wait(space.queue_delay):
-                return await self.cancelled()
-        await self.send("process_starts", eta=None, progress_data=None)
-        await _send(self.response, {"msg": "heartbeat"})
-        if record.failure in ("quota", "error", "unexpected_error"):
-            return await self.fail(record.failure)
-        missing = _missing_files(record.history, {u.path for u in space.uploads})
-        if missing:
-            return await self.fail("error", f"File {missing} is not in the upload folder.")
-        answer = space.reply(record) if space.reply else space.answer
-        pieces = [answer[i : i + space.chunk_size] for i in range(0, len(answer), space.chunk_size)]
-        base = len(record.history)
-        for number, piece in enumerate(pieces or [""]):
-            if number and await self.wait(space.chunk_delay):
-                return await self.cancelled()
-            if record.failure in ("broken", "truncated", "stall") and number == record.after:
-                if record.failure == "broken" and self.request.transport is not None:
-                    self.request.transport.close()
-                    raise ConnectionResetError("dropped on purpose")
-                if record.failure == "truncated":
-                    return
-                if await self.wait(space.stall_seconds):
-                    return await self.cancelled()
-            if space.pause_after is not None and number == space.pause_after:
-                if await self.wait(0.0, until=space._resume):
-                    return await self.cancelled()
-            if number == 0:
-                message = {"role": "assistant", "content": piece, "metadata": None, "options": None}
-                data = [[*record.history, message]]
-            else:
-                data = [[["append", [base, "content"], piece]]]
-            await self.send(
-                "process_generating", output={"data": data, "is_generating": True}, success=True
-            )
-            record.chunks_sent += 1
-            await space._touch()
-        final = [
-            *record.history,
-            {"role": "assistant", "content": answer, "metadata": None, "options": None},
-        ]
-        await self.send(
-            "process_completed", output={"data": [final], "is_generating": False}, success=True
-        )
-        record.completed = True
-
-    async def fail(self, kind: str, text: str | None = None) -> None:
-        self.record.completed = True
-        if kind == "unexpected_error":
-            await self.send(
-                "unexpected_error", message="Internal error in the fake Space", success=False
-            )
-            return
-        error = QUOTA_MESSAGE if kind == "quota" else text or "Generation failed: the model raised."
-        output = {"error": error, "title": "Error", "visible": True, "duration": 10}
-        await self.send("process_completed", output=output, success=False)
-
-    async def cancelled(self) -> None:
-        """What Gradio's `/cancel` does to a running event: completes it with no output."""
-        self.record.completed = True
-        await self.send("process_completed", output={}, success=True)
-
-
-def _missing_files(history: list[Any], uploaded: set[str]) -> str | None:
-    for message in history:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, dict) and isinstance(content.get("file"), dict):
-            path = content["file"].get("path")
-            if path not in uploaded:
-                return str(path)
-    return None
 
 
 async def _serve(args: argparse.Namespace) -> None:
