@@ -8,7 +8,6 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from fakes.openai_server import DEFAULT_MODEL, FakeOpenAIServer
 
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import (
@@ -20,6 +19,7 @@ from bot.phi4.errors import (
     QuotaExceeded,
 )
 from bot.phi4.openai_backend import OpenAIBackend
+from tests.fakes.openai_server import DEFAULT_MODEL, FakeOpenAIServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(200)
