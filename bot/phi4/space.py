@@ -239,6 +239,7 @@ class SpaceBackend:
                     elif kind == "process_completed":
                         event.done = True
                         rest = completed_rest(tracker, message)
+                        log.debug("Space answer complete: %d characters", len(tracker.answer))
                         if rest:
                             yield rest
                         return

@@ -57,6 +57,7 @@ class ZeroGpuAuth:
         self._jwt: str | None = None
         self._jwt_good_until = 0.0
         self._next_attempt = 0.0
+        self._warned_no_space = False
         self._lock = asyncio.Lock()
 
     @property
@@ -77,7 +78,12 @@ class ZeroGpuAuth:
         self, session: aiohttp.ClientSession, space_id: str | None, timeout: float
     ) -> None:
         """Obtain a new JWT when none is held or it is about to expire; failures only warn."""
-        if not self._hf_token or space_id is None:
+        if not self._hf_token:
+            return
+        if space_id is None:
+            if not self._warned_no_space:
+                log.warning("the Space's owner/name is unknown, so no ZeroGPU token is requested")
+                self._warned_no_space = True
             return
         async with self._lock:
             now = self._clock()
