@@ -1,0 +1,101 @@
+"""Concurrency: hundreds of simultaneous appends lose nothing and keep their order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage import AnswerStatus, ConversationKey, NewAttachment, SQLiteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=1000) as opened:
+        yield opened
+
+
+async def _exchange(store: SQLiteStore, key: ConversationKey, n: int) -> tuple[int, int]:
+    """One message and its answer, as the bot does them; every other one carries a photo
+    (half of those the same photo), so transactions and single statements interleave."""
+    conversation = await store.current_conversation(key)
+    photos = [NewAttachment("image", "image/png", f"png {n % 4}".encode(), f"{n}.png")]
+    user = await store.add_user_turn(
+        conversation,
+        text=f"q{n}",
+        chat_id=key.chat_id,
+        message_id=n,
+        attachments=photos if n % 2 else (),
+    )
+    assert user is not None
+    answer = await store.start_answer(conversation, user)
+    await store.finish_answer(answer, text=f"a{n}", status=AnswerStatus.COMPLETE, message_ids=[n])
+    return user, answer
+
+
+async def test_200_concurrent_exchanges_in_one_conversation(store: SQLiteStore) -> None:
+    key = ConversationKey(1)
+    results = await asyncio.gather(*(_exchange(store, key, n) for n in range(200)))
+    users = [user for user, _ in results]
+    assert users == sorted(users), "appends landed out of call order"
+    turns = (await store.export_conversation(await store.current_conversation(key)))["turns"]
+    assert len(turns) == 400
+    questions = [t["text"] for t in turns if t["role"] == "user"]
+    assert questions == [f"q{n}" for n in range(200)]
+    by_id = {t["id"]: t for t in turns}
+    for n, (user, answer) in enumerate(results):
+        assert by_id[answer]["reply_to"] == user
+        assert by_id[answer]["text"] == f"a{n}"
+        assert len(by_id[user]["attachments"]) == n % 2
+    conversation = await store.current_conversation(key)
+    history = await store.history(conversation, char_budget=10_000, media_limit=200)
+    assert len(history) == 400
+    assert {a.data for t in history for a in t.attachments} == {b"png 1", b"png 3"}
+
+
+async def test_200_concurrent_exchanges_across_many_conversations(store: SQLiteStore) -> None:
+    keys = [ConversationKey(chat, thread) for chat in range(10) for thread in (None, 7)]
+    results = await asyncio.gather(*(_exchange(store, keys[n % len(keys)], n) for n in range(200)))
+    assert len({user for user, _ in results}) == 200
+    for index, key in enumerate(keys):
+        conversation = await store.current_conversation(key)
+        turns = await store.history(conversation, char_budget=10_000, media_limit=0)
+        expected = [n for n in range(200) if n % len(keys) == index]
+        assert [t.text for t in turns if t.role == "user"] == [f"q{n}" for n in expected]
+        position = {t.text: i for i, t in enumerate(turns)}
+        assert all(position[f"q{n}"] < position[f"a{n}"] for n in expected)
+    stats = await store.chat_stats()
+    assert sum(s.user_turns for s in stats) == 200
+    assert sum(s.conversations for s in stats) == len(keys)
+
+
+async def test_a_message_delivered_many_times_at_once_is_stored_once(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(1))
+    results = await asyncio.gather(
+        *(
+            store.add_user_turn(conversation, text=f"m{n % 50}", chat_id=1, message_id=n % 50)
+            for n in range(200)
+        )
+    )
+    stored = [turn for turn in results if turn is not None]
+    assert len(stored) == 50
+    assert results[:50] == stored
+
+
+async def test_two_stores_on_one_file_wait_for_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    async with (
+        SQLiteStore(path, max_attachment_bytes=1000) as first,
+        SQLiteStore(path, max_attachment_bytes=1000) as second,
+    ):
+        await asyncio.gather(
+            *(_exchange(first, ConversationKey(1), n) for n in range(0, 200, 2)),
+            *(_exchange(second, ConversationKey(2), n) for n in range(1, 200, 2)),
+        )
+        stats = await first.chat_stats()
+    assert [(s.chat_id, s.user_turns, s.assistant_turns) for s in stats] == [
+        (1, 100, 100),
+        (2, 100, 100),
+    ]

@@ -1,0 +1,70 @@
+"""Start-up recovery: what a dead process left unanswered is found, marked and reported once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage import AnswerStatus, ConversationKey, PendingAnswer, SQLiteStore
+
+
+async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    key = ConversationKey(-100, 4)
+    async with SQLiteStore(path, max_attachment_bytes=10) as crashed:
+        conversation = await crashed.current_conversation(key)
+        user = await crashed.add_user_turn(conversation, text="tell me", chat_id=-100, message_id=1)
+        assert user is not None
+        answer = await crashed.start_answer(conversation, user)
+        await crashed.update_answer(answer, text="Once upon a", message_ids=[2, 3])
+
+    async with SQLiteStore(path, max_attachment_bytes=10) as restarted:
+        assert await restarted.unfinished_answers() == [PendingAnswer(key, user, answer, (2, 3))]
+        assert await restarted.unfinished_answers() == []
+        (_, interrupted) = (await restarted.export_conversation(conversation))["turns"]
+        assert interrupted["status"] == "interrupted"
+        assert interrupted["text"] == "Once upon a"
+        assert interrupted["finished_at"] is not None
+
+
+async def test_unanswered_last_user_turns_are_reported_once(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+        waiting = await store.current_conversation(ConversationKey(1))
+        first = await store.add_user_turn(waiting, text="one", chat_id=1, message_id=1)
+        last = await store.add_user_turn(waiting, text="two", chat_id=1, message_id=2)
+        answered = await store.current_conversation(ConversationKey(2))
+        question = await store.add_user_turn(answered, text="q", chat_id=2, message_id=1)
+        assert first is not None and last is not None and question is not None
+        reply = await store.start_answer(answered, question)
+        await store.finish_answer(reply, text="a", status=AnswerStatus.COMPLETE)
+        await store.current_conversation(ConversationKey(3))
+
+        assert await store.unfinished_answers() == [
+            PendingAnswer(ConversationKey(1), last, None, ())
+        ]
+        assert await store.unfinished_answers() == []
+        newer = await store.add_user_turn(waiting, text="three", chat_id=1, message_id=3)
+        assert newer is not None
+        assert await store.unfinished_answers() == [
+            PendingAnswer(ConversationKey(1), newer, None, ())
+        ]
+
+
+async def test_a_conversation_left_behind_by_new_is_not_reported(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+        old = await store.current_conversation(ConversationKey(1))
+        await store.add_user_turn(old, text="never mind", chat_id=1, message_id=1)
+        await store.new_conversation(ConversationKey(1))
+        assert await store.unfinished_answers() == []
+
+
+async def test_failed_and_stopped_answers_need_no_recovery(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+        conversation = await store.current_conversation(ConversationKey(1))
+        for message_id, status in ((1, AnswerStatus.FAILED), (2, AnswerStatus.STOPPED)):
+            user = await store.add_user_turn(
+                conversation, text="q", chat_id=1, message_id=message_id
+            )
+            assert user is not None
+            answer = await store.start_answer(conversation, user)
+            await store.finish_answer(answer, text="", status=status)
+        assert await store.unfinished_answers() == []
