@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from collections.abc import Sequence
 
 from telegram import Bot
@@ -12,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot.config import Settings
 from bot.context import build_conversation, media_not_supported_message
-from bot.errors import NothingToRetry, TurnRejected
+from bot.errors import FileTooLarge, NothingToRetry, TurnRejected
 from bot.intake import IncomingTurn
 from bot.lanes import ConversationLanes
 from bot.pacing import RateBudget
@@ -20,7 +21,7 @@ from bot.phi4 import Backend, Phi4Error, QueuePosition
 from bot.streamer import ReplyStreamer
 from bot.telegram_media import MediaFetcher, MediaRef
 from bot.telegram_sink import TelegramSink
-from storage import AnswerStatus, ConversationKey, NewAttachment, Store
+from storage import AnswerStatus, AttachmentTooLarge, ConversationKey, NewAttachment, Store
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,19 @@ class TurnPipeline:
         if problem is not None and turn.media:
             text = f"{text} [{turn.media[0].filename}: not read]".strip()
         conversation_id = await self.store.current_conversation(turn.key)
-        user_turn_id = await self.store.add_user_turn(
+        store_turn = partial(
+            self.store.add_user_turn,
             conversation_id,
-            text=text,
             chat_id=turn.key.chat_id,
             message_id=turn.message_id,
             sender_id=turn.sender_id,
             sender_name=turn.sender_name,
-            attachments=attachments,
         )
+        try:
+            user_turn_id = await store_turn(text=text, attachments=attachments)
+        except AttachmentTooLarge as exc:
+            problem = FileTooLarge(exc.user_message)
+            user_turn_id = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
         if user_turn_id is None:
             log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
             return
