@@ -140,7 +140,8 @@ class SQLiteStore:
                 (new_chat_id, old_chat_id),
             )
             await db.execute("DELETE FROM chat_settings WHERE chat_id = ?", (old_chat_id,))
-            # A message id already taken in the new chat keeps its old key: it cannot collide.
+            # A turn whose message id the new chat already used keeps the old chat id, so
+            # both deliveries stay recognised.
             await db.execute(
                 "UPDATE OR IGNORE turns SET chat_id = ? WHERE chat_id = ?",
                 (new_chat_id, old_chat_id),

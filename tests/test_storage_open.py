@@ -54,9 +54,25 @@ async def test_text_file_is_refused_naming_the_path(tmp_path: Path) -> None:
     assert path.read_text() == "these are my notes, not a database\n"
 
 
+async def test_damaged_sqlite_file_is_refused_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    with pytest.raises(StorageError) as caught:
+        await open_store(f"sqlite:///{path}", max_attachment_bytes=100)
+    assert str(caught.value) == f"The file {path} is not a SQLite database."
+
+
 async def test_directory_is_refused_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=f"{tmp_path} is a directory"):
         await open_store(f"sqlite:///{tmp_path}", max_attachment_bytes=100)
+
+
+async def test_folder_that_cannot_be_created_is_refused_naming_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("")
+    with pytest.raises(StorageError, match="Cannot create the folder for the database") as caught:
+        await open_store(f"sqlite:///{blocker}/bot.db", max_attachment_bytes=100)
+    assert f"{blocker}/bot.db" in str(caught.value)
 
 
 async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

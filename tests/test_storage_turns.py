@@ -208,6 +208,25 @@ async def test_group_migration_moves_conversations_settings_and_idempotency(
     assert [s.chat_id for s in await store.chat_stats()] == [new_chat]
 
 
+async def test_group_migration_when_the_new_chat_already_has_data(store: SQLiteStore) -> None:
+    old_chat, new_chat = -100, -1001234
+    old = await store.current_conversation(ConversationKey(old_chat))
+    await store.add_user_turn(old, text="old", chat_id=old_chat, message_id=1)
+    await store.set_setting(old_chat, "system_prompt", "Old rules.")
+    await store.set_setting(old_chat, "language", "de")
+    new = await store.current_conversation(ConversationKey(new_chat))
+    await store.add_user_turn(new, text="new", chat_id=new_chat, message_id=1)
+    await store.set_setting(new_chat, "system_prompt", "New rules.")
+    await store.migrate_chat(old_chat, new_chat)
+    assert await store.current_conversation(ConversationKey(new_chat)) == new
+    assert await store.get_setting(new_chat, "system_prompt") == "New rules."
+    assert await store.get_setting(new_chat, "language") == "de"
+    assert await store.add_user_turn(new, text="x", chat_id=new_chat, message_id=1) is None
+    assert await store.add_user_turn(new, text="x", chat_id=old_chat, message_id=1) is None
+    (stats,) = await store.chat_stats()
+    assert (stats.chat_id, stats.conversations, stats.user_turns) == (new_chat, 2, 2)
+
+
 async def test_stats_count_turns_per_chat(store: SQLiteStore) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     for message_id, status in ((1, AnswerStatus.COMPLETE), (2, AnswerStatus.FAILED)):
