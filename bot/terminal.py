@@ -1,0 +1,229 @@
+"""The terminal commands `phi4bot chat` and `phi4bot check`: the model without Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.phi4 import (
+    Attachment,
+    Backend,
+    Conversation,
+    MediaNotSupported,
+    Phi4Error,
+    QueuePosition,
+    Turn,
+    create_backend,
+)
+from bot.phi4.facade import load_attachment
+
+QUIT = "/quit"
+CHECK_PROMPT = "Say OK."
+
+
+async def _read_line(stdin: TextIO) -> str:
+    """One line from `stdin` without blocking the loop.
+
+    A daemon thread, not `asyncio.to_thread`: the executor would keep the process alive after
+    Ctrl-C until the user pressed Enter.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        line, error = None, None
+        try:
+            line = stdin.readline()
+        except Exception as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, line, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody is waiting for this line any more
+
+    threading.Thread(target=read, name="phi4bot-stdin", daemon=True).start()
+    return await future
+
+
+class TerminalChat:
+    """One conversation typed in a terminal; answers stream to `stdout` as they arrive."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        system_prompt: str | None,
+        media: Sequence[Attachment],
+        stdout: TextIO,
+        stderr: TextIO,
+    ) -> None:
+        self.backend, self.system_prompt = backend, system_prompt
+        self.pending = list(media)
+        self.turns: tuple[Turn, ...] = ()
+        self.stdout, self.stderr = stdout, stderr
+        self._rank: int | None = None
+
+    def _queued(self, position: QueuePosition) -> None:
+        if position.rank != self._rank:
+            self._rank = position.rank
+            total = f" of {position.queue_size}" if position.queue_size else ""
+            print(f"(waiting in the queue: position {position.rank + 1}{total})", file=self.stderr)
+
+    async def ask(self, text: str) -> bool:
+        """Answer one line; media given on the command line ride on the first answered turn."""
+        attachments, self.pending = tuple(self.pending), []
+        turns = (*self.turns, Turn("user", text, attachments))
+        answer: list[str] = []
+        self._rank = None
+        try:
+            async for chunk in self.backend.stream(
+                Conversation(turns, self.system_prompt), on_queue=self._queued
+            ):
+                answer.append(chunk)
+                self.stdout.write(chunk)
+                self.stdout.flush()
+        except Phi4Error as exc:
+            if answer:
+                self.stdout.write("\n")
+                self.stdout.flush()
+            print(exc.user_message, file=self.stderr)
+            if isinstance(exc, MediaNotSupported) and attachments:
+                print("(the attached files were dropped)", file=self.stderr)
+            else:
+                self.pending = list(attachments)
+            return False
+        self.stdout.write("\n")
+        self.stdout.flush()
+        self.turns = (*turns, Turn("assistant", "".join(answer)))
+        return True
+
+
+async def _load_media(
+    settings: Settings, images: Sequence[Path], audio: Sequence[Path]
+) -> list[Attachment]:
+    limit = settings.max_audio_seconds
+    loaded = [await load_attachment(p, kind="image", max_audio_seconds=limit) for p in images]
+    loaded += [await load_attachment(p, kind="audio", max_audio_seconds=limit) for p in audio]
+    return loaded
+
+
+async def run_chat(
+    settings: Settings,
+    *,
+    images: Sequence[Path] = (),
+    audio: Sequence[Path] = (),
+    prompt: str | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Chat until EOF or `/quit`, or answer `prompt` once (exit 1 if that answer failed).
+
+    Streams are resolved at call time, not import time, so redirected ones are honoured.
+    """
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        backend = create_backend(settings)
+    except ValueError as exc:
+        print(f"phi4bot: invalid configuration: {exc}", file=stderr)
+        return 2
+    try:
+        try:
+            media = await _load_media(settings, images, audio)
+        except Phi4Error as exc:
+            print(exc.user_message, file=stderr)
+            return 1
+        chat = TerminalChat(backend, settings.system_prompt, media, stdout, stderr)
+        if prompt is not None:
+            return 0 if await chat.ask(prompt) else 1
+        interactive = stdin.isatty()
+        while True:
+            if interactive:
+                stdout.write("> ")
+                stdout.flush()
+            line = await _read_line(stdin)
+            if not line or line.strip() == QUIT:
+                return 0
+            if line.strip():
+                await chat.ask(line.strip())
+    finally:
+        await backend.aclose()
+
+
+def describe_setting(value: object) -> str:
+    """A setting as `check` prints it: secrets say only whether they are set."""
+    if isinstance(value, SecretStr):
+        return "set (hidden)" if value.get_secret_value() else "not set"
+    if value is None:
+        return "not set"
+    if isinstance(value, frozenset | set | list | tuple):
+        return ",".join(sorted(str(v) for v in value)) or "(empty)"
+    return str(value)
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+async def _check_backend(settings: Settings, say: TextIO) -> str:
+    """Probe the backend, then have it answer a tiny prompt; return the answer."""
+    backend = create_backend(settings)
+    try:
+        probe = getattr(backend, "probe", None)
+        if probe is not None:
+            print(f"probe: {await probe()}", file=say)
+        async with asyncio.timeout(settings.connect_timeout + settings.stream_timeout):
+            conversation = Conversation((Turn("user", CHECK_PROMPT),))
+            return "".join([chunk async for chunk in backend.stream(conversation)])
+    finally:
+        await backend.aclose()
+
+
+async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:
+    """Print the configuration (secrets masked) and whether the backend answers; exit 0 if so."""
+    out = stdout or sys.stdout
+    secrets = settings.secrets()
+    print("configuration:", file=out)
+    for name, info in Settings.model_fields.items():
+        shown = describe_setting(getattr(settings, name))
+        print(_redact(f"  {info.alias or name.upper()} = {shown}", secrets), file=out)
+    where = (
+        settings.openai_base_url if settings.phi4_backend == "openai" else settings.phi4_space_url
+    )
+    print(f"backend: {settings.phi4_backend} at {_redact(where, secrets)}", file=out)
+    try:
+        answer = await _check_backend(settings, out)
+    except Phi4Error as exc:
+        detail = str(exc)
+        failure = exc.user_message + (f" ({detail})" if detail != exc.user_message else "")
+    except TimeoutError:
+        failure = (
+            f"no complete answer within {settings.connect_timeout + settings.stream_timeout:g} s"
+        )
+    except Exception as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    else:
+        if answer.strip():
+            print(_redact(f"answer: {answer.strip()[:200]}", secrets), file=out)
+            print("OK: the backend answered.", file=out)
+            return 0
+        failure = "the backend sent an empty answer"
+    print(_redact(f"FAILED: {failure}", secrets), file=out)
+    return 1

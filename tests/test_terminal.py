@@ -1,0 +1,216 @@
+"""`phi4bot chat` and `phi4bot check` run in-process against the fake servers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.terminal import describe_setting, run_chat, run_check
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.space import FakeSpace
+from tests.media_factory import make_png
+
+SECRETS = {
+    "OPENAI_API_KEY": "sk-very-secret-key",
+    "TELEGRAM_BOT_TOKEN": "123456:telegram-secret-token",
+    "HF_TOKEN": "hf_secret_token_value",
+}
+
+
+def settings(srv: FakeOpenAIServer | None = None, **values: Any) -> Settings:
+    base = {"PHI4_BACKEND": "openai", "PHI4BOT_SYSTEM_PROMPT": "Be brief."}
+    if srv is not None:
+        base["OPENAI_BASE_URL"] = srv.base_url
+    return Settings(_env_file=None, **(base | values))  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def srv() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    path.write_bytes(make_png())
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_one_shot_prompt_prints_the_answer_and_exits_0(srv: FakeOpenAIServer) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert await run_chat(settings(srv), prompt="Hi", stdout=out, stderr=err) == 0
+    assert out.getvalue() == srv.answer + "\n"
+    assert err.getvalue() == ""
+    sent = srv.chat_requests[-1].json["messages"]
+    assert sent == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
+async def test_a_failed_one_shot_prompt_explains_on_stderr_and_exits_1(
+    srv: FakeOpenAIServer,
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_chat(settings(srv, PHI4_MODEL="phi-9"), prompt="Hi", stdout=out, stderr=err)
+    assert code == 1
+    assert "phi-9" in err.getvalue()
+    assert out.getvalue() == ""
+
+
+class WatchedOutput(io.StringIO):
+    """Records every write and flush, and signals the first write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.flushes = 0
+        self.first = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        self.first.set()
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+async def test_chunks_reach_stdout_as_they_arrive(srv: FakeOpenAIServer) -> None:
+    srv.pause_after = 1
+    out = WatchedOutput()
+    chat = asyncio.create_task(run_chat(settings(srv), prompt="Hi", stdout=out))
+    await asyncio.wait_for(out.first.wait(), 5)
+    assert out.writes == [srv.pieces()[0]]
+    assert out.flushes == 1
+    assert srv.chat_requests[-1].chunks_sent == 1
+    srv.resume()
+    assert await asyncio.wait_for(chat, 5) == 0
+    assert out.writes == [*srv.pieces(), "\n"]
+
+
+async def test_an_interactive_chat_keeps_history_and_puts_media_on_the_first_turn(
+    srv: FakeOpenAIServer, photo: Path
+) -> None:
+    stdin = io.StringIO("Hello\n\n   \nSecond\n/quit\nnever read\n")
+    out = io.StringIO()
+    assert await run_chat(settings(srv), images=[photo], stdin=stdin, stdout=out) == 0
+    assert out.getvalue() == (srv.answer + "\n") * 2
+    assert len(srv.chat_requests) == 2
+    first, second = (r.json["messages"] for r in srv.chat_requests)
+    assert [p["type"] for p in first[1]["content"]] == ["text", "image_url"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == srv.answer
+    assert second[3] == {"role": "user", "content": "Second"}
+
+
+async def test_the_chat_goes_on_after_an_error_and_keeps_the_media_for_the_next_turn(
+    srv: FakeOpenAIServer, photo: Path
+) -> None:
+    srv.fail_next("401")
+    stdin, out, err = io.StringIO("One\nTwo\n"), io.StringIO(), io.StringIO()
+    code = await run_chat(settings(srv), images=[photo], stdin=stdin, stdout=out, stderr=err)
+    assert code == 0  # EOF ends an interactive chat normally
+    assert "API key" in err.getvalue()
+    assert out.getvalue() == srv.answer + "\n"
+    sent = srv.chat_requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]  # the failed turn is not history
+    assert sent[1]["content"][0] == {"type": "text", "text": "Two"}
+    assert sent[1]["content"][1]["type"] == "image_url"
+
+
+async def test_media_the_backend_cannot_take_is_dropped_with_a_clear_sentence(
+    srv: FakeOpenAIServer, photo: Path
+) -> None:
+    stdin, out, err = io.StringIO("Look\nText only\n"), io.StringIO(), io.StringIO()
+    config = settings(srv, PHI4_OPENAI_MEDIA="")
+    assert await run_chat(config, images=[photo], stdin=stdin, stdout=out, stderr=err) == 0
+    assert "This model takes text only, not images." in err.getvalue()
+    assert [r.json["messages"][-1]["content"] for r in srv.chat_requests] == ["Text only"]
+
+
+async def test_an_unreadable_media_file_stops_before_any_request(
+    srv: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture")
+    err = io.StringIO()
+    code = await run_chat(settings(srv), images=[bad], prompt="?", stdout=io.StringIO(), stderr=err)
+    assert code == 1
+    assert "could not read that image" in err.getvalue()
+    assert srv.requests == []
+
+
+async def test_a_media_kind_name_config_mistake_is_one_line_not_a_traceback() -> None:
+    err = io.StringIO()
+    code = await run_chat(settings(PHI4_OPENAI_MEDIA="images"), prompt="?", stderr=err)
+    assert code == 2
+    assert err.getvalue().count("\n") == 1 and "images" in err.getvalue()
+
+
+async def test_check_prints_every_setting_masks_secrets_and_exits_0(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.api_key = SECRETS["OPENAI_API_KEY"]
+    out = io.StringIO()
+    assert await run_check(settings(srv, **SECRETS), stdout=out) == 0
+    text = out.getvalue()
+    for secret in SECRETS.values():
+        assert secret not in text
+    for name in SECRETS:
+        assert f"{name} = set (hidden)" in text
+    for info in Settings.model_fields.values():
+        assert f"  {info.alias} = " in text
+    assert "PHI4BOT_WEBHOOK_SECRET = not set" in text
+    assert f"answer: {srv.answer}" in text
+    assert text.rstrip().endswith("OK: the backend answered.")
+    assert srv.chat_requests[-1].json["messages"][-1]["content"] == "Say OK."
+
+
+async def test_check_fails_in_one_line_without_showing_the_rejected_key(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.api_key = "the-right-key"
+    out = io.StringIO()
+    assert await run_check(settings(srv, **SECRETS), stdout=out) == 1
+    text = out.getvalue()
+    assert SECRETS["OPENAI_API_KEY"] not in text
+    failures = [line for line in text.splitlines() if line.startswith("FAILED")]
+    assert len(failures) == 1 and "API key" in failures[0]
+    assert "Traceback" not in text
+
+
+async def test_check_of_an_unreachable_backend_exits_1() -> None:
+    out = io.StringIO()
+    config = settings(OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
+    assert await run_check(config, stdout=out) == 1
+    assert out.getvalue().splitlines()[-1].startswith("FAILED: The model is unreachable")
+
+
+async def test_check_reaches_the_space_backend() -> None:
+    async with FakeSpace() as space:
+        config = settings(PHI4_BACKEND="space", PHI4_SPACE_URL=space.url, HF_ENDPOINT=space.url)
+        out = io.StringIO()
+        assert await run_check(config, stdout=out) == 0
+    assert "probe: Gradio" in out.getvalue()
+
+
+def test_settings_are_described_without_secret_values() -> None:
+    from pydantic import SecretStr
+
+    assert describe_setting(SecretStr("abc")) == "set (hidden)"
+    assert describe_setting(SecretStr("")) == "not set"
+    assert describe_setting(None) == "not set"
+    assert describe_setting(frozenset({2, 1})) == "1,2"
+    assert describe_setting(frozenset()) == "(empty)"
