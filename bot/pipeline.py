@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -31,6 +31,7 @@ STOP_NOTES = {
     "shutdown": "⏹ Stopped: the bot is restarting. Send /retry for a full answer.",
 }
 TYPING_EVERY = 4.0
+CHECKPOINT_EVERY = 2.0
 
 
 class TurnPipeline:
@@ -90,9 +91,29 @@ class TurnPipeline:
             log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
             return
         if problem is not None:
-            await self.say(turn.key, problem.user_message, turn.is_group, reply_to=turn.message_id)
+            await self._refuse(conversation_id, user_turn_id, turn, problem)
             return
         await self.answer(turn.key, conversation_id, user_turn_id, turn.is_group, turn.message_id)
+
+    async def _refuse(
+        self,
+        conversation_id: int,
+        user_turn_id: int,
+        turn: IncomingTurn,
+        problem: TurnRejected | Phi4Error,
+    ) -> None:
+        """Answer with the reason and record it, so the turn is not taken for unanswered."""
+        answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+        message_ids = await self.say(
+            turn.key, problem.user_message, turn.is_group, reply_to=turn.message_id
+        )
+        await self.store.finish_answer(
+            answer_id,
+            text="",
+            status=AnswerStatus.FAILED,
+            message_ids=message_ids,
+            error=type(problem).__name__,
+        )
 
     async def retry(self, key: ConversationKey, is_group: bool, reply_to: int | None) -> None:
         """Answer the conversation's last user turn again, replacing its earlier answer."""
@@ -126,6 +147,7 @@ class TurnPipeline:
         answer_id = await self.store.start_answer(conversation_id, user_turn_id)
         streamer = self._streamer(key, is_group, reply_to)
         generation = asyncio.create_task(self._generate(key, conversation, streamer))
+        checkpoints = asyncio.create_task(self._checkpoint(answer_id, streamer))
         self.lanes.set_generation(key, generation)
         status, failure = AnswerStatus.COMPLETE, None
         try:
@@ -141,6 +163,7 @@ class TurnPipeline:
             log.exception("the answer in chat %s failed", key.chat_id)
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
+            checkpoints.cancel()
             reason = self.lanes.stop_reason(key) or "stopped"
             self.lanes.set_generation(key, None)
         if status is AnswerStatus.COMPLETE:
@@ -184,6 +207,18 @@ class TurnPipeline:
             typing.cancel()
             for task in list(pending_status):
                 task.cancel()
+
+    async def _checkpoint(self, answer_id: int, streamer: ReplyStreamer) -> None:
+        """Save the partial answer now and then, so a crash leaves it and its messages."""
+        saved: tuple[int, list[int]] = (0, [])
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            state = (len(streamer.text), list(streamer.message_ids))
+            if state != saved:
+                await self.store.update_answer(
+                    answer_id, text=streamer.text, message_ids=streamer.message_ids
+                )
+                saved = state
 
     async def _keep_typing(self, key: ConversationKey) -> None:
         """Renew the "typing…" indicator (Telegram shows it for ~5 s) until cancelled."""
