@@ -273,6 +273,24 @@ async def test_stopping_the_iteration_closes_the_stream(srv: FakeOpenAIServer) -
     assert srv.chat_requests[-1].chunks_sent < len(srv.pieces())
 
 
+async def test_cancelling_the_consumer_task_closes_the_stream(srv: FakeOpenAIServer) -> None:
+    srv.answer = "word " * 400
+    srv.chunk_delay = 0.005
+    first = asyncio.Event()
+
+    async def consume(b: OpenAIBackend) -> None:
+        async for _ in b.stream(ask()):
+            first.set()
+
+    async with backend(srv) as b:
+        task = asyncio.create_task(consume(b))
+        await asyncio.wait_for(first.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(srv.chat_requests[-1].disconnected.wait(), 5)
+
+
 async def test_one_transient_failure_is_retried_by_default(srv: FakeOpenAIServer) -> None:
     srv.fail_next("500")
     async with OpenAIBackend(srv.base_url, api_key=None, model=DEFAULT_MODEL) as b:
