@@ -121,7 +121,8 @@ async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: floa
     kind: Literal["image", "audio"] = ref.kind
     if kind == "image":
         image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)
-        return NewAttachment("image", image.mime_type, image.data, ref.filename, ref.file_id)
+        name = image.filename or ref.filename
+        return NewAttachment("image", image.mime_type, image.data, name, ref.file_id)
     decoded = await decode_audio_to_wav_async(data, max_seconds=max_audio_seconds)
     stem = ref.filename.rsplit(".", 1)[0] or "audio"
     return NewAttachment("audio", "audio/wav", decoded.wav, f"{stem}.wav", ref.file_id)
