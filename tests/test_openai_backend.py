@@ -13,6 +13,7 @@ from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import (
     BackendTimeout,
     BackendUnavailable,
+    BadAnswer,
     EmptyConversation,
     MediaNotSupported,
     Phi4Error,
@@ -213,6 +214,35 @@ async def test_failure_after_some_chunks_keeps_the_chunks_already_yielded(
                 received.append(chunk)
     assert received == srv.pieces()[:2]
     assert "broke off" in caught.value.user_message
+
+
+async def test_an_error_event_mid_stream_says_the_model_failed_while_answering(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.fail_next("error-event", after=1)
+    async with backend(srv) as b:
+        with pytest.raises(BackendUnavailable) as caught:
+            await collect(b, ask())
+    assert caught.value.user_message == "The model failed while answering. Please try again."
+    assert "CUDA out of memory" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error", "sentence"),
+    [
+        (400, "This model's maximum context length is 131072 tokens", Phi4Error, "too long"),
+        (400, "temperature must be positive", BadAnswer, "temperature must be positive"),
+        (422, "At most 0 image(s) may be provided in one request", MediaNotSupported, "images"),
+    ],
+)
+async def test_other_refusals_say_what_the_server_said(
+    srv: FakeOpenAIServer, status: int, message: str, error: type[Phi4Error], sentence: str
+) -> None:
+    srv.fail_next("status", status=status, message=message)
+    async with backend(srv) as b:
+        with pytest.raises(error) as caught:
+            await collect(b, ask("x", photo()))
+    assert sentence in caught.value.user_message
 
 
 async def test_a_rejected_key_is_explained_without_showing_the_key(srv: FakeOpenAIServer) -> None:

@@ -283,15 +283,15 @@ class OpenAIBackend:
                 detail,
                 user_message="The conversation is too long for the model. Start a new one.",
             )
-        if isinstance(status, int) and 400 <= status < 500:
-            return BadAnswer(
-                detail, user_message=f"The model server refused the request: {message[:200]}"
-            )
-        if isinstance(exc, openai.APIStatusError) or isinstance(status, int):
-            return BackendUnavailable(detail)
         if type(exc) is openai.APIError:  # an error event in the middle of the stream
             return BackendUnavailable(
                 f"{where} failed mid-answer: {message}",
                 user_message="The model failed while answering. Please try again.",
             )
+        if isinstance(status, int) and 400 <= status < 500:
+            return BadAnswer(
+                detail, user_message=f"The model server refused the request: {message[:200]}"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return BackendUnavailable(detail)
         return BadAnswer(detail)

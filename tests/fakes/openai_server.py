@@ -8,6 +8,7 @@ Usage::
         srv.chunk_delay = 0.01  # seconds between two content chunks
         srv.fail_next("429")    # the next chat request fails (see `FAILURES`)
         srv.fail_next("stall", after=2)  # two content chunks, then silence
+        srv.fail_next("status", status=400, message="...")  # any error answer
         srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
         srv.text_only = True    # refuse images/audio with 400, as Ollama does
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
@@ -30,7 +31,16 @@ from typing import Any, Self
 from aiohttp import web
 
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
-FAILURES = ("500", "503", "429", "401", "404", "error-event", "stall", "drop")
+FAILURES = ("500", "503", "429", "401", "404", "status", "error-event", "stall", "drop")
+"""`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: str = ""
+    after: int = 1
+    status: int = 400
+    message: str = "Bad request"
 
 
 @dataclass
@@ -77,17 +87,25 @@ class FakeOpenAIServer:
         self.pause_after: int | None = None
         self.keepalive: float | None = None
         self.requests: list[RecordedRequest] = []
-        self._failures: list[tuple[str, int]] = []
+        self._failures: list[_Failure] = []
         self._resume = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    def fail_next(self, kind: str, *, times: int = 1, after: int = 1) -> None:
+    def fail_next(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        after: int = 1,
+        status: int = 400,
+        message: str = "Bad request",
+    ) -> None:
         """Fail the next `times` chat requests; mid-stream kinds fail after `after` chunks."""
         if kind not in FAILURES:
             raise ValueError(f"unknown failure {kind!r}; choose from {FAILURES}")
-        self._failures.extend([(kind, after)] * times)
+        self._failures.extend([_Failure(kind, after, status, message)] * times)
 
     def resume(self) -> None:
         """Let streams held by `pause_after` continue."""
@@ -153,16 +171,18 @@ class FakeOpenAIServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
         body: dict[str, Any] = recorded.json
-        kind, after = self._failures.pop(0) if self._failures else ("", 0)
-        refused = self._unauthorised(request) or self._refusal(kind, body)
+        failure = self._failures.pop(0) if self._failures else _Failure()
+        refused = self._unauthorised(request) or self._refusal(failure, body)
         if refused:
             return refused
         if not body.get("stream"):
             return self._complete(body)
-        return await self._stream(request, recorded, body, kind, after)
+        return await self._stream(request, recorded, body, failure.kind, failure.after)
 
-    def _refusal(self, kind: str, body: dict[str, Any]) -> web.Response | None:
-        model = body.get("model")
+    def _refusal(self, failure: _Failure, body: dict[str, Any]) -> web.Response | None:
+        model, kind = body.get("model"), failure.kind
+        if kind == "status":
+            return _error(failure.status, failure.message, "BadRequestError")
         if kind == "401":
             return _error(401, "Incorrect API key provided.", "invalid_request_error", "401")
         if kind == "404" or model not in self.models:
