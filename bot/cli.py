@@ -46,6 +46,13 @@ def _settings() -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings()
     configure_logging(settings.log_level, settings.secrets())

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     def _strip_slashes(cls, value: frozenset[str]) -> frozenset[str]:
         return frozenset(name.lstrip("/").lower() for name in value)
 
+    @field_validator("openai_accepts", mode="after")
+    @classmethod
+    def _known_media(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(value - {"image", "audio"})
+        if unknown:
+            raise ValueError(f"unknown media kind {', '.join(unknown)}: use image and/or audio")
+        return value
+
     @field_validator("telegram_api_url", "phi4_space_url", "hf_endpoint", "openai_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

@@ -45,4 +45,5 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
     if root.level > logging.DEBUG:
         # httpx logs every request line at INFO; that is noise for a long-polling bot.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for name in ("httpx", "httpx2", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
