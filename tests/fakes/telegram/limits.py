@@ -42,6 +42,9 @@ class Limits:
     bot_per_sec: float = 30.0
 
 
+TELEGRAM_LIMITS = Limits()
+
+
 class ManualClock:
     """A clock that moves only when told to, for testing flood limits without waiting."""
 

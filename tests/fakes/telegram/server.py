@@ -15,7 +15,7 @@ from .api import BY_LOWER_NAME, Handler
 from .driver import ChatDriver
 from .errors import ApiError
 from .faults import Body, Fault, FaultPlan, failure_response
-from .limits import COUNTED_METHODS, Clock, FloodControl, Limits, real_clock
+from .limits import COUNTED_METHODS, TELEGRAM_LIMITS, Clock, FloodControl, Limits, real_clock
 from .observe import ChatObserver
 from .params import Params, Upload
 from .state import World
@@ -44,7 +44,7 @@ class FakeTelegram(ChatDriver, ChatObserver):
         bot_username: str = "phi4_test_bot",
         *,
         bot_name: str = "Phi-4 test bot",
-        limits: Limits | None = Limits(),  # noqa: B008 - frozen, so sharing it is safe
+        limits: Limits | None = TELEGRAM_LIMITS,
         clock: Clock = real_clock,
         port: int = 0,
     ) -> None:
