@@ -5,6 +5,7 @@ Usage::
     async with FakeOpenAIServer() as srv:
         srv.base_url            # "http://127.0.0.1:<port>/v1", for AsyncOpenAI(base_url=...)
         srv.answer = "Hello!"   # streamed in pieces of `srv.chunk_size` characters
+        srv.reply = lambda body: "..."  # or an answer computed from each request's body
         srv.chunk_delay = 0.01  # seconds between two content chunks
         srv.fail_next("429")    # the next chat request fails (see `FAILURES`)
         srv.fail_next("stall", after=2)  # two content chunks, then silence
@@ -24,6 +25,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -79,6 +81,7 @@ class FakeOpenAIServer:
 
     def __init__(self) -> None:
         self.answer = "Hello from the fake Phi-4."
+        self.reply: Callable[[dict[str, Any]], str] | None = None
         self.chunk_size = 4
         self.chunk_delay = 0.0
         self.models = [DEFAULT_MODEL, "vision", "speech"]
@@ -115,10 +118,14 @@ class FakeOpenAIServer:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def pieces(self) -> list[str]:
+    def answer_for(self, body: dict[str, Any]) -> str:
+        """`reply(body)` when set, else the fixed `answer`."""
+        return self.reply(body) if self.reply is not None else self.answer
+
+    def pieces(self, answer: str | None = None) -> list[str]:
         """The answer as the content deltas it is streamed in."""
-        size = self.chunk_size
-        return [self.answer[i : i + size] for i in range(0, len(self.answer), size)]
+        size, text = self.chunk_size, self.answer if answer is None else answer
+        return [text[i : i + size] for i in range(0, len(text), size)]
 
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -198,7 +205,7 @@ class FakeOpenAIServer:
         return None
 
     def _complete(self, body: dict[str, Any]) -> web.Response:
-        message = {"role": "assistant", "content": self.answer}
+        message = {"role": "assistant", "content": self.answer_for(body)}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
         return web.json_response(
             {
@@ -227,7 +234,7 @@ class FakeOpenAIServer:
 
         try:
             await self._send(response, chunk({"role": "assistant", "content": ""}))
-            for number, piece in enumerate(self.pieces()):
+            for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 if kind and number == after:

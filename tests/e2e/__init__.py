@@ -1,0 +1,1 @@
+"""End-to-end tests: the real `phi4bot run` process against local fakes."""

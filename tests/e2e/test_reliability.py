@@ -1,0 +1,138 @@
+"""Crashes, faults and strangers end to end: nothing lost, nothing doubled, nobody let in."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.e2e.bot_process import ROOT, TOKEN
+from tests.e2e.conftest import StartBot, last_user_text
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.telegram import FakeTelegram
+
+
+async def test_without_a_token_run_exits_with_one_clear_line(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode != 0
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "TELEGRAM_BOT_TOKEN" in lines[0]
+
+
+async def test_killed_mid_answer_the_turn_is_kept_and_the_chat_told_to_retry(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "alpha beta gamma delta epsilon"
+    model.chunk_size = 6
+    model.pause_after = 2
+    bot = await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "tell me")
+    await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    await bot.kill()
+
+    model.pause_after = None
+    model.answer = "full answer"
+    await start_bot()
+    await tg.wait_until(lambda: "/retry" in tg.messages(42)[-1].text, timeout=10)
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    requests_before = len(model.chat_requests)
+    tg.send_text(alice.chat, alice, "/retry")
+    await tg.wait_until(lambda: tg.messages(42)[-1].text == "full answer", timeout=10)
+    assert len(model.chat_requests) == requests_before + 1
+    assert last_user_text(model.chat_requests[-1].json) == "tell me"
+
+
+async def test_an_update_redelivered_after_a_crash_is_answered_once(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "only once"
+    model.pause_after = 1
+    bot = await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "hi")
+    await tg.wait_until(lambda: model.chat_requests, timeout=10)
+    await bot.kill()  # the update may be unconfirmed: Telegram would send it again
+    model.pause_after = None
+    await start_bot()
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    tg.send_text(alice.chat, alice, "/retry")
+    await tg.wait_until(lambda: tg.messages(42)[-1].text == "only once", timeout=10)
+    await asyncio.sleep(0.5)
+    user_turns = [m for m in model.chat_requests[-1].json["messages"] if m["role"] == "user"]
+    assert len(user_turns) == 1
+
+
+async def test_telegram_errors_and_resets_are_survived(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "made it through"
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.fail_next(3, status=502)
+    tg.reset_next(2)
+    tg.send_text(alice.chat, alice, "are you there?")
+    await tg.wait_until(lambda: tg.text_of(42) == "made it through", timeout=30)
+    tg.send_text(alice.chat, alice, "again")
+    await tg.wait_until(lambda: len(tg.messages(42)) == 2, timeout=15)
+
+
+async def test_a_stalled_backend_ends_the_answer_with_a_clear_message(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "this will stall soon"
+    model.fail_next("stall", after=2)
+    await start_bot(PHI4BOT_STREAM_TIMEOUT="1.5")
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "hello")
+    await tg.wait_until(lambda: "stopped responding" in tg.text_of(42), timeout=15)
+    assert tg.text_of(42).startswith("this wil")
+
+
+async def test_strangers_cause_no_model_call_and_no_stored_turn(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "hello friend"
+    await start_bot(PHI4BOT_ALLOWED_USERS="42", PHI4BOT_ADMINS="7")
+    stranger = tg.private_user(99, "Mallory")
+    friend = tg.private_user(42, "Alice")
+    tg.send_text(stranger.chat, stranger, "give me GPU")
+    tg.send_text(stranger.chat, stranger, "please")
+    tg.send_text(friend.chat, friend, "hi")
+    await tg.wait_until(lambda: tg.text_of(42) == "hello friend", timeout=10)
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    assert [m.text for m in tg.messages(99)] == ["Sorry, this bot is private."]
+    assert len(model.chat_requests) == 1
+    tg.send_text(stranger.chat, stranger, "/export")
+    admin = tg.private_user(7, "Admin")
+    tg.send_text(admin.chat, admin, "/export 42")
+    await tg.wait_until(lambda: tg.documents(7), timeout=10)
+    assert b"hello friend" in tg.documents(7)[0].data
+    assert b"give me GPU" not in tg.documents(7)[0].data
+    assert tg.documents(99) == []
+
+
+async def test_the_token_never_reaches_the_log(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.fail_next("401")
+    bot = await start_bot(OPENAI_API_KEY="sk-very-secret-key", LOG_LEVEL="DEBUG")
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "hi")
+    await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    assert await bot.stop() == 0
+    log = bot.log()
+    assert "getUpdates" in log, "DEBUG logging should show Bot API calls"
+    assert TOKEN not in log
+    assert "sk-very-secret-key" not in log
+    assert "sk-very-secret-key" not in tg.text_of(42)
