@@ -1,0 +1,243 @@
+"""One shared budget of Telegram requests, granted in priority order so Telegram never says 429.
+
+The model follows Telegram's flood limits with room to spare: requests are spaced evenly
+rather than sent in bursts. Bot-wide, two grants are at least `1 / bot_rate` seconds apart;
+in one private chat at least `private_interval` (1 s); in one group at least `group_interval`
+(3 s, i.e. 20 a minute). Every spacing is stretched by `margin` (5 %) so clock jitter between
+us and Telegram cannot add up to a burst. Telegram's own buckets (private: 3 in a burst, then
+1/s; group: 20, then 1 every 3 s; bot: 30, then 30/s) always hold at least what we spend.
+
+When several requests could go, a chat's first message of an answer goes before final edits
+and continuation messages, which go before intermediate edits; among equals the chat served
+least recently goes first, so hundreds of streaming chats all keep getting updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+# Comparisons of times computed along different paths may differ in the last bits.
+_EPSILON = 1e-9
+# 429s for this many different chats within `_BOT_WIDE_WINDOW` seconds mean a bot-wide limit.
+_BOT_WIDE_CHATS = 3
+_BOT_WIDE_WINDOW = 2.0
+# Chat records idle this long are forgotten; they hold no reservation any more.
+_FORGET_AFTER = 120.0
+
+
+class Priority(IntEnum):
+    """Which request goes first when slots are scarce; lower goes earlier."""
+
+    FIRST = 0
+    FINAL = 1
+    EDIT = 2
+
+
+class Clock(Protocol):
+    """Time as the budget and the streamers see it; a fake one makes tests deterministic."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    """The real clock: monotonic seconds and asyncio's sleep."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class _Lane:
+    """One chat's spacing: when it may be served next, and when it was served last."""
+
+    interval: float
+    next_free: float = -math.inf
+    last_served: int = -1
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: Priority
+    last_served: int
+    seq: int
+    chat_id: int = field(compare=False)
+    future: asyncio.Future[None] = field(compare=False)
+    granted_at: float = field(default=math.nan, compare=False)
+
+
+class RateBudget:
+    """Grants Telegram request slots; create one per application and share it."""
+
+    def __init__(
+        self,
+        bot_rate: float = 30.0,
+        *,
+        private_interval: float = 1.0,
+        group_interval: float = 3.0,
+        margin: float = 0.05,
+        clock: Clock | None = None,
+    ) -> None:
+        if bot_rate <= 0:
+            raise ValueError("bot_rate must be positive")
+        self.clock: Clock = clock or MonotonicClock()
+        self._bot_interval = (1 + margin) / bot_rate
+        self._private_interval = private_interval * (1 + margin)
+        self._group_interval = group_interval * (1 + margin)
+        self._bot_next = -math.inf
+        self._lanes: dict[int, _Lane] = {}
+        self._ready: list[_Waiter] = []  # chats free now, best first
+        self._blocked: list[tuple[float, int, _Waiter]] = []  # by when their chat is free
+        self._seq = itertools.count()
+        self._grants = 0
+        self._penalties: deque[tuple[float, int]] = deque()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at = math.inf
+        self._forget_at = self.clock.now() + _FORGET_AFTER
+
+    async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
+        """Wait for a slot for one request to `chat_id`; it is spent when this returns.
+
+        Cancelling the wait withdraws the request; if the slot had already been granted,
+        it is handed back, so a cancelled acquire reserves nothing.
+        """
+        lane = self._lane(chat_id, is_group=is_group)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(priority, lane.last_served, next(self._seq), chat_id, future)
+        heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
+        self._dispatch()
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._hand_back(waiter)
+            future.cancel()
+            self._dispatch()
+            raise
+
+    def penalize(self, chat_id: int, retry_after: float, *, bot_wide: bool | None = None) -> None:
+        """Telegram answered 429: block the chat (or, when it looks bot-wide, everyone).
+
+        `bot_wide=None` guesses: 429s for several chats within a short window mean the
+        bot-wide limit was hit, since each chat on its own was paced.
+        """
+        now = self.clock.now()
+        until = now + max(0.0, retry_after)
+        lane = self._lane(chat_id, is_group=chat_id < 0)
+        lane.next_free = max(lane.next_free, until)
+        self._penalties.append((now, chat_id))
+        while self._penalties and self._penalties[0][0] < now - _BOT_WIDE_WINDOW:
+            self._penalties.popleft()
+        if bot_wide is None:
+            bot_wide = len({chat for _, chat in self._penalties}) >= _BOT_WIDE_CHATS
+        if bot_wide:
+            self._bot_next = max(self._bot_next, until)
+        self._dispatch()
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _lane(self, chat_id: int, *, is_group: bool) -> _Lane:
+        lane = self._lanes.get(chat_id)
+        if lane is None:
+            interval = self._group_interval if is_group else self._private_interval
+            lane = self._lanes[chat_id] = _Lane(interval)
+        return lane
+
+    def _dispatch(self) -> None:
+        """Grant every slot that is due now, then wake up again when the next one is."""
+        now = self.clock.now()
+        while True:
+            self._promote(now)
+            if not self._ready or now + _EPSILON < self._bot_next:
+                break
+            waiter = heapq.heappop(self._ready)
+            if waiter.future.done():
+                continue
+            lane = self._lanes[waiter.chat_id]
+            if lane.next_free > now + _EPSILON:
+                heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
+                continue
+            self._grants += 1
+            waiter.granted_at = now
+            lane.next_free = now + lane.interval
+            lane.last_served = self._grants
+            self._bot_next = now + self._bot_interval
+            waiter.future.set_result(None)
+        if now >= self._forget_at:
+            self._forget_idle(now)
+        self._arm(self._next_event(now))
+
+    def _promote(self, now: float) -> None:
+        """Move waiters whose chat is free by now into the ready heap."""
+        while self._blocked and self._blocked[0][0] <= now + _EPSILON:
+            _, seq, waiter = heapq.heappop(self._blocked)
+            if waiter.future.done():
+                continue
+            lane = self._lanes[waiter.chat_id]
+            if lane.next_free > now + _EPSILON:
+                heapq.heappush(self._blocked, (lane.next_free, seq, waiter))
+                continue
+            waiter.last_served = lane.last_served
+            heapq.heappush(self._ready, waiter)
+
+    def _next_event(self, now: float) -> float:
+        while self._ready and self._ready[0].future.done():
+            heapq.heappop(self._ready)
+        while self._blocked and self._blocked[0][2].future.done():
+            heapq.heappop(self._blocked)
+        if self._ready:
+            return max(now, self._bot_next)
+        if self._blocked:
+            return max(self._blocked[0][0], self._bot_next)
+        return math.inf
+
+    def _arm(self, at: float) -> None:
+        """Keep one timer task, due at the earliest moment a grant may become possible."""
+        if self._timer is not None and not self._timer.done():
+            if self._timer_at <= at + _EPSILON and at != math.inf:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if at == math.inf:
+            return
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().create_task(self._wake_at(at))
+
+    async def _wake_at(self, at: float) -> None:
+        await self.clock.sleep(max(0.0, at - self.clock.now()))
+        self._timer = None
+        self._dispatch()
+
+    def _hand_back(self, waiter: _Waiter) -> None:
+        """Undo a grant that was never used, unless later grants or a 429 built on it."""
+        lane = self._lanes.get(waiter.chat_id)
+        if lane is None or lane.last_served != self._grants:
+            return
+        if lane.next_free == waiter.granted_at + lane.interval:
+            lane.next_free = waiter.granted_at
+        if self._bot_next == waiter.granted_at + self._bot_interval:
+            self._bot_next = waiter.granted_at
+        lane.last_served = waiter.last_served
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop chats not served for a while; their spacing has long run out."""
+        waiting = {w.chat_id for w in self._ready} | {w.chat_id for _, _, w in self._blocked}
+        for chat_id in [
+            chat_id
+            for chat_id, lane in self._lanes.items()
+            if lane.next_free < now - _FORGET_AFTER and chat_id not in waiting
+        ]:
+            del self._lanes[chat_id]
+        self._forget_at = now + _FORGET_AFTER

@@ -1,0 +1,339 @@
+"""One answer's Markdown chunks turned into paced Telegram messages that end exactly right."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Literal
+
+from bot.pacing import Clock, Priority, RateBudget
+from bot.render import (
+    TELEGRAM_LIMIT,
+    RenderedText,
+    italic,
+    join,
+    plain,
+    render_markdown,
+    split_for_telegram,
+)
+from bot.reply_view import ReplyView, Step
+from bot.telegram_sink import (
+    EntitiesRejected,
+    FloodWait,
+    MessageGone,
+    MessageSink,
+    NotModified,
+    SinkError,
+    TransientSendError,
+)
+
+log = logging.getLogger(__name__)
+
+EMPTY_ANSWER = "The model returned an empty answer."
+# Network failures: wait 0.5, 1, 2, 4, 8, 8 ... seconds; the final state gives up after 8.
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 8.0
+FINAL_ATTEMPTS = 8
+
+
+class ReplyStreamer:
+    """Shows one answer while it streams and guarantees its final state.
+
+    A single worker task owns every request: chunks only mark the text as changed, so the
+    model's stream is never slowed down, and each visible update carries everything received
+    so far, rendered once. Message `i` always holds piece `i` of `split_for_telegram`; an
+    answer longer than one message continues in plain follow-up messages in the same chat
+    (and topic), and only the first one replies to the user's message.
+    """
+
+    def __init__(
+        self,
+        sink: MessageSink,
+        budget: RateBudget,
+        *,
+        chat_id: int,
+        is_group: bool,
+        interval: float,
+        reply_to: int | None,
+        mode: Literal["edit", "draft"] = "edit",
+        clock: Clock | None = None,
+        draft_id: int | None = None,
+        limit: int = TELEGRAM_LIMIT,
+    ) -> None:
+        self._sink = sink
+        self._budget = budget
+        self._chat_id = chat_id
+        self._is_group = is_group
+        self._interval = interval
+        self._reply_to = reply_to
+        self._mode: Literal["edit", "draft"] = "edit" if is_group else mode
+        self._clock = clock or budget.clock
+        self._draft_id = draft_id or random.randrange(1, 2**31)
+        self._limit = limit
+        self._parts: list[str] = []
+        self._text = ""
+        self._has_text = False
+        self._status: str | None = None
+        self._version = 0  # bumped by every change that may alter what is shown
+        self._rendered_version = -1
+        self._desired: list[RenderedText] = []
+        self._desired_is_answer = False
+        self._final: list[RenderedText] | None = None
+        self._view = ReplyView()
+        self._anything_shown = False
+        self._answer_shown = False
+        self._last_request = -math.inf
+        self._failures = 0
+        self._broken = False
+        self._changed = asyncio.Event()
+        self._finishing = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    # -- the API ------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The Markdown received so far."""
+        if self._parts:
+            self._text += "".join(self._parts)
+            self._parts.clear()
+        return self._text
+
+    @property
+    def message_ids(self) -> list[int]:
+        """Ids of the answer's messages, in reading order."""
+        return self._view.message_ids
+
+    def append(self, chunk: str) -> None:
+        """Take the next chunk; O(len(chunk)), never waits (the worker does the sending)."""
+        if not chunk or self._final is not None:
+            return
+        self._parts.append(chunk)
+        if chunk.isspace():
+            return  # trailing whitespace never changes the rendering (it is trimmed)
+        self._has_text = True
+        self._version += 1
+        self._wake()
+
+    async def show_status(self, text: str) -> None:
+        """Show a placeholder such as "⏳ In queue: position 3" until the answer starts.
+
+        Returns once it is shown (or made moot by the answer); cancelling the wait does not
+        cancel the update, which the worker finishes on its own.
+        """
+        if self._final is not None or self._has_text or text == self._status:
+            return
+        self._status = text
+        self._version += 1
+        self._wake()
+        await self._idle.wait()
+
+    async def finish(self, *, note: str | None = None) -> list[int]:
+        """Bring every message to the final rendering (plus `note` in italics) and wait for it.
+
+        Penalties are waited out and failures retried; the final state is sent even if an
+        intermediate update was just sent or refused. Returns the message ids.
+        """
+        return await self._conclude(italic(note) if note else None)
+
+    async def fail(self, user_message: str) -> list[int]:
+        """End the answer with an error: what arrived so far is kept, the error appended."""
+        return await self._conclude(plain(user_message))
+
+    # -- the worker -------------------------------------------------------------------
+
+    async def _conclude(self, note: RenderedText | None) -> list[int]:
+        if self._final is None:
+            answer = render_markdown(self.text)
+            final = join(answer, note) if note is not None else answer
+            if not final.text:
+                final = italic(EMPTY_ANSWER)
+            self._final = split_for_telegram(final, self._limit)
+            self._failures = 0
+            self._finishing.set()
+            self._wake()
+        assert self._worker is not None
+        await self._worker
+        return self.message_ids
+
+    def _wake(self) -> None:
+        if self._worker is not None and self._worker.done():
+            return  # it gave up for good; nothing more will be sent
+        self._idle.clear()
+        self._changed.set()
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while not self._broken:
+                if self._final is not None:
+                    op = self._next_op(render=True)
+                    if op is None:
+                        return
+                    await self._budget.acquire(
+                        self._chat_id, is_group=self._is_group, priority=self._priority(op)
+                    )
+                    await self._perform(op)
+                    continue
+                unchanged = self._version == self._rendered_version
+                if unchanged and self._next_op(render=False) is None:
+                    self._idle.set()
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                await self._update()
+        finally:
+            self._idle.set()
+
+    async def _update(self) -> None:
+        """One intermediate request: wait for the interval and a slot, then show the latest."""
+        priority = self._priority(self._next_op(render=False))
+        if priority is not Priority.FIRST:
+            due = self._last_request + self._interval
+            wait = due - self._clock.now()
+            if wait > 0 and not await self._unless_finishing(lambda: self._clock.sleep(wait)):
+                return
+        slot = partial(
+            self._budget.acquire, self._chat_id, is_group=self._is_group, priority=priority
+        )
+        if not await self._unless_finishing(slot):
+            return
+        op = self._next_op(render=True)  # also picks up the final state if it just arrived
+        if op is not None:
+            await self._perform(op)
+
+    async def _unless_finishing(self, start: Callable[[], Awaitable[None]]) -> bool:
+        """Await `start()` unless `finish` comes first (then it is cancelled); True if done."""
+        if self._finishing.is_set():
+            return False
+        task = asyncio.ensure_future(start())
+        stop = asyncio.ensure_future(self._finishing.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
+        if task.cancelled():
+            return False
+        task.result()
+        return True
+
+    # -- what to do next --------------------------------------------------------------
+
+    def _wanted(self, *, render: bool) -> list[RenderedText]:
+        """The pieces the chat should show now; renders only if something changed."""
+        if self._final is not None:
+            return self._final
+        if render and self._rendered_version != self._version:
+            self._rendered_version = self._version
+            pieces: list[RenderedText] = []
+            if self._has_text:
+                pieces = split_for_telegram(render_markdown(self.text), self._limit)
+            self._desired_is_answer = bool(pieces)
+            if not pieces and self._status:
+                pieces = split_for_telegram(plain(self._status), self._limit)[:1]
+            self._desired = pieces
+        return self._desired
+
+    def _next_op(self, *, render: bool) -> Step | None:
+        final = self._final is not None
+        drafting = self._mode == "draft" and not final
+        return self._view.next_step(self._wanted(render=render), drafting=drafting, final=final)
+
+    def _priority(self, op: Step | None) -> Priority:
+        """First sight of the answer, then completing messages, then growing the last one."""
+        shows_answer = self._final is not None or self._has_text
+        if not self._anything_shown or (shows_answer and not self._answer_shown):
+            return Priority.FIRST
+        if self._final is not None:
+            return Priority.FINAL
+        if op is not None and (op.kind == "send" or op.index < len(self._desired) - 1):
+            return Priority.FINAL
+        return Priority.EDIT
+
+    # -- doing it ---------------------------------------------------------------------
+
+    async def _perform(self, op: Step) -> None:
+        """Send one request and record what the chat shows now; errors change the plan."""
+        self._last_request = self._clock.now()
+        text, entities = op.want.text, op.want.entities
+        message_id = None
+        try:
+            if op.kind == "send":
+                reply_to = self._reply_to if op.index == 0 else None
+                message_id = await self._sink.send(text, entities, reply_to=reply_to)
+            elif op.kind == "edit":
+                await self._sink.edit(self._view.message(op.index).message_id, text, entities)
+            elif op.kind == "delete":
+                await self._sink.delete(self._view.message(op.index).message_id)
+            else:
+                await self._sink.draft(self._draft_id, text, entities)
+        except NotModified as exc:
+            if op.kind != "edit":
+                self._refused(op, exc)
+                return
+        except FloodWait as exc:
+            log.info("chat %s: flood control, waiting %g s", self._chat_id, exc.retry_after)
+            self._budget.penalize(self._chat_id, exc.retry_after)
+            return
+        except EntitiesRejected as exc:
+            if not self._view.drop_entities(op):
+                self._refused(op, exc)
+            return
+        except MessageGone as exc:
+            if op.kind == "edit":
+                self._view.lost(op.index)
+            elif op.kind == "delete":
+                self._view.done(op)
+            else:
+                self._refused(op, exc)
+            return
+        except TransientSendError as exc:
+            await self._back_off(exc)
+            return
+        except SinkError as exc:
+            self._refused(op, exc)
+            return
+        self._view.done(op, message_id)
+        self._failures = 0
+        if op.kind != "delete":
+            self._anything_shown = True
+            self._answer_shown |= self._final is not None or self._desired_is_answer
+
+    async def _back_off(self, exc: TransientSendError) -> None:
+        self._failures += 1
+        if self._final is not None and self._failures >= FINAL_ATTEMPTS:
+            log.error(
+                "chat %s: giving up after %d failures: %s", self._chat_id, FINAL_ATTEMPTS, exc
+            )
+            self._broken = True
+            return
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
+        log.warning("chat %s: %s; retrying in %g s", self._chat_id, exc, delay)
+        if self._final is not None:
+            await self._clock.sleep(delay)
+        else:
+            await self._unless_finishing(lambda: self._clock.sleep(delay))
+
+    def _refused(self, op: Step, exc: SinkError) -> None:
+        """Telegram refused for good: go around it where possible, else stop sending."""
+        if op.kind == "edit":
+            log.warning("chat %s: edit refused (%s); sending anew", self._chat_id, exc)
+            self._view.lost(op.index)
+        elif op.kind == "delete":
+            log.warning("chat %s: delete refused (%s); leaving it", self._chat_id, exc)
+            self._view.done(op)
+        elif op.kind == "draft":
+            log.warning("chat %s: drafts refused (%s); editing instead", self._chat_id, exc)
+            self._mode = "edit"
+        else:
+            log.error("chat %s: cannot send the answer: %s", self._chat_id, exc)
+            self._broken = True

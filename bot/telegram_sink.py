@@ -1,0 +1,161 @@
+"""The streamer's only door to Telegram: send, edit, draft and delete, with errors it can act on."""
+
+from __future__ import annotations
+
+import datetime as dtm
+import warnings
+from collections.abc import Sequence
+from typing import Protocol
+
+from telegram import Bot, LinkPreviewOptions, MessageEntity, ReplyParameters
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+class SinkError(Exception):
+    """Telegram refused a request for a reason the streamer cannot fix by retrying."""
+
+
+class FloodWait(SinkError):
+    """429: nothing may be sent to this chat (or by this bot) for `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"flood control: retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class NotModified(SinkError):
+    """The edit asked for the content the message already has; harmless."""
+
+
+class EntitiesRejected(SinkError):
+    """Telegram could not place the entities; the text alone would be accepted."""
+
+
+class MessageGone(SinkError):
+    """The message to edit or delete no longer exists (the user deleted it)."""
+
+
+class TransientSendError(SinkError):
+    """A network failure, timeout or server error: the same request may succeed later."""
+
+
+class MessageSink(Protocol):
+    """Where a reply's messages go; Telegram in production, memory in tests."""
+
+    async def send(
+        self, text: str, entities: Sequence[MessageEntity], *, reply_to: int | None
+    ) -> int:
+        """Send a new message and return its id."""
+        ...
+
+    async def edit(self, message_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+        """Replace a message's text and entities."""
+        ...
+
+    async def draft(self, draft_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+        """Show an ephemeral, animated draft (private chats only)."""
+        ...
+
+    async def delete(self, message_id: int) -> None:
+        """Remove a message the final answer no longer needs."""
+        ...
+
+
+class TelegramSink:
+    """A `MessageSink` for one chat (and forum topic) through python-telegram-bot's `Bot`.
+
+    Answers are sent with entities only (never `parse_mode`), without link previews, and
+    as replies that still go out when the replied-to message was deleted.
+    """
+
+    def __init__(self, bot: Bot, chat_id: int, message_thread_id: int | None = None) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.message_thread_id = message_thread_id
+
+    async def send(
+        self, text: str, entities: Sequence[MessageEntity], *, reply_to: int | None
+    ) -> int:
+        reply = None
+        if reply_to is not None:
+            reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        try:
+            message = await self.bot.send_message(
+                self.chat_id,
+                text,
+                entities=list(entities) or None,
+                parse_mode=None,
+                message_thread_id=self.message_thread_id,
+                reply_parameters=reply,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            raise translate(exc) from exc
+        return message.message_id
+
+    async def edit(self, message_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+        try:
+            await self.bot.edit_message_text(
+                text,
+                chat_id=self.chat_id,
+                message_id=message_id,
+                entities=list(entities) or None,
+                parse_mode=None,
+                link_preview_options=NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            raise translate(exc) from exc
+
+    async def draft(self, draft_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+        try:
+            await self.bot.send_message_draft(
+                self.chat_id,
+                draft_id,
+                text,
+                message_thread_id=self.message_thread_id,
+                parse_mode=None,
+                entities=list(entities) or None,
+            )
+        except TelegramError as exc:
+            raise translate(exc) from exc
+
+    async def delete(self, message_id: int) -> None:
+        try:
+            await self.bot.delete_message(self.chat_id, message_id)
+        except TelegramError as exc:
+            raise translate(exc) from exc
+
+
+def translate(exc: TelegramError) -> SinkError:
+    """The streamer's view of a python-telegram-bot error."""
+    if isinstance(exc, RetryAfter):
+        return FloodWait(_seconds(exc))
+    if isinstance(exc, BadRequest):
+        text = exc.message.lower()
+        if "message is not modified" in text:
+            return NotModified(exc.message)
+        if "can't parse entities" in text or "can't find end of" in text:
+            return EntitiesRejected(exc.message)
+        if "message to edit not found" in text or "message to delete not found" in text:
+            return MessageGone(exc.message)
+        if "message_id_invalid" in text:
+            return MessageGone(exc.message)
+        return SinkError(exc.message)
+    if isinstance(exc, NetworkError):
+        # TimedOut is a NetworkError; PTB raises NetworkError for 5xx answers as well.
+        return TransientSendError(exc.message)
+    return SinkError(exc.message)
+
+
+def _seconds(exc: RetryAfter) -> float:
+    """`retry_after` in seconds, whichever type this PTB version hands out."""
+    with warnings.catch_warnings():
+        # PTB warns that the attribute will become a timedelta; both are handled here.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)

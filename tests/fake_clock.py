@@ -1,0 +1,78 @@
+"""A virtual clock for pacing tests: time moves only when every task is waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """Implements `bot.pacing.Clock`; `run()` drives a coroutine to its end in virtual time.
+
+    Whenever the event loop has nothing left to run, the clock jumps to the earliest pending
+    `sleep` deadline and wakes those sleepers. A run is therefore deterministic and takes
+    no real time, however many virtual seconds it spans.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), future))
+        await future
+
+    async def settle(self) -> None:
+        """Let every task run until all of them wait (on the clock or on each other)."""
+        loop = asyncio.get_running_loop()
+        ready = loop._ready  # type: ignore[attr-defined]
+        for _ in range(100_000):
+            await asyncio.sleep(0)
+            if not ready:
+                return
+        raise RuntimeError("the event loop never went idle")
+
+    async def advance(self) -> bool:
+        """Settle, then jump to the next deadline and wake its sleepers; False if none."""
+        await self.settle()
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        if not self._sleepers:
+            return False
+        self._now = max(self._now, self._sleepers[0][0])
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+        await self.settle()
+        return True
+
+    async def run(self, awaitable: Awaitable[T], *, max_seconds: float = 3600.0) -> T:
+        """Await `awaitable`, moving virtual time forward whenever everything waits."""
+        task = asyncio.ensure_future(awaitable)
+        deadline = self._now + max_seconds
+        while not task.done():
+            await self.settle()
+            if task.done():
+                break
+            if self._now > deadline:
+                task.cancel()
+                raise TimeoutError(f"still running after {max_seconds} virtual seconds")
+            if not await self.advance():
+                task.cancel()
+                raise RuntimeError("deadlock: the task waits but no sleeper can wake it")
+        return task.result()
+
+    async def run_for(self, seconds: float) -> None:
+        """Let virtual time pass by `seconds`, running whatever is due meanwhile."""
+        await self.run(self.sleep(seconds))
