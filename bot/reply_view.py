@@ -20,7 +20,11 @@ class ShownMessage:
 
 @dataclass(frozen=True)
 class Step:
-    """One request: send piece `index`, edit message `index`, delete it, or show a draft."""
+    """One request: send piece `index`, edit message `index`, delete it, or show a draft.
+
+    A delete with `index` -1 removes an orphan: a message replaced because it could not be
+    edited any more.
+    """
 
     kind: StepKind
     index: int
@@ -36,6 +40,7 @@ class ReplyView:
     """
 
     messages: list[ShownMessage | None] = field(default_factory=list)
+    orphans: list[int] = field(default_factory=list)
     plain: set[int] = field(default_factory=set)
     draft: RenderedText | None = None
     draft_plain: bool = False
@@ -69,7 +74,15 @@ class ReplyView:
                 self.messages.pop()
             if len(self.messages) > len(wanted):
                 return Step("delete", len(self.messages) - 1, RenderedText(""))
+            if self.orphans:
+                return Step("delete", -1, RenderedText(""))
         return None
+
+    def target(self, step: Step) -> int:
+        """The id of the message an edit or delete is about."""
+        if step.index < 0:
+            return self.orphans[0]
+        return self.message(step.index).message_id
 
     def done(self, step: Step, message_id: int | None = None) -> None:
         """Record that Telegram carried out `step` (a send returns `message_id`)."""
@@ -82,13 +95,21 @@ class ReplyView:
                 self.messages.append(message)
         elif step.kind == "edit":
             self.message(step.index).shown = step.want
+        elif step.kind == "delete" and step.index < 0:
+            self.orphans.pop(0)
         elif step.kind == "delete":
             self.messages.pop()
         else:
             self.draft = step.want
 
-    def lost(self, index: int) -> None:
-        """The message is gone (or can no longer be edited): its piece goes out anew."""
+    def lost(self, index: int, *, still_there: bool = False) -> None:
+        """The message is gone or can no longer be edited: its piece goes out anew.
+
+        One that is `still_there` shows stale text; it is deleted once the answer is final.
+        """
+        message = self.messages[index]
+        if still_there and message is not None:
+            self.orphans.append(message.message_id)
         self.messages[index] = None
 
     def drop_entities(self, step: Step) -> bool:

@@ -271,9 +271,9 @@ class ReplyStreamer:
                 reply_to = self._reply_to if op.index == 0 else None
                 message_id = await self._sink.send(text, entities, reply_to=reply_to)
             elif op.kind == "edit":
-                await self._sink.edit(self._view.message(op.index).message_id, text, entities)
+                await self._sink.edit(self._view.target(op), text, entities)
             elif op.kind == "delete":
-                await self._sink.delete(self._view.message(op.index).message_id)
+                await self._sink.delete(self._view.target(op))
             else:
                 await self._sink.draft(self._draft_id, text, entities)
         except NotModified as exc:
@@ -327,7 +327,7 @@ class ReplyStreamer:
         """Telegram refused for good: go around it where possible, else stop sending."""
         if op.kind == "edit":
             log.warning("chat %s: edit refused (%s); sending anew", self._chat_id, exc)
-            self._view.lost(op.index)
+            self._view.lost(op.index, still_there=True)
         elif op.kind == "delete":
             log.warning("chat %s: delete refused (%s); leaving it", self._chat_id, exc)
             self._view.done(op)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from telegram import MessageEntity
 
 import bot.streamer as streamer_module
@@ -404,7 +406,7 @@ async def test_a_message_deleted_meanwhile_is_sent_again(
     assert ids == list(sink.messages)
 
 
-async def test_an_edit_refused_for_good_continues_in_a_new_message(
+async def test_an_edit_refused_for_good_continues_in_a_new_message_and_the_old_one_goes(
     clock: FakeClock, budget: SpyBudget
 ) -> None:
     sink = MemorySink(clock, script=fail_once("edit", SinkError("message can't be edited")))
@@ -414,7 +416,8 @@ async def test_an_edit_refused_for_good_continues_in_a_new_message(
     streamer.append(" and more")
     ids = await clock.run(streamer.finish())
     assert sink.messages[ids[0]].text == "first and more"
-    assert len(ids) == 1
+    assert list(sink.messages) == ids, "the stale message was deleted"
+    assert [r.kind for r in sink.requests] == ["send", "edit", "send", "delete"]
 
 
 async def test_a_message_no_longer_needed_at_the_end_is_deleted(
@@ -600,3 +603,74 @@ async def test_two_hundred_chats_at_once_draw_no_429_and_all_end_exact(clock: Fa
     for sink in chats:
         assert sink.texts() == [answers[sink.chat_id]]
         assert len(sink.requests) >= 2, "every chat saw the answer grow"
+
+
+# -- the final state, whatever happens on the way ------------------------------------------
+
+ANSWERS = [
+    "Short **bold** answer with `code` and [a link](https://example.org).",
+    "\n\n".join(f"Part {n}: *some* text " + "lorem ipsum " * 90 for n in range(8)),
+    "```python\n" + "\n".join(f"line_{n} = {n}" for n in range(700)) + "\n```\n\nDone.",
+]
+TROUBLE = st.dictionaries(
+    st.integers(min_value=0, max_value=30),
+    st.sampled_from(["flood", "transient", "entities", "gone", "refused"]),
+    max_size=10,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    answer=st.sampled_from(ANSWERS),
+    parts=st.integers(min_value=1, max_value=60),
+    every=st.sampled_from([0.0, 0.05, 0.3, 2.0]),
+    trouble=TROUBLE,
+    mode=st.sampled_from(["edit", "draft"]),
+    note=st.sampled_from([None, "⏹ Stopped."]),
+)
+def test_the_final_state_is_exact_whatever_telegram_answers_on_the_way(
+    answer: str, parts: int, every: float, trouble: dict[int, str], mode: str, note: str | None
+) -> None:
+    clock = FakeClock()
+    chunk = -(-len(answer) // parts)
+    count = {"n": 0}
+    sink = MemorySink(clock)
+
+    def script(kind: str, content: RenderedText) -> Exception | None:
+        count["n"] += 1
+        problem = trouble.get(count["n"] - 1)
+        if problem == "flood":
+            return FloodWait(1 + count["n"] % 7)
+        if problem == "transient":
+            return TransientSendError("timed out")
+        if problem == "entities" and content.entities:
+            return EntitiesRejected("can't parse entities")
+        if problem == "gone" and kind == "edit":
+            sink.messages.pop(sink.requests[-1].message_id, None)
+            return None  # the edit then finds no message and answers MessageGone
+        if problem == "refused" and kind in ("edit", "draft"):
+            return SinkError("message can't be edited")
+        return None
+
+    sink.script = script
+
+    async def scenario() -> list[int]:
+        streamer = make(sink, RateBudget(clock=clock), mode=mode)
+        await clock.run(
+            feed(
+                clock,
+                streamer,
+                [answer[i : i + chunk] for i in range(0, len(answer), chunk)],
+                every,
+            )
+        )
+        return await clock.run(streamer.finish(note=note))
+
+    ids = asyncio.run(scenario())
+    expected = pieces_of(answer, italic(note) if note else None)
+    assert sorted(ids) == sorted(sink.messages), "no stray or missing messages"
+    shown = [sink.messages[i] for i in ids]
+    assert [m.text for m in shown] == [p.text for p in expected]
+    for got, want in zip(shown, expected, strict=True):
+        assert got == want or got == want.without_entities()
+    assert sink.not_modified == 0
