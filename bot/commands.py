@@ -11,6 +11,7 @@ from telegram.error import TelegramError
 from telegram.ext import CommandHandler, ContextTypes
 
 from bot.errors import TurnRejected
+from bot.pacing import Priority
 from bot.services import BotServices, services_of
 from bot.triggers import conversation_key, is_group
 
@@ -142,7 +143,9 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    await services.pipeline.budget.acquire(message.chat_id, is_group=is_group(message))
+    await services.pipeline.budget.acquire(
+        message.chat_id, is_group=is_group(message), priority=Priority.FIRST
+    )
     await message.reply_document(
         payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
     )

@@ -240,7 +240,7 @@ class FakeOpenAIServer:
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
                 if self.pause_after is not None and number == self.pause_after:
-                    await self._hold(response, self._resume)
+                    await self._hold(request, response, self._resume)
                 await self._send(response, chunk({"content": piece}))
                 recorded.chunks_sent += 1
             await self._send(response, chunk({}, "stop"))
@@ -257,18 +257,27 @@ class FakeOpenAIServer:
     async def _send(self, response: web.StreamResponse, payload: dict[str, Any]) -> None:
         await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
-    async def _hold(self, response: web.StreamResponse, until: asyncio.Event) -> None:
-        """Wait for `until` (or shutdown), sending SSE comments meanwhile if `keepalive` is set."""
+    async def _hold(
+        self, request: web.Request, response: web.StreamResponse, until: asyncio.Event
+    ) -> None:
+        """Wait for `until` (or shutdown), sending SSE comments meanwhile if `keepalive` is set.
+
+        A client that hangs up while held is noticed (within 50 ms) as a `ConnectionError`,
+        as a real server notices it on its next write.
+        """
+        last_keepalive = time.monotonic()
         while not until.is_set() and not self._closing.is_set():
             waiter = asyncio.ensure_future(until.wait())
             closing = asyncio.ensure_future(self._closing.wait())
-            await asyncio.wait(
-                {waiter, closing}, timeout=self.keepalive, return_when="FIRST_COMPLETED"
-            )
+            await asyncio.wait({waiter, closing}, timeout=0.05, return_when="FIRST_COMPLETED")
             waiter.cancel()
             closing.cancel()
-            if self.keepalive and not until.is_set():
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionError("the client went away")
+            due = self.keepalive and time.monotonic() - last_keepalive >= self.keepalive
+            if due and not until.is_set():
                 await response.write(b": keepalive\n\n")
+                last_keepalive = time.monotonic()
 
     async def _fail_mid_stream(
         self, request: web.Request, response: web.StreamResponse, kind: str
@@ -278,7 +287,7 @@ class FakeOpenAIServer:
             await self._send(response, {"error": error})
             await response.write(b"data: [DONE]\n\n")
         elif kind == "stall":
-            await self._hold(response, self._closing)
+            await self._hold(request, response, self._closing)
         elif kind == "drop" and request.transport is not None:
             request.transport.close()
         return response
