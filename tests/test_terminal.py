@@ -152,13 +152,6 @@ async def test_an_unreadable_media_file_stops_before_any_request(
     assert srv.requests == []
 
 
-async def test_a_media_kind_name_config_mistake_is_one_line_not_a_traceback() -> None:
-    err = io.StringIO()
-    code = await run_chat(settings(PHI4_OPENAI_MEDIA="images"), prompt="?", stderr=err)
-    assert code == 2
-    assert err.getvalue().count("\n") == 1 and "images" in err.getvalue()
-
-
 async def test_check_prints_every_setting_masks_secrets_and_exits_0(
     srv: FakeOpenAIServer,
 ) -> None:

@@ -74,3 +74,11 @@ async def test_check_fails_with_one_line_when_the_backend_is_down(tmp_path: Path
     assert code == 1
     assert "Traceback" not in out + err
     assert "FAILED" in out + err
+
+
+async def test_a_configuration_mistake_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    code, out, err = await run_cli(tmp_path, "chat", "-p", "?", PHI4_OPENAI_MEDIA="images")
+    assert code != 0
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "PHI4_OPENAI_MEDIA" in lines[0] and "images" in lines[0]
