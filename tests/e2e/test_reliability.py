@@ -60,15 +60,24 @@ async def test_an_update_redelivered_after_a_crash_is_answered_once(
     model.pause_after = 1
     bot = await start_bot()
     alice = tg.private_user(42, "Alice")
+    # The poll that would confirm the update hangs, so the update stays unconfirmed and
+    # Telegram delivers it again to the next process, as after a real crash.
+    tg.delay_next(1, 120, method="getUpdates")
     tg.send_text(alice.chat, alice, "hi")
     await tg.wait_until(lambda: model.chat_requests, timeout=10)
-    await bot.kill()  # the update may be unconfirmed: Telegram would send it again
+    await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    await bot.kill()
+    assert tg.pending_updates == 1
+
     model.pause_after = None
+    polls = tg.stats.requests["getUpdates"]
     await start_bot()
-    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=15)
+    await tg.wait_until(lambda: tg.stats.requests["getUpdates"] >= polls + 2, timeout=15)
+    await tg.wait_until(lambda: "/retry" in tg.messages(42)[-1].text, timeout=10)
+    assert len(model.chat_requests) == 1, "the redelivered message must not be answered again"
     tg.send_text(alice.chat, alice, "/retry")
     await tg.wait_until(lambda: tg.messages(42)[-1].text == "only once", timeout=10)
-    await asyncio.sleep(0.5)
     user_turns = [m for m in model.chat_requests[-1].json["messages"] if m["role"] == "user"]
     assert len(user_turns) == 1
 
