@@ -137,3 +137,20 @@ async def test_system_is_for_group_admins_only(
     tg.send_text(group, anna, f"{MENTION} hello")
     await tg.wait_until(lambda: len(tg.messages(group.id)) == 3, timeout=10)
     assert model.chat_requests[-1].json["messages"][0]["content"] == "Talk like a pirate."
+
+
+async def test_outside_the_allowed_chats_the_bot_says_once_it_is_not_enabled(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    echo(model)
+    allowed = tg.group(title="Allowed")
+    other = tg.group(title="Other")
+    await start_bot(PHI4BOT_ALLOWED_CHATS=str(allowed.id))
+    anna = tg.private_user(1, "Anna")
+    for text in (f"{MENTION} hi", f"{MENTION} hello?", f"/ask@{BOT_USERNAME} anyone?"):
+        tg.send_text(other, anna, text)
+    tg.send_text(allowed, anna, f"{MENTION} hi")
+    await tg.wait_until(lambda: tg.messages(allowed.id), timeout=10)
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    assert [m.text for m in tg.messages(other.id)] == ["I am not enabled in this chat."]
+    assert len(model.chat_requests) == 1

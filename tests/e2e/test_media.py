@@ -12,7 +12,7 @@ from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.space import FakeSpace
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import corrupted_ogg, make_jpeg, make_ogg_opus, make_png
+from tests.media_factory import corrupted_ogg, make_jpeg, make_m4a, make_ogg_opus, make_png
 
 
 def parts_of(body: dict, kind: str) -> list[dict]:
@@ -128,3 +128,28 @@ async def test_the_space_backend_uploads_photos_and_voice_notes(
     tg.send_photo(alice.chat, alice, png, caption="look")
     await tg.wait_until(lambda: tg.text_of(42) == space.answer, timeout=15)
     assert any(upload.data == png for upload in space.uploads)
+
+
+async def test_images_and_audio_sent_as_files_are_read_like_photos_and_voice(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "Got it."
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_document(
+        alice.chat, alice, make_png(300, 200), "scan.png", "image/png", caption="read this"
+    )
+    await tg.wait_until(lambda: len(tg.messages(42)) == 1, timeout=10)
+    (image,) = parts_of(model.chat_requests[-1].json, "image_url")
+    assert image_of(image).size == (300, 200)
+
+    tg.send_audio(alice.chat, alice, make_m4a(2.0), 2, file_name="memo.m4a", mime_type="audio/mp4")
+    await tg.wait_until(lambda: len(tg.messages(42)) == 2, timeout=10)
+    audio = parts_of(model.chat_requests[-1].json, "input_audio")[-1]
+    with wave.open(io.BytesIO(base64.b64decode(audio["input_audio"]["data"]))) as wav:
+        assert abs(wav.getnframes() / wav.getframerate() - 2.0) < 0.05
+
+    tg.send_document(alice.chat, alice, b"%PDF-1.4 ...", "report.pdf", "application/pdf")
+    await tg.wait_until(lambda: len(tg.messages(42)) == 3, timeout=10)
+    assert "text, photos" in tg.messages(42)[2].text
+    assert len(model.chat_requests) == 2
