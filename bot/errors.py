@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bot.phi4.errors import UserFacingError
 
-class TurnRejected(Exception):
-    """A user-facing refusal; `user_message` is what the chat sees."""
+
+class TurnRejected(UserFacingError):
+    """The bot refuses a turn before the model is asked; `user_message` says why."""
 
     user_message = "I cannot take that message."
 

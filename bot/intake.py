@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from telegram import Message
 
 from bot.errors import InputTooLong, TurnRejected, UnsupportedMessage
-from bot.phi4.errors import Phi4Error
+from bot.phi4.errors import UserFacingError
 from bot.telegram_media import MediaRef, media_of
 from bot.triggers import (
     BotIdentity,
@@ -32,7 +32,7 @@ class IncomingTurn:
     sender_id: int | None
     sender_name: str | None
     media: tuple[MediaRef, ...] = ()
-    rejection: TurnRejected | Phi4Error | None = None
+    rejection: UserFacingError | None = None
 
 
 def turn_from_messages(

@@ -13,11 +13,12 @@ from telegram.error import TelegramError
 
 from bot.config import Settings
 from bot.context import build_conversation, media_not_supported_message
-from bot.errors import FileTooLarge, NothingToRetry, TurnRejected
+from bot.errors import FileTooLarge, NothingToRetry
 from bot.intake import IncomingTurn
 from bot.lanes import ConversationLanes
 from bot.pacing import RateBudget
-from bot.phi4 import Backend, Phi4Error, QueuePosition
+from bot.phi4 import Backend, MediaNotSupported, Phi4Error, QueuePosition
+from bot.phi4.errors import UserFacingError
 from bot.streamer import ReplyStreamer
 from bot.telegram_media import MediaFetcher, MediaRef
 from bot.telegram_sink import TelegramSink
@@ -68,7 +69,7 @@ class TurnPipeline:
         if problem is None and turn.media:
             try:
                 attachments = await self.media.fetch(list(turn.media))
-            except (TurnRejected, Phi4Error) as exc:
+            except UserFacingError as exc:
                 problem = exc
         text = turn.text
         if problem is not None and turn.media:
@@ -100,7 +101,7 @@ class TurnPipeline:
         conversation_id: int,
         user_turn_id: int,
         turn: IncomingTurn,
-        problem: TurnRejected | Phi4Error,
+        problem: UserFacingError,
     ) -> None:
         """Answer with the reason and record it, so the turn is not taken for unanswered."""
         answer_id = await self.store.start_answer(conversation_id, user_turn_id)
@@ -247,10 +248,11 @@ class TurnPipeline:
             mode="draft" if private_drafts else "edit",
         )
 
-    def _unsupported_media(self, media: Sequence[MediaRef]) -> TurnRejected | None:
+    def _unsupported_media(self, media: Sequence[MediaRef]) -> MediaNotSupported | None:
         for ref in media:
             if ref.kind not in self.backend.accepts:
-                return TurnRejected(media_not_supported_message(ref.kind, self.backend.accepts))
+                message = media_not_supported_message(ref.kind, self.backend.accepts)
+                return MediaNotSupported(user_message=message)
         return None
 
     async def system_prompt(self, chat_id: int) -> str:

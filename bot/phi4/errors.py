@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 
-class Phi4Error(Exception):
-    """Base of every backend failure; `user_message` is safe to show in a chat."""
+class UserFacingError(Exception):
+    """An error that ends as a reply: `user_message` is one sentence safe to show in a chat."""
+
+    user_message = "Something went wrong. Please try again."
+
+
+class Phi4Error(UserFacingError):
+    """Base of every backend failure."""
 
     user_message = "The model could not answer. Please try again."
 
