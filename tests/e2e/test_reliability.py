@@ -129,6 +129,9 @@ async def test_strangers_cause_no_model_call_and_no_stored_turn(
     assert b"hello friend" in tg.documents(7)[0].data
     assert b"give me GPU" not in tg.documents(7)[0].data
     assert tg.documents(99) == []
+    tg.send_text(admin.chat, admin, "/stats")
+    await tg.wait_until(lambda: "42 · 1 · 1 · 1 · 0" in tg.text_of(7), timeout=10)
+    assert all("Sorry" in m.text for m in tg.messages(99)), "strangers get no admin command"
 
 
 async def test_the_token_never_reaches_the_log(
