@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from telegram import BotCommand, ChatMember, Message, Update
 from telegram.error import TelegramError
@@ -72,7 +73,7 @@ async def _is_chat_admin(services: BotServices, message: Message) -> bool:
     return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 
 
-def _say(services: BotServices, message: Message, text: str) -> Awaitable[list[int]]:
+def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, Any, list[int]]:
     return services.pipeline.say(
         conversation_key(message), text, is_group(message), reply_to=message.message_id
     )

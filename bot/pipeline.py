@@ -17,7 +17,7 @@ from bot.errors import FileTooLarge, NothingToRetry
 from bot.intake import IncomingTurn
 from bot.lanes import ConversationLanes
 from bot.pacing import RateBudget
-from bot.phi4 import Backend, MediaNotSupported, Phi4Error, QueuePosition
+from bot.phi4 import Backend, Conversation, MediaNotSupported, Phi4Error, QueuePosition
 from bot.phi4.errors import UserFacingError
 from bot.streamer import ReplyStreamer
 from bot.telegram_media import MediaFetcher, MediaRef
@@ -184,7 +184,7 @@ class TurnPipeline:
         )
 
     async def _generate(
-        self, key: ConversationKey, conversation: object, streamer: ReplyStreamer
+        self, key: ConversationKey, conversation: Conversation, streamer: ReplyStreamer
     ) -> None:
         """Pump the model's chunks into the streamer; typing is shown until the first one."""
         typing = asyncio.create_task(self._keep_typing(key))
@@ -200,7 +200,7 @@ class TurnPipeline:
             task.add_done_callback(pending_status.discard)
 
         try:
-            async for chunk in self.backend.stream(conversation, on_queue=on_queue):  # type: ignore[arg-type]
+            async for chunk in self.backend.stream(conversation, on_queue=on_queue):
                 if not typing.done():
                     typing.cancel()
                 streamer.append(chunk)

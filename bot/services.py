@@ -37,7 +37,7 @@ class BotServices:
     lanes: ConversationLanes
     access: AccessPolicy
     limiter: UserRateLimiter
-    albums: AlbumCollector | None = None
+    albums: AlbumCollector = field(init=False)
     _told: set[tuple[str, int]] = field(default_factory=set)
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -90,7 +90,7 @@ class BotServices:
 
     def take_message(self, message: Message, *, text_override: str | None = None) -> None:
         """Queue an addressed message as a turn (albums are gathered first)."""
-        if message.media_group_id and text_override is None and self.albums is not None:
+        if message.media_group_id and text_override is None:
             self.albums.add(message)
             return
         self.submit([message], text_override=text_override)

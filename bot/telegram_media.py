@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from telegram import Bot, Message
@@ -43,11 +44,11 @@ def media_of(message: Message) -> list[MediaRef]:
         v = message.voice
         name = f"voice_{message.message_id}.ogg"
         mime = v.mime_type or "audio/ogg"
-        return [MediaRef("audio", v.file_id, v.file_size, mime, name, float(v.duration))]
+        return [MediaRef("audio", v.file_id, v.file_size, mime, name, _seconds(v.duration))]
     if message.audio:
         a = message.audio
         name = a.file_name or f"audio_{message.message_id}"
-        return [MediaRef("audio", a.file_id, a.file_size, a.mime_type, name, float(a.duration))]
+        return [MediaRef("audio", a.file_id, a.file_size, a.mime_type, name, _seconds(a.duration))]
     if message.document:
         d = message.document
         kind = media_kind(d.mime_type, d.file_name)
@@ -70,6 +71,11 @@ def media_of(message: Message) -> list[MediaRef]:
     if message.text or message.caption:
         return []
     raise UnsupportedMessage()
+
+
+def _seconds(duration: int | timedelta) -> float:
+    """PTB gives durations as int seconds, or as timedelta when PTB_TIMEDELTA is set."""
+    return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
 
 
 def check_size(ref: MediaRef, cap: int) -> None:

@@ -98,8 +98,8 @@ def _server_message(exc: openai.APIError) -> str:
     return exc.message
 
 
-def _body_code(exc: openai.APIError) -> object:
-    body = exc.body
+def _body_code(exc: openai.OpenAIError) -> object:
+    body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict):
