@@ -1,0 +1,354 @@
+"""Streams answers into N concurrent private chats and measures what users see.
+
+Run from the repo root: `.venv/bin/python bench/streaming.py [--n 1,20,200] [--quick]`.
+
+The real `phi4bot run` process talks to the fake Telegram (Telegram's default flood limits:
+1/s per private chat with a burst of 3, 20/min per group, 30/s per bot) and to a fake
+OpenAI-compatible server that streams each chat its own Markdown answer at ~30 chunks/s.
+Everything stays on 127.0.0.1; each size gets fresh fakes, a fresh database and a fresh bot.
+
+What "visible" means: the answer's final text F is `render_markdown(answer).text`, which is
+what the bot must end with. For the prefix of the answer up to chunk k the bench computes
+`L_k`, how many characters of F that prefix already determines (the common prefix of
+`render_markdown(prefix_k).text` and F). Chunk k is visible at the first message version
+(the fake's `history`) whose common prefix with F is at least `L_k`. Only chunks that move
+`L_k` forward are timed (a chunk of bare markup or spaces shows nothing new).
+Staleness of a chat is its longest such delay: the longest its visible text lagged behind
+what the backend had sent. All times are `time.monotonic()` in this process, where both
+fakes run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from functools import cache  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench.harness import (  # noqa: E402
+    BOT_USERNAME,
+    LoopLag,
+    StampedOpenAIServer,
+    Table,
+    bot_env,
+    last_user_text,
+    mib,
+    ms,
+    peak_window_count,
+    percentile,
+    proc_figures,
+    secs,
+    start_bot,
+    stop_bot,
+    wait_for,
+)
+from bot.render import render_markdown  # noqa: E402
+from tests.e2e.bot_process import TOKEN  # noqa: E402
+from tests.fakes.telegram import BotMessage, FakeTelegram  # noqa: E402
+
+INTERVAL = 1.0  # PHI4BOT_EDIT_INTERVAL, the default
+CHUNK_SIZE = 4  # characters per content chunk, about one token
+CHUNK_DELAY = 1 / 30  # seconds between chunks: ~30 chunks/s, ~120 characters/s
+BOT_RATE = 30.0  # Telegram's bot-wide budget, requests per second
+SETTLE = 1.5  # seconds watched after the last final text, for stray requests
+FIRST_OVERHEAD_P95 = 0.100  # N <= 20: first chunk to first visible text, p95
+STALE_SLACK = 0.5  # N <= 20: staleness at most the interval plus this
+FIRST_ABOUT = 1.2  # N > 20: "about N/30 s" for the last chat's first text, with 20 % room
+DEFAULT_SIZES = (1, 20, 200)
+QUICK_SIZES = (1, 20)
+TOPICS = ("rivers", "comets", "clocks", "forest")
+NAME = re.compile(r"chat (C\d{3})")
+
+
+def answer_markdown(name: str, long: bool) -> str:
+    """The answer for chat `name` (~880 characters, ~600 with `long=False`), in Markdown."""
+    topic = TOPICS[int(name[1:]) % len(TOPICS)]
+    text = (
+        f"## Notes on {topic} for {name}\n\n"
+        f"Here is a **short answer** about {topic}, written for chat *{name}* so that every "
+        "chat reads its own text. It streams in small pieces, the way a model sends it.\n\n"
+        f"- The first point: {topic} change slowly, and that is *fine*.\n"
+        f"- The second point uses `inline code` and a [link](https://example.org/{topic}).\n"
+        f"- The third point names {name} again, to be sure it is this chat's answer.\n\n"
+        f"```python\nprint('hello from {name}')\n```\n\n"
+    )
+    if long:
+        text += (
+            "A last paragraph makes the answer as long as a typical reply from a small "
+            f"model. It says nothing new about {topic}: it only gives the streamer more text "
+            "to pace, so that each chat sees several edits before its final version, and so "
+            f"that **{name}** keeps receiving chunks for about seven seconds in all.\n\n"
+        )
+    return text + f"That is all for {name}."
+
+
+@cache
+def visible_steps(normalised_answer: str) -> tuple[int, ...]:
+    """`L_k` for each chunk k: characters of the final text fixed by the first k+1 chunks.
+
+    Computed on the answer with its chat name replaced by `C000` (names are fixed-width,
+    so the steps are the same for every chat of a topic).
+    """
+    final = render_markdown(normalised_answer).text
+    steps = []
+    for end in range(CHUNK_SIZE, len(normalised_answer) + CHUNK_SIZE, CHUNK_SIZE):
+        steps.append(common_prefix(render_markdown(normalised_answer[:end]).text, final))
+    return tuple(steps)
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix, by bisection on slices."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def versions(messages: list[BotMessage]) -> list[tuple[float, str]]:
+    """Every state of the chat's visible text, oldest first (messages joined by newlines)."""
+    events = sorted(
+        (when, index, text)
+        for index, message in enumerate(messages)
+        for when, text in message.history
+    )
+    current: dict[int, str] = {}
+    out = []
+    for when, index, text in events:
+        current[index] = text
+        out.append((when, "\n".join(current[i] for i in sorted(current))))
+    return out
+
+
+@dataclass
+class ChatFigures:
+    exact: bool
+    delays: list[float] = field(default_factory=list)  # per visible chunk, seconds
+    first: float = math.nan  # first chunk to first visible text
+    stale: float = math.nan  # the longest delay
+    never_shown: int = 0  # chunks no version ever showed
+
+
+def chat_figures(
+    answer: str, name: str, sent: list[tuple[float, str]], tg: FakeTelegram, chat_id: int
+) -> ChatFigures:
+    final = render_markdown(answer).text
+    shown = versions(tg.messages(chat_id))
+    figures = ChatFigures(exact=bool(shown) and shown[-1][1] == final)
+    steps = visible_steps(answer.replace(name, "C000"))
+    lengths = [common_prefix(text, final) for _, text in shown]
+    pointer, previous = 0, 0
+    for (when, _), step in zip(sent, steps, strict=False):
+        if step <= previous:
+            continue
+        previous = step
+        while pointer < len(shown) and lengths[pointer] < step:
+            pointer += 1
+        if pointer == len(shown):
+            figures.never_shown += 1
+            continue
+        delay = max(0.0, shown[pointer][0] - when)
+        if not figures.delays:
+            figures.first = delay
+        figures.delays.append(delay)
+    if figures.delays:
+        figures.stale = max(figures.delays)
+    return figures
+
+
+@dataclass
+class SizeResult:
+    n: int
+    table: Table
+    wall: float
+
+
+async def run_size(n: int, long: bool, workdir: Path) -> SizeResult:
+    names = [f"C{i:03d}" for i in range(n)]
+    answers = {name: answer_markdown(name, long) for name in names}
+    finals = {name: render_markdown(answer).text for name, answer in answers.items()}
+
+    def stream_key(body: dict[str, Any]) -> str | None:
+        found = NAME.search(last_user_text(body))
+        return found.group(1) if found else None
+
+    started = time.monotonic()
+    async with (
+        FakeTelegram(token=TOKEN, bot_username=BOT_USERNAME) as tg,
+        StampedOpenAIServer(stream_key) as model,
+    ):
+        model.chunk_size, model.chunk_delay = CHUNK_SIZE, CHUNK_DELAY
+        model.reply = lambda body: answers.get(stream_key(body) or "", "unknown chat")
+        env = bot_env(tg, model, workdir, PHI4BOT_EDIT_INTERVAL=str(INTERVAL))
+        bot = await start_bot(tg, env, workdir)
+        assert bot.proc is not None
+        pid = bot.proc.pid
+        users = {name: tg.private_user(30_000 + i, name) for i, name in enumerate(names)}
+        lag = LoopLag().start()
+        before = proc_figures(pid)
+        sent_at = time.monotonic()
+        for name, user in users.items():
+            assert user.chat is not None
+            tg.send_text(user.chat, user, f"Hello from chat {name}: how do answers stream?")
+
+        def all_exact() -> bool:
+            return all(tg.text_of(user.id) == finals[name] for name, user in users.items())
+
+        stream_seconds = len(next(iter(answers.values()))) / CHUNK_SIZE * CHUNK_DELAY
+        deadline = sent_at + 30 + stream_seconds + 4 * n / BOT_RATE
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            if await wait_for(tg, all_exact, timeout=2.0):
+                break
+            count = sum(len(r) for r in tg.stats.chat_requests.values())
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            streams_done = len(model.finished) >= n
+            if streams_done and time.monotonic() - last_change > 10:
+                break  # nothing happens any more: report what is there
+        finished_at = time.monotonic()
+        await asyncio.sleep(SETTLE)  # watch for requests after the final texts
+        after = proc_figures(pid)
+        exit_code = await stop_bot(bot)
+        worst_lag = await lag.stop()
+
+        per_chat = {
+            name: chat_figures(answers[name], name, model.sent.get(name, []), tg, users[name].id)
+            for name in names
+        }
+        requests = [r for user in users.values() for r in tg.stats.chat_requests.get(user.id, [])]
+        statuses = Counter(r.status for r in requests)
+        methods = Counter(r.method for r in requests)
+        flood = tg.stats.flood_429
+
+    table = Table(
+        f"N = {n} private chats, answers of {len(next(iter(answers.values())))} Markdown "
+        f"characters at {1 / CHUNK_DELAY:.0f} chunks/s of {CHUNK_SIZE}, "
+        f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}"
+    )
+    exact = sum(f.exact for f in per_chat.values())
+    table.add("exact final texts", f"{exact}/{n} ({100 * exact / n:.0f} %)", "100 %", exact == n)
+    table.add("429s served", str(flood), "0", flood == 0)
+    refused = sum(v for k, v in statuses.items() if k not in (200, 429))
+    table.add("other refused requests (4xx/5xx)", str(refused))
+    per_answer = [len(tg.stats.chat_requests.get(u.id, [])) for u in users.values()]
+    table.add(
+        "Telegram requests per answer, mean (max)",
+        f"{sum(per_answer) / n:.1f} ({max(per_answer)})",
+    )
+    table.add(
+        "  of which sendMessage / editMessageText",
+        f"{methods['sendMessage']} / {methods['editMessageText']}",
+    )
+    times = [r.time for r in requests]
+    peak = peak_window_count(times, 1.0) if times else 0
+    table.add(
+        "peak requests in any 1 s (bot-wide, as received)",
+        str(peak),
+        f"<= {BOT_RATE:.0f}",
+        peak <= BOT_RATE,
+    )
+    sustained = peak_window_count(times, 5.0) / 5 if times else 0.0
+    table.add(
+        "peak requests/s averaged over any 5 s",
+        f"{sustained:.1f}",
+        f"<= {BOT_RATE:.0f}",
+        sustained <= BOT_RATE,
+    )
+    busy = (max(times) - min(times)) if len(times) > 1 else math.nan
+    table.add("mean requests/s over the busy span", f"{len(times) / busy:.1f}" if busy else "n/a")
+
+    firsts = [f.first for f in per_chat.values() if not math.isnan(f.first)]
+    delays = [d for f in per_chat.values() for d in f.delays]
+    stale = [f.stale for f in per_chat.values() if not math.isnan(f.stale)]
+    never = sum(f.never_shown for f in per_chat.values())
+    first_p95, first_max = percentile(firsts, 95), max(firsts, default=math.nan)
+    stale_max = max(stale, default=math.nan)
+    table.add("first visible text after first chunk, p50", ms(percentile(firsts, 50)))
+    if n <= 20:
+        table.add(
+            "first visible text after first chunk, p95",
+            ms(first_p95),
+            f"< {FIRST_OVERHEAD_P95 * 1000:.0f} ms (N <= 20)",
+            first_p95 < FIRST_OVERHEAD_P95,
+        )
+        table.add("first visible text after first chunk, max", ms(first_max))
+    else:
+        table.add("first visible text after first chunk, p95", ms(first_p95))
+        bound = n / BOT_RATE
+        table.add(
+            "first visible text after first chunk, max",
+            secs(first_max),
+            f"about N/30 = {bound:.1f} s (<= {FIRST_ABOUT * bound:.1f})",
+            first_max <= FIRST_ABOUT * bound,
+        )
+    table.add("chunk -> visible delay, p50", ms(percentile(delays, 50)))
+    table.add("chunk -> visible delay, p95", ms(percentile(delays, 95)))
+    beyond = [max(0.0, d - INTERVAL) for d in delays]
+    table.add("  beyond the edit interval, p95", ms(percentile(beyond, 95)))
+    table.add("chunks never shown", str(never), "0", never == 0)
+    table.add("staleness (longest lag of a chat), p50", secs(percentile(stale, 50)))
+    if n <= 20:
+        bound = INTERVAL + STALE_SLACK
+        target = f"<= interval + {STALE_SLACK:g} = {bound:g} s"
+    else:
+        bound = 1.5 * n / BOT_RATE + 1
+        target = f"<= 1.5 N/30 + 1 = {bound:.1f} s (fair share)"
+    table.add("staleness, max over chats", secs(stale_max), target, stale_max <= bound)
+    cpu = after.cpu_seconds - before.cpu_seconds if after and before else math.nan
+    table.add("bot CPU seconds during the run", f"{cpu:.2f} s")
+    table.add("bot peak memory (VmHWM)", mib(after.hwm_kib) if after else "n/a")
+    table.add("time to the last final text", secs(finished_at - sent_at))
+    table.add("bot stopped by SIGTERM", "exit 0" if exit_code == 0 else f"exit {exit_code}")
+    table.add("fakes' event-loop lag, max", ms(worst_lag), "small, or stamps are late")
+    return SizeResult(n, table, time.monotonic() - started)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    if not sizes or any(size < 1 or size > 999 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes are 1..999, comma-separated")
+    return sizes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=parse_sizes, help="chat counts, e.g. 1,20 (default 1,20,200)")
+    parser.add_argument(
+        "--quick", action="store_true", help="shorter answers; sizes 1,20 unless --n is given"
+    )
+    args = parser.parse_args()
+    sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    results: list[SizeResult] = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as tmp:
+            try:
+                result = asyncio.run(run_size(n, not args.quick, Path(tmp)))
+            except RuntimeError as exc:  # the bot could not start: report, do not fail
+                print(f"N = {n}: {exc}\n", flush=True)
+                continue
+        result.table.print()
+        print(f"(this size took {result.wall:.0f} s)\n", flush=True)
+        results.append(result)
+    missed = [f"N={r.n}: {row.metric}" for r in results for row in r.table.misses()]
+    print("targets missed: " + ("; ".join(missed) if missed else "none"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
