@@ -1,11 +1,14 @@
 """One shared budget of Telegram requests, granted in priority order so Telegram never says 429.
 
-The model follows Telegram's flood limits with room to spare: requests are spaced evenly
-rather than sent in bursts. Bot-wide, two grants are at least `1 / bot_rate` seconds apart;
-in one private chat at least `private_interval` (1 s); in one group at least `group_interval`
-(3 s, i.e. 20 a minute). Every spacing is stretched by `margin` (5 %) so clock jitter between
-us and Telegram cannot add up to a burst. Telegram's own buckets (private: 3 in a burst, then
-1/s; group: 20, then 1 every 3 s; bot: 30, then 30/s) always hold at least what we spend.
+The model follows Telegram's flood limits with room to spare. Bot-wide, at most
+`bot_rate / (1 + margin)` requests (28 of Telegram's 30) go out in any one-second window, so
+a burst of first messages leaves at once instead of queueing behind an even spacing, and
+intermediate edits may fill only part of it (24), so a new answer always finds a slot.
+In one private chat two requests are at least `private_interval` (1 s) apart, in one group
+at least `group_interval` (3 s, i.e. 20 a minute), each stretched by `margin` (5 %) so clock
+jitter between us and Telegram cannot add up to a burst. Telegram's own buckets (private:
+3 in a burst, then 1/s; group: 20, then 1 every 3 s; bot: 30, then 30/s) always hold at
+least what we spend.
 
 When several requests could go, a chat's first message of an answer goes before final edits
 and continuation messages, which go before intermediate edits; among equals the chat served
@@ -29,6 +32,8 @@ _EPSILON = 1e-9
 # 429s for this many different chats within `_BOT_WIDE_WINDOW` seconds mean a bot-wide limit.
 _BOT_WIDE_CHATS = 3
 _BOT_WIDE_WINDOW = 2.0
+# The bot-wide limit is counted over sliding windows of this many seconds.
+_WINDOW = 1.0
 # Chat records idle this long are forgotten; they hold no reservation any more.
 _FORGET_AFTER = 120.0
 
@@ -93,7 +98,9 @@ class RateBudget:
         if bot_rate <= 0:
             raise ValueError("bot_rate must be positive")
         self.clock: Clock = clock or MonotonicClock()
-        self._bot_interval = (1 + margin) / bot_rate
+        self._window_cap = max(1, math.floor(bot_rate / (1 + margin)))
+        self._edit_cap = max(1, self._window_cap - max(1, self._window_cap // 7))
+        self._window: deque[float] = deque()  # grant times within the last second
         self._private_interval = private_interval * (1 + margin)
         self._group_interval = group_interval * (1 + margin)
         self._bot_next = -math.inf
@@ -146,6 +153,16 @@ class RateBudget:
             self._bot_next = max(self._bot_next, until)
         self._dispatch()
 
+    def _bot_free_at(self, now: float, priority: Priority) -> float:
+        """When the bot-wide budget next allows a request of `priority`: after any penalty,
+        and once the one-second window has room (edits leave some of it to others)."""
+        while self._window and self._window[0] <= now - _WINDOW + _EPSILON:
+            self._window.popleft()
+        cap = self._edit_cap if priority >= Priority.EDIT else self._window_cap
+        if len(self._window) >= cap:
+            return max(self._bot_next, self._window[len(self._window) - cap] + _WINDOW)
+        return self._bot_next
+
     # -- scheduling -------------------------------------------------------------------
 
     def _lane(self, chat_id: int, *, is_group: bool) -> _Lane:
@@ -160,7 +177,7 @@ class RateBudget:
         now = self.clock.now()
         while True:
             self._promote(now)
-            if not self._ready or now + _EPSILON < self._bot_next:
+            if not self._ready or now + _EPSILON < self._bot_free_at(now, self._ready[0].priority):
                 break
             waiter = heapq.heappop(self._ready)
             if waiter.future.done():
@@ -173,7 +190,7 @@ class RateBudget:
             waiter.granted_at = now
             lane.next_free = now + lane.interval
             lane.last_served = self._grants
-            self._bot_next = now + self._bot_interval
+            self._window.append(now)
             waiter.future.set_result(None)
         if now >= self._forget_at:
             self._forget_idle(now)
@@ -198,9 +215,9 @@ class RateBudget:
         while self._blocked and self._blocked[0][2].future.done():
             heapq.heappop(self._blocked)
         if self._ready:
-            return max(now, self._bot_next)
+            return max(now, self._bot_free_at(now, self._ready[0].priority))
         if self._blocked:
-            return max(self._blocked[0][0], self._bot_next)
+            return max(self._blocked[0][0], self._bot_free_at(now, Priority.FIRST))
         return math.inf
 
     def _arm(self, at: float) -> None:
@@ -227,8 +244,8 @@ class RateBudget:
             return
         if lane.next_free == waiter.granted_at + lane.interval:
             lane.next_free = waiter.granted_at
-        if self._bot_next == waiter.granted_at + self._bot_interval:
-            self._bot_next = waiter.granted_at
+        if waiter.granted_at in self._window:
+            self._window.remove(waiter.granted_at)
         lane.last_served = waiter.last_served
 
     def _forget_idle(self, now: float) -> None:
