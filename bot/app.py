@@ -10,6 +10,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.access import AccessPolicy, UserRateLimiter
+from bot.arrivals import TurnArrivals
 from bot.commands import MENU
 from bot.config import Settings
 from bot.handlers import register_handlers
@@ -18,6 +19,7 @@ from bot.pacing import RateBudget
 from bot.phi4 import create_backend
 from bot.pipeline import TurnPipeline
 from bot.services import SERVICES_KEY, BotServices
+from bot.telegram_media import MediaFetcher
 from bot.triggers import BotIdentity
 from storage import ConversationKey, open_store
 
@@ -73,6 +75,19 @@ async def _start_services(application: Application) -> None:  # type: ignore[typ
         budget=RateBudget(bot_rate=settings.bot_rate),
         lanes=lanes,
     )
+    arrivals = TurnArrivals(
+        store,
+        MediaFetcher(
+            application.bot,
+            max_bytes=settings.max_attachment_bytes,
+            max_audio_seconds=settings.max_audio_seconds,
+        ),
+        backend.accepts,
+        daily_quota=settings.user_daily_quota,
+        refuse=lambda turn, problem: pipeline.say(
+            turn.key, problem.user_message, turn.is_group, reply_to=turn.message_id
+        ),
+    )
     services = BotServices(
         settings=settings,
         identity=identity,
@@ -80,6 +95,7 @@ async def _start_services(application: Application) -> None:  # type: ignore[typ
         lanes=lanes,
         access=AccessPolicy.from_settings(settings),
         limiter=UserRateLimiter(settings.user_rate_per_minute),
+        arrivals=arrivals,
     )
     application.bot_data[SERVICES_KEY] = services
     await application.bot.set_my_commands(MENU)
@@ -95,6 +111,7 @@ async def _stop_answers(application: Application) -> None:  # type: ignore[type-
     services: BotServices | None = application.bot_data.get(SERVICES_KEY)
     if services is None:
         return
+    await services.arrivals.drain(SHUTDOWN_GRACE)
     await services.lanes.shutdown(SHUTDOWN_GRACE)
     await services.drain(SHUTDOWN_GRACE)
 

@@ -144,16 +144,24 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    await services.pipeline.budget.acquire(
-        message.chat_id, is_group=is_group(message), priority=Priority.FIRST
-    )
-    await message.reply_document(
-        payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
-    )
+    budget = services.pipeline.budget
+    await budget.acquire(message.chat_id, is_group=is_group(message), priority=Priority.FIRST)
+    try:
+        await message.reply_document(
+            payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
+        )
+    finally:
+        budget.release()
 
 
-def _lane_command(name: str, run: Command, *, admin_only_for_bot: bool = False) -> CommandHandler:
-    """A command that runs in the conversation's lane, after the turns sent before it."""
+def _lane_command(
+    name: str, run: Command, *, admin_only_for_bot: bool = False, on_arrival: bool = False
+) -> CommandHandler:
+    """A command that runs in the conversation's lane, after the turns sent before it.
+
+    `on_arrival` commands (/new) run as soon as the messages before them are stored, without
+    waiting for answers: every later message then belongs to the new conversation.
+    """
 
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         admitted = _admitted(update, context)
@@ -172,8 +180,12 @@ def _lane_command(name: str, run: Command, *, admin_only_for_bot: bool = False) 
                 return
             await run(services, message, args)
 
+        key = conversation_key(message)
+        if on_arrival:
+            services.arrivals.in_order(key, job)
+            return
         try:
-            services.lanes.submit(conversation_key(message), job)
+            services.lanes.submit(key, job)
         except TurnRejected as problem:
             services.refuse(message, problem)
 
@@ -207,7 +219,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 COMMAND_HANDLERS = [
     _lane_command("start", cmd_start),
     _lane_command("help", cmd_help),
-    _lane_command("new", cmd_new),
+    _lane_command("new", cmd_new, on_arrival=True),
     _lane_command("retry", cmd_retry),
     _lane_command("system", cmd_system),
     _lane_command("stats", cmd_stats, admin_only_for_bot=True),

@@ -42,3 +42,7 @@ class QueueFull(TurnRejected):
 
 class NothingToRetry(TurnRejected):
     user_message = "There is no earlier message to answer again."
+
+
+class MediaUnavailable(TurnRejected):
+    user_message = "I could not download that file from Telegram. Please send it again."

@@ -38,18 +38,24 @@ class ConversationLanes:
         self._max_queued = max_queued_per_user
         self._closing = False
 
+    def check_room(self, key: ConversationKey, *, user_id: int | None = None) -> None:
+        """Raise `QueueFull` when `user_id` already has the allowed number of turns waiting
+        (or the bot is shutting down), before anything is stored for a new one."""
+        if self._closing:
+            raise QueueFull("I am restarting; please send that again in a moment.")
+        lane = self._lanes.get(key)
+        if lane is None or user_id is None or self._max_queued <= 0:
+            return
+        if sum(1 for _, uid in lane.jobs if uid == user_id) >= self._max_queued:
+            raise QueueFull()
+
     def submit(self, key: ConversationKey, job: Job, *, user_id: int | None = None) -> None:
         """Queue `job` behind the lane's current work. Synchronous, so order is arrival order.
 
-        Raises `QueueFull` when `user_id` already has the allowed number of turns waiting.
+        Raises `QueueFull` as `check_room` does.
         """
-        if self._closing:
-            raise QueueFull("I am restarting; please send that again in a moment.")
+        self.check_room(key, user_id=user_id)
         lane = self._lanes.setdefault(key, _Lane())
-        if user_id is not None and self._max_queued > 0:
-            waiting = sum(1 for _, uid in lane.jobs if uid == user_id)
-            if waiting >= self._max_queued:
-                raise QueueFull()
         lane.jobs.append((job, user_id))
         if lane.worker is None:
             lane.worker = asyncio.create_task(self._work(key, lane), name=f"lane-{key}")

@@ -34,6 +34,8 @@ _BOT_WIDE_CHATS = 3
 _BOT_WIDE_WINDOW = 2.0
 # The bot-wide limit is counted over sliding windows of this many seconds.
 _WINDOW = 1.0
+# A slot never released within this many seconds no longer holds the bot-wide budget.
+_STUCK = 60.0
 # Chat records idle this long are forgotten; they hold no reservation any more.
 _FORGET_AFTER = 120.0
 
@@ -100,7 +102,8 @@ class RateBudget:
         self.clock: Clock = clock or MonotonicClock()
         self._window_cap = max(1, math.floor(bot_rate / (1 + margin)))
         self._edit_cap = max(1, self._window_cap - max(1, self._window_cap // 7))
-        self._window: deque[float] = deque()  # grant times within the last second
+        self._in_flight: deque[float] = deque()  # grant times of requests not yet released
+        self._window: deque[float] = deque()  # release times within the last second
         self._private_interval = private_interval * (1 + margin)
         self._group_interval = group_interval * (1 + margin)
         self._bot_next = -math.inf
@@ -116,6 +119,8 @@ class RateBudget:
 
     async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
         """Wait for a slot for one request to `chat_id`; it is spent when this returns.
+
+        Call `release()` once the request has its answer (or was not sent after all).
 
         Cancelling the wait withdraws the request; if the slot had already been granted,
         it is handed back, so a cancelled acquire reserves nothing.
@@ -153,14 +158,33 @@ class RateBudget:
             self._bot_next = max(self._bot_next, until)
         self._dispatch()
 
+    def release(self) -> None:
+        """The request of a granted slot got its answer (or was never sent).
+
+        A request counts against the bot-wide window from its grant until one second after
+        it is released, so requests that reach Telegram late (a busy event loop, a slow
+        connection) can never bunch up with the next second's.
+        """
+        if self._in_flight:
+            self._in_flight.popleft()
+        self._window.append(self.clock.now())
+        self._dispatch()
+
     def _bot_free_at(self, now: float, priority: Priority) -> float:
         """When the bot-wide budget next allows a request of `priority`: after any penalty,
         and once the one-second window has room (edits leave some of it to others)."""
         while self._window and self._window[0] <= now - _WINDOW + _EPSILON:
             self._window.popleft()
+        while self._in_flight and self._in_flight[0] < now - _STUCK:
+            self._in_flight.popleft()
         cap = self._edit_cap if priority >= Priority.EDIT else self._window_cap
-        if len(self._window) >= cap:
-            return max(self._bot_next, self._window[len(self._window) - cap] + _WINDOW)
+        excess = len(self._in_flight) + len(self._window) - cap
+        if excess < 0:
+            return self._bot_next
+        if excess < len(self._window):
+            return max(self._bot_next, self._window[excess] + _WINDOW)
+        if self._in_flight:  # only releases free the budget; until then, a stuck guard
+            return max(self._bot_next, self._in_flight[0] + _STUCK)
         return self._bot_next
 
     # -- scheduling -------------------------------------------------------------------
@@ -190,7 +214,7 @@ class RateBudget:
             waiter.granted_at = now
             lane.next_free = now + lane.interval
             lane.last_served = self._grants
-            self._window.append(now)
+            self._in_flight.append(now)
             waiter.future.set_result(None)
         if now >= self._forget_at:
             self._forget_idle(now)
@@ -239,13 +263,13 @@ class RateBudget:
 
     def _hand_back(self, waiter: _Waiter) -> None:
         """Undo a grant that was never used, unless later grants or a 429 built on it."""
+        if self._in_flight:
+            self._in_flight.pop()
         lane = self._lanes.get(waiter.chat_id)
         if lane is None or lane.last_served != self._grants:
             return
         if lane.next_free == waiter.granted_at + lane.interval:
             lane.next_free = waiter.granted_at
-        if waiter.granted_at in self._window:
-            self._window.remove(waiter.granted_at)
         lane.last_served = waiter.last_served
 
     def _forget_idle(self, now: float) -> None:

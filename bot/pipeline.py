@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Awaitable
 
 from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
+from bot.arrivals import AcceptedTurn
 from bot.config import Settings
-from bot.context import build_conversation, media_not_supported_message
-from bot.errors import FileTooLarge, NothingToRetry
+from bot.context import build_conversation
+from bot.errors import NothingToRetry
 from bot.intake import IncomingTurn
 from bot.lanes import ConversationLanes
 from bot.pacing import RateBudget
-from bot.phi4 import Backend, Conversation, MediaNotSupported, Phi4Error, QueuePosition
+from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.phi4.errors import UserFacingError
 from bot.streamer import ReplyStreamer
-from bot.telegram_media import MediaFetcher, MediaRef
 from bot.telegram_sink import TelegramSink
-from storage import AnswerStatus, AttachmentTooLarge, ConversationKey, NewAttachment, Store
+from storage import AnswerStatus, ConversationKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,47 +53,20 @@ class TurnPipeline:
         self.backend = backend
         self.budget = budget
         self.lanes = lanes
-        self.media = MediaFetcher(
-            bot,
-            max_bytes=settings.max_attachment_bytes,
-            max_audio_seconds=settings.max_audio_seconds,
-        )
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
 
-    async def handle_message(self, turn: IncomingTurn) -> None:
-        """Store the user's turn (once per Telegram message), then answer it."""
-        problem = turn.rejection or self._unsupported_media(turn.media)
-        attachments: list[NewAttachment] = []
-        if problem is None and turn.media:
-            try:
-                attachments = await self.media.fetch(list(turn.media))
-            except UserFacingError as exc:
-                problem = exc
-        text = turn.text
-        if problem is not None and turn.media:
-            text = f"{text} [{turn.media[0].filename}: not read]".strip()
-        conversation_id = await self.store.current_conversation(turn.key)
-        store_turn = partial(
-            self.store.add_user_turn,
-            conversation_id,
-            chat_id=turn.key.chat_id,
-            message_id=turn.message_id,
-            sender_id=turn.sender_id,
-            sender_name=turn.sender_name,
+    async def respond(self, turn: IncomingTurn, accepted: Awaitable[AcceptedTurn | None]) -> None:
+        """Answer a turn stored on arrival, or tell why it cannot be answered."""
+        stored = await accepted
+        if stored is None:
+            return
+        if stored.problem is not None:
+            await self._refuse(stored.conversation_id, stored.user_turn_id, turn, stored.problem)
+            return
+        await self.answer(
+            turn.key, stored.conversation_id, stored.user_turn_id, turn.is_group, turn.message_id
         )
-        try:
-            user_turn_id = await store_turn(text=text, attachments=attachments)
-        except AttachmentTooLarge as exc:
-            problem = FileTooLarge(exc.user_message)
-            user_turn_id = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
-        if user_turn_id is None:
-            log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
-            return
-        if problem is not None:
-            await self._refuse(conversation_id, user_turn_id, turn, problem)
-            return
-        await self.answer(turn.key, conversation_id, user_turn_id, turn.is_group, turn.message_id)
 
     async def _refuse(
         self,
@@ -247,13 +219,6 @@ class TurnPipeline:
             reply_to=reply_to,
             mode="draft" if private_drafts else "edit",
         )
-
-    def _unsupported_media(self, media: Sequence[MediaRef]) -> MediaNotSupported | None:
-        for ref in media:
-            if ref.kind not in self.backend.accepts:
-                message = media_not_supported_message(ref.kind, self.backend.accepts)
-                return MediaNotSupported(user_message=message)
-        return None
 
     async def system_prompt(self, chat_id: int) -> str:
         custom = await self.store.get_setting(chat_id, SYSTEM_PROMPT_SETTING)

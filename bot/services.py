@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from telegram import Message
@@ -14,9 +14,10 @@ from telegram.ext import ContextTypes
 
 from bot.access import AccessPolicy, UserRateLimiter
 from bot.albums import AlbumCollector
+from bot.arrivals import TurnArrivals
 from bot.config import Settings
-from bot.errors import DailyQuotaReached, TurnRejected
-from bot.intake import IncomingTurn, turn_from_messages
+from bot.errors import TurnRejected
+from bot.intake import turn_from_messages
 from bot.lanes import ConversationLanes
 from bot.pipeline import TurnPipeline
 from bot.triggers import BotIdentity, conversation_key, is_group, is_private
@@ -24,7 +25,6 @@ from bot.triggers import BotIdentity, conversation_key, is_group, is_private
 log = logging.getLogger(__name__)
 
 SERVICES_KEY = "phi4bot"
-DAY = 24 * 60 * 60.0
 
 
 @dataclass(slots=True)
@@ -37,6 +37,7 @@ class BotServices:
     lanes: ConversationLanes
     access: AccessPolicy
     limiter: UserRateLimiter
+    arrivals: TurnArrivals
     albums: AlbumCollector = field(init=False)
     _told: set[tuple[str, int]] = field(default_factory=set)
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -106,25 +107,18 @@ class BotServices:
             max_input_chars=self.settings.max_input_chars,
             text_override=text_override,
         )
+        exempt = turn.sender_id is None or self.access.is_admin(turn.sender_id)
         try:
-            if turn.sender_id is not None and not self.access.is_admin(turn.sender_id):
-                self.limiter.check(turn.sender_id)
-            self.lanes.submit(turn.key, lambda: self._run(turn), user_id=turn.sender_id)
+            if not exempt:
+                self.limiter.check(turn.sender_id)  # type: ignore[arg-type]
+            self.lanes.check_room(turn.key, user_id=turn.sender_id)
         except TurnRejected as problem:
             self.refuse(first, problem)
-
-    async def _run(self, turn: IncomingTurn) -> None:
-        quota = self.settings.user_daily_quota
-        if quota and turn.sender_id is not None and not self.access.is_admin(turn.sender_id):
-            since = time.time() - DAY
-            used = await self.pipeline.store.count_user_turns_since(turn.sender_id, since)
-            if used >= quota:
-                problem = DailyQuotaReached()
-                await self.pipeline.say(
-                    turn.key, problem.user_message, turn.is_group, reply_to=turn.message_id
-                )
-                return
-        await self.pipeline.handle_message(turn)
+            return
+        accepted = self.arrivals.accept(turn, exempt=exempt)
+        self.lanes.submit(
+            turn.key, partial(self.pipeline.respond, turn, accepted), user_id=turn.sender_id
+        )
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> BotServices:

@@ -179,7 +179,7 @@ class ReplyStreamer:
                     await self._budget.acquire(
                         self._chat_id, is_group=self._is_group, priority=self._priority(op)
                     )
-                    await self._perform(op)
+                    await self._perform_released(op)
                     continue
                 unchanged = self._version == self._rendered_version
                 if unchanged and self._next_op(render=False) is None:
@@ -205,8 +205,15 @@ class ReplyStreamer:
         if not await self._unless_finishing(slot):
             return
         op = self._next_op(render=True)  # also picks up the final state if it just arrived
-        if op is not None:
-            await self._perform(op)
+        await self._perform_released(op)
+
+    async def _perform_released(self, op: Step | None) -> None:
+        """Perform `op` in a granted slot, and give the slot back to the budget after."""
+        try:
+            if op is not None:
+                await self._perform(op)
+        finally:
+            self._budget.release()
 
     async def _unless_finishing(self, start: Callable[[], Awaitable[None]]) -> bool:
         """Await `start()` unless `finish` comes first (then it is cancelled); True if done."""

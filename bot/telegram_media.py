@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
 from telegram import Bot, Message
+from telegram.error import BadRequest, NetworkError, TimedOut
 
-from bot.errors import FileTooLarge, UnsupportedMessage
+from bot.errors import FileTooLarge, MediaUnavailable, UnsupportedMessage
 from bot.phi4.conversation import MediaKind
 from storage import NewAttachment
 
+log = logging.getLogger(__name__)
+
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+DOWNLOAD_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +115,23 @@ class MediaFetcher:
             and ref.duration > self._max_audio_seconds
         ):
             raise MediaTooLong(ref.duration, self._max_audio_seconds)
-        file = await self._bot.get_file(ref.file_id)
-        if file.file_size is not None:
-            check_size(
-                MediaRef(ref.kind, ref.file_id, file.file_size, ref.mime_type, ref.filename),
-                self._max_bytes,
-            )
-        data = bytes(await file.download_as_bytearray())
+        data = await self._download(ref)
         return await prepare_attachment(ref, data, self._max_audio_seconds)
+
+    async def _download(self, ref: MediaRef) -> bytes:
+        """getFile and the download, retried on network errors and 5xx (safe: they only read)."""
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                file = await self._bot.get_file(ref.file_id)
+                if file.file_size is not None:
+                    check_size(replace(ref, file_size=file.file_size), self._max_bytes)
+                return bytes(await file.download_as_bytearray())
+            except (NetworkError, TimedOut) as exc:
+                if isinstance(exc, BadRequest) or attempt == DOWNLOAD_ATTEMPTS - 1:
+                    log.warning("download of %s failed: %s", ref.filename, exc)
+                    raise MediaUnavailable() from exc
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise MediaUnavailable()
 
 
 async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:

@@ -40,6 +40,7 @@ async def test_the_bot_wide_rate_is_never_exceeded_in_any_second(clock: FakeCloc
     async def chat(chat_id: int) -> None:
         for _ in range(5):
             await budget.acquire(chat_id, is_group=False, priority=Priority.EDIT)
+            budget.release()
             grants.append(clock.now())
 
     await clock.run(asyncio.gather(*(chat(n) for n in range(100))))
@@ -56,6 +57,7 @@ async def test_a_burst_of_first_messages_leaves_at_once(clock: FakeClock) -> Non
 
     async def first(chat_id: int) -> None:
         await budget.acquire(chat_id, is_group=False, priority=Priority.FIRST)
+        budget.release()
         grants.append(clock.now() - start)
 
     await clock.run(asyncio.gather(*(first(n) for n in range(40))))
@@ -70,6 +72,7 @@ async def test_one_private_chat_gets_at_most_one_request_per_second(clock: FakeC
     async def requests() -> None:
         for _ in range(10):
             await budget.acquire(7, is_group=False, priority=Priority.FIRST)
+            budget.release()
             grants.append(clock.now())
 
     await clock.run(requests())
@@ -85,6 +88,7 @@ async def test_one_group_gets_at_most_twenty_requests_per_minute(clock: FakeCloc
     async def topic() -> None:
         for _ in range(20):
             await budget.acquire(-100, is_group=True, priority=Priority.EDIT)
+            budget.release()
             grants.append(clock.now())
 
     await clock.run(asyncio.gather(topic(), topic()))  # two forum topics share the group
@@ -101,6 +105,7 @@ async def test_first_messages_go_before_final_edits_before_intermediate_edits(
 
     async def request(chat_id: int, priority: Priority) -> None:
         await budget.acquire(chat_id, is_group=False, priority=priority)
+        budget.release()
         order.append(f"{priority.name}-{chat_id}")
 
     tasks = [
@@ -122,6 +127,7 @@ async def test_among_equals_the_chat_served_least_recently_goes_first(clock: Fak
 
     async def request(chat_id: int) -> None:
         await budget.acquire(chat_id, is_group=False, priority=Priority.EDIT)
+        budget.release()
         order.append(chat_id)
 
     await clock.run(asyncio.gather(request(3), request(2), request(9), request(1)))
@@ -148,9 +154,11 @@ async def test_two_hundred_streaming_chats_all_get_regular_updates(clock: FakeCl
 
     async def stream(chat_id: int) -> None:
         await budget.acquire(chat_id, is_group=False, priority=Priority.FIRST)
+        budget.release()
         updates[chat_id].append(clock.now())
         while clock.now() - start < 40:
             await budget.acquire(chat_id, is_group=False, priority=Priority.EDIT)
+            budget.release()
             updates[chat_id].append(clock.now())
 
     await clock.run(asyncio.gather(*(stream(n) for n in range(chats))))
@@ -171,6 +179,7 @@ async def test_a_new_answer_is_not_starved_by_two_hundred_streaming_chats(
     async def stream(chat_id: int) -> None:
         while clock.now() < stop:
             await budget.acquire(chat_id, is_group=False, priority=Priority.EDIT)
+            budget.release()
 
     streams = asyncio.gather(*(stream(n) for n in range(200)))
     await clock.run_for(5)
@@ -248,3 +257,21 @@ async def test_no_timer_is_left_running_once_everyone_is_served(clock: FakeClock
     )
     await clock.settle()
     assert budget._timer is None or budget._timer.done()
+
+
+async def test_slow_requests_hold_the_window_until_a_second_after_their_answer(
+    clock: FakeClock,
+) -> None:
+    budget = RateBudget(bot_rate=30, clock=clock)
+    start = clock.now()
+    for chat_id in range(28):
+        await clock.run(budget.acquire(chat_id, is_group=False, priority=Priority.FIRST))
+    late = asyncio.ensure_future(budget.acquire(99, is_group=False, priority=Priority.FIRST))
+    await clock.run_for(5)
+    assert not late.done(), "28 requests still on their way hold the whole budget"
+    for _ in range(28):
+        budget.release()
+    released = clock.now()
+    await clock.run(late)
+    assert clock.now() - released >= 1.0 - 1e-6
+    assert clock.now() - start < 6.1

@@ -1,0 +1,142 @@
+"""Stores each addressed message the moment it arrives, so a queued turn survives a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from bot.context import media_not_supported_message
+from bot.errors import DailyQuotaReached, FileTooLarge, MediaUnavailable
+from bot.intake import IncomingTurn
+from bot.phi4 import MediaKind, MediaNotSupported
+from bot.phi4.errors import UserFacingError
+from bot.telegram_media import MediaFetcher
+from storage import AttachmentTooLarge, ConversationKey, NewAttachment, Store
+
+log = logging.getLogger(__name__)
+
+DAY = 24 * 60 * 60.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedTurn:
+    """A stored user turn, and the reason to refuse it instead of answering, if any."""
+
+    conversation_id: int
+    user_turn_id: int
+    problem: UserFacingError | None = None
+
+
+class TurnArrivals:
+    """Downloads and stores arriving turns at once, while answers wait in their lanes.
+
+    Storing happens in arrival order per conversation (downloads of different messages
+    run side by side, but each store waits for the one before it), so history keeps the
+    order people wrote in. Operations that change which conversation is current (/new)
+    take the same queue, so every message lands in the conversation it was written to.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        media: MediaFetcher,
+        accepts: frozenset[MediaKind],
+        *,
+        daily_quota: int = 0,
+        refuse: Callable[[IncomingTurn, UserFacingError], Awaitable[object]],
+    ) -> None:
+        self._store = store
+        self._media = media
+        self._accepts = accepts
+        self._daily_quota = daily_quota
+        self._refuse = refuse
+        self._tails: dict[ConversationKey, asyncio.Task[object]] = {}
+
+    def accept(self, turn: IncomingTurn, *, exempt: bool) -> asyncio.Task[AcceptedTurn | None]:
+        """Start storing `turn` now; the task gives None when it is not to be answered."""
+        return self.in_order(turn.key, partial(self._accept, turn, exempt=exempt))
+
+    def in_order(self, key: ConversationKey, step: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """Run `step` after every earlier arrival of the conversation has been stored."""
+        previous = self._tails.get(key)
+
+        async def run() -> T:
+            if previous is not None:
+                await asyncio.wait([previous])
+            return await step()
+
+        task: asyncio.Task[T] = asyncio.create_task(run())
+        self._tails[key] = task  # type: ignore[assignment]
+        task.add_done_callback(lambda done: self._forget(key, done))
+        return task
+
+    def _forget(self, key: ConversationKey, task: asyncio.Task[object]) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("storing a turn failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Let arrivals under way reach the database before the process stops."""
+        if self._tails:
+            await asyncio.wait(list(self._tails.values()), timeout=timeout)
+
+    async def _accept(self, turn: IncomingTurn, *, exempt: bool) -> AcceptedTurn | None:
+        if not exempt and await self._over_quota(turn):
+            await self._refuse(turn, DailyQuotaReached())
+            return None
+        problem, attachments = await self._fetch(turn)
+        text = turn.text
+        if problem is not None and turn.media:
+            text = f"{text} [{turn.media[0].filename}: not read]".strip()
+        conversation_id = await self._store.current_conversation(turn.key)
+        store_turn = partial(
+            self._store.add_user_turn,
+            conversation_id,
+            chat_id=turn.key.chat_id,
+            message_id=turn.message_id,
+            sender_id=turn.sender_id,
+            sender_name=turn.sender_name,
+        )
+        try:
+            user_turn_id = await store_turn(text=text, attachments=attachments)
+        except AttachmentTooLarge as exc:
+            problem = FileTooLarge(exc.user_message)
+            user_turn_id = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
+        if user_turn_id is None:
+            log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
+            return None
+        return AcceptedTurn(conversation_id, user_turn_id, problem)
+
+    async def _over_quota(self, turn: IncomingTurn) -> bool:
+        if not self._daily_quota or turn.sender_id is None:
+            return False
+        since = time.time() - DAY
+        used = await self._store.count_user_turns_since(turn.sender_id, since)
+        return used >= self._daily_quota
+
+    async def _fetch(
+        self, turn: IncomingTurn
+    ) -> tuple[UserFacingError | None, list[NewAttachment]]:
+        """The turn's media, ready for the model, or the reason it cannot be read."""
+        if turn.rejection is not None:
+            return turn.rejection, []
+        for ref in turn.media:
+            if ref.kind not in self._accepts:
+                message = media_not_supported_message(ref.kind, self._accepts)
+                return MediaNotSupported(user_message=message), []
+        if not turn.media:
+            return None, []
+        try:
+            return None, await self._media.fetch(list(turn.media))
+        except UserFacingError as exc:
+            return exc, []
+        except Exception:
+            log.exception("media of message %s could not be prepared", turn.message_id)
+            return MediaUnavailable(), []
