@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -148,3 +149,35 @@ async def test_the_token_never_reaches_the_log(
     assert TOKEN not in log
     assert "sk-very-secret-key" not in log
     assert "sk-very-secret-key" not in tg.text_of(42)
+
+
+async def test_a_message_waiting_behind_an_answer_survives_a_crash(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
+) -> None:
+    model.answer = "a long answer to Anna"
+    model.pause_after = 1
+    bot = await start_bot()
+    group = tg.group(title="Team")
+    anna = tg.private_user(1, "Anna")
+    ben = tg.private_user(2, "Ben")
+    tg.send_text(group, anna, "@phi4_test_bot first question")
+    await tg.wait_until(lambda: tg.messages(group.id), timeout=10)
+    tg.send_text(group, ben, "@phi4_test_bot second question")
+
+    def stored(text: str) -> bool:
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            rows = db.execute("SELECT count(*) FROM turns WHERE text LIKE ?", (f"%{text}%",))
+            return rows.fetchone()[0] == 1
+
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    async with asyncio.timeout(10):
+        while not stored("second question"):
+            await asyncio.sleep(0.05)
+    await bot.kill()
+
+    model.pause_after = None
+    model.reply = lambda body: f"re: {last_user_text(body)}"
+    await start_bot()
+    await tg.wait_until(lambda: "/retry" in tg.text_of(group.id), timeout=10)
+    tg.send_text(group, ben, "/retry")
+    await tg.wait_until(lambda: "re: Ben: second question" in tg.text_of(group.id), timeout=10)
