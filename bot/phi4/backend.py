@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from bot.phi4.conversation import Conversation, MediaKind, QueuePosition
 
@@ -28,3 +30,21 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class AsyncClosing(ABC):
+    """`async with backend:` closes it on the way out; backends implement `aclose()`."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -6,13 +6,12 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 
-from bot.phi4.backend import QueueListener
+from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn
 from bot.phi4.errors import (
     BackendTimeout,
@@ -107,7 +106,7 @@ def _body_code(exc: openai.OpenAIError) -> object:
     return None
 
 
-class OpenAIBackend:
+class OpenAIBackend(AsyncClosing):
     """Streams Phi-4 answers from an OpenAI-compatible server through the official client.
 
     The whole conversation is sent on every request, so the server keeps no state. Media kinds
@@ -147,17 +146,6 @@ class OpenAIBackend:
             max_retries=max_retries,
             default_query=query or None,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.close()

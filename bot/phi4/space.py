@@ -22,11 +22,10 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
 
 import aiohttp
 
-from bot.phi4.backend import QueueListener
+from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Conversation, MediaKind
 from bot.phi4.errors import (
     BackendTimeout,
@@ -83,7 +82,7 @@ class _Event:
     done: bool = False
 
 
-class SpaceBackend:
+class SpaceBackend(AsyncClosing):
     """A Gradio Space serving Phi-4-multimodal, spoken to over its queue API."""
 
     name = "space"
@@ -112,17 +111,6 @@ class SpaceBackend:
         self._setup: _SpaceSetup | None = None
         self._setup_lock = asyncio.Lock()
         self._cancels: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> SpaceBackend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Let pending cancel requests finish briefly, then close the session we created."""
