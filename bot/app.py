@@ -21,7 +21,7 @@ from bot.pipeline import TurnPipeline
 from bot.services import SERVICES_KEY, BotServices
 from bot.telegram_media import MediaFetcher
 from bot.triggers import BotIdentity
-from storage import ConversationKey, open_store
+from storage import ConversationKey, PendingAnswer, open_store
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,37 @@ async def _start_services(application: Application) -> None:  # type: ignore[typ
     application.bot_data[SERVICES_KEY] = services
     await application.bot.set_my_commands(MENU)
     log.info("@%s is up, backend %s", identity.username, backend.name)
-    for pending in await store.unfinished_answers():
-        key: ConversationKey = pending.key
-        reply_to = pending.reply_message_ids[-1] if pending.reply_message_ids else None
-        services.spawn(pipeline.say(key, RESTART_NOTICE, key.chat_id < 0, reply_to=reply_to))
+    for key, pending in _by_conversation(await store.unfinished_answers()).items():
+        services.spawn(
+            pipeline.say(
+                key, _restart_notice(pending), key.chat_id < 0, reply_to=_notice_target(pending)
+            )
+        )
+
+
+def _by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
+    grouped: dict[ConversationKey, list[PendingAnswer]] = {}
+    for pending in sorted(found, key=lambda p: p.user_turn_id):
+        grouped.setdefault(pending.key, []).append(pending)
+    return grouped
+
+
+def _restart_notice(pending: list[PendingAnswer]) -> str:
+    """One message per conversation, however many of its turns the restart left open."""
+    if len(pending) == 1:
+        return RESTART_NOTICE
+    return (
+        f"⚠️ I was restarted before I answered your last {len(pending)} messages. "
+        "Send /retry to get an answer to the last one, or send the others again."
+    )
+
+
+def _notice_target(pending: list[PendingAnswer]) -> int | None:
+    """Reply to the newest cut-off answer, or else to the newest message left unanswered."""
+    latest = pending[-1]
+    if latest.reply_message_ids:
+        return latest.reply_message_ids[-1]
+    return latest.user_message_id
 
 
 async def _stop_answers(application: Application) -> None:  # type: ignore[type-arg]

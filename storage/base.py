@@ -95,9 +95,9 @@ class Store(Protocol):
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
         """Answers a dead process left `streaming` (marked `interrupted` by this call),
-        and user turns ending their key's current conversation that never got an answer
-        started (`assistant_turn_id` None). Each is reported once: a second call does not
-        report it again."""
+        and recent user turns that never got an answer started (`assistant_turn_id` None),
+        such as turns waiting behind another answer. Each is reported once: a second call
+        does not report it again."""
 
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:

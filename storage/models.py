@@ -72,6 +72,7 @@ class PendingAnswer:
     user_turn_id: int
     assistant_turn_id: int | None
     reply_message_ids: tuple[int, ...]
+    user_message_id: int | None = None  # the Telegram message the turn came from
 
 
 @dataclass(frozen=True, slots=True)

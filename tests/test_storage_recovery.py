@@ -18,7 +18,9 @@ async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_pa
         await crashed.update_answer(answer, text="Once upon a", message_ids=[2, 3])
 
     async with SQLiteStore(path, max_attachment_bytes=10) as restarted:
-        assert await restarted.unfinished_answers() == [PendingAnswer(key, user, answer, (2, 3))]
+        assert await restarted.unfinished_answers() == [
+            PendingAnswer(key, user, answer, (2, 3), user_message_id=1)
+        ]
         assert await restarted.unfinished_answers() == []
         (_, interrupted) = (await restarted.export_conversation(conversation))["turns"]
         assert interrupted["status"] == "interrupted"
@@ -26,7 +28,7 @@ async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_pa
         assert interrupted["finished_at"] is not None
 
 
-async def test_unanswered_last_user_turns_are_reported_once(tmp_path: Path) -> None:
+async def test_every_unanswered_user_turn_is_reported_once(tmp_path: Path) -> None:
     async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
         waiting = await store.current_conversation(ConversationKey(1))
         first = await store.add_user_turn(waiting, text="one", chat_id=1, message_id=1)
@@ -39,22 +41,28 @@ async def test_unanswered_last_user_turns_are_reported_once(tmp_path: Path) -> N
         await store.current_conversation(ConversationKey(3))
 
         assert await store.unfinished_answers() == [
-            PendingAnswer(ConversationKey(1), last, None, ())
+            PendingAnswer(ConversationKey(1), first, None, (), user_message_id=1),
+            PendingAnswer(ConversationKey(1), last, None, (), user_message_id=2),
         ]
         assert await store.unfinished_answers() == []
         newer = await store.add_user_turn(waiting, text="three", chat_id=1, message_id=3)
         assert newer is not None
         assert await store.unfinished_answers() == [
-            PendingAnswer(ConversationKey(1), newer, None, ())
+            PendingAnswer(ConversationKey(1), newer, None, (), user_message_id=3)
         ]
 
 
-async def test_a_conversation_left_behind_by_new_is_not_reported(tmp_path: Path) -> None:
+async def test_a_turn_left_unanswered_in_a_conversation_before_new_is_still_reported(
+    tmp_path: Path,
+) -> None:
     async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
         old = await store.current_conversation(ConversationKey(1))
-        await store.add_user_turn(old, text="never mind", chat_id=1, message_id=1)
+        turn = await store.add_user_turn(old, text="waiting", chat_id=1, message_id=1)
         await store.new_conversation(ConversationKey(1))
-        assert await store.unfinished_answers() == []
+        assert turn is not None
+        assert await store.unfinished_answers() == [
+            PendingAnswer(ConversationKey(1), turn, None, (), user_message_id=1)
+        ]
 
 
 async def test_failed_and_stopped_answers_need_no_recovery(tmp_path: Path) -> None:

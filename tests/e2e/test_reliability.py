@@ -162,7 +162,7 @@ async def test_a_message_waiting_behind_an_answer_survives_a_crash(
     ben = tg.private_user(2, "Ben")
     tg.send_text(group, anna, "@phi4_test_bot first question")
     await tg.wait_until(lambda: tg.messages(group.id), timeout=10)
-    tg.send_text(group, ben, "@phi4_test_bot second question")
+    bens = tg.send_text(group, ben, "@phi4_test_bot second question")
 
     def stored(text: str) -> bool:
         with sqlite3.connect(tmp_path / "bot.db") as db:
@@ -179,5 +179,8 @@ async def test_a_message_waiting_behind_an_answer_survives_a_crash(
     model.reply = lambda body: f"re: {last_user_text(body)}"
     await start_bot()
     await tg.wait_until(lambda: "/retry" in tg.text_of(group.id), timeout=10)
+    notice = tg.messages(group.id)[-1]
+    assert "last 2 messages" in notice.text
+    assert notice.reply_to == bens["message_id"], "the notice answers the message left waiting"
     tg.send_text(group, ben, "/retry")
     await tg.wait_until(lambda: "re: Ben: second question" in tg.text_of(group.id), timeout=10)
