@@ -32,6 +32,7 @@ STOP_NOTES = {
 }
 TYPING_EVERY = 4.0
 CHECKPOINT_EVERY = 2.0
+FIRST_CHECKPOINT_EVERY = 0.2
 
 
 class TurnPipeline:
@@ -182,10 +183,14 @@ class TurnPipeline:
                 task.cancel()
 
     async def _checkpoint(self, answer_id: int, streamer: ReplyStreamer) -> None:
-        """Save the partial answer now and then, so a crash leaves it and its messages."""
+        """Save the partial answer now and then, so a crash leaves it and its messages.
+
+        Until the first message is out this looks often, so that even an answer cut off
+        in its first second is recorded with the message that shows it.
+        """
         saved: tuple[int, list[int]] = (0, [])
         while True:
-            await asyncio.sleep(CHECKPOINT_EVERY)
+            await asyncio.sleep(CHECKPOINT_EVERY if saved[1] else FIRST_CHECKPOINT_EVERY)
             state = (len(streamer.text), list(streamer.message_ids))
             if state != saved:
                 await self.store.update_answer(
