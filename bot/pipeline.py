@@ -114,6 +114,7 @@ class TurnPipeline:
             conversation_id,
             char_budget=self.settings.history_chars,
             media_limit=self.settings.history_media,
+            until_turn_id=user_turn_id,
         )
         conversation = build_conversation(
             history, system_prompt=system_prompt, label_senders=is_group

@@ -78,13 +78,20 @@ class Store(Protocol):
         the bot's messages that show it; `error` says why it failed."""
 
     async def history(
-        self, conversation_id: int, *, char_budget: int, media_limit: int
+        self,
+        conversation_id: int,
+        *,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
     ) -> list[HistoryTurn]:
         """Turns for the model, oldest first: whole turns dropped from the oldest to fit
         `char_budget` (the newest turn is kept even alone over it); only the newest
         `media_limit` attachments carry their bytes. Only complete and stopped answers are
         included: failed, interrupted, replaced and still-streaming ones are left out.
-        The system prompt is not a turn: the caller adds it, so trimming never touches it."""
+        The system prompt is not a turn: the caller adds it, so trimming never touches it.
+        With `until_turn_id`, the history ends at that turn: turns stored after it (messages
+        waiting behind the answer being written) are not its context."""
 
     async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
         """The newest user turn with all its attachments' bytes, for /retry."""

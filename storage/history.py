@@ -30,13 +30,21 @@ Row = Sequence[Any]
 
 
 async def load_history(
-    db: aiosqlite.Connection, conversation_id: int, *, char_budget: int, media_limit: int
+    db: aiosqlite.Connection,
+    conversation_id: int,
+    *,
+    char_budget: int,
+    media_limit: int,
+    until_turn_id: int | None = None,
 ) -> list[HistoryTurn]:
-    """Oldest first. Whole turns are dropped from the oldest until the text fits
-    `char_budget`; the newest visible turn is always kept, even alone over budget, because a
-    model asked about nothing cannot answer. Only the newest `media_limit` attachments carry
-    their bytes; older ones keep their metadata, so the model can be told they existed."""
-    rows = await _newest_turns_within(db, conversation_id, char_budget)
+    """Oldest first, ending with `until_turn_id` when given: turns stored after it (such as
+    messages waiting behind the answer being written) are not part of its context.
+    Whole turns are dropped from the oldest until the text fits `char_budget`; the newest
+    visible turn is always kept, even alone over budget, because a model asked about nothing
+    cannot answer. Only the newest `media_limit` attachments carry their bytes; older ones
+    keep their metadata, so the model can be told they existed."""
+    before = _NO_ID_YET if until_turn_id is None else until_turn_id + 1
+    rows = await _newest_turns_within(db, conversation_id, char_budget, before)
     if not rows:
         return []
     rows.reverse()
@@ -69,13 +77,12 @@ async def load_last_user_turn(db: aiosqlite.Connection, conversation_id: int) ->
 
 
 async def _newest_turns_within(
-    db: aiosqlite.Connection, conversation_id: int, char_budget: int
+    db: aiosqlite.Connection, conversation_id: int, char_budget: int, before: int
 ) -> list[Row]:
     """Visible turns newest first, as many whole ones as fit; pages grow so a long walk
     costs a few queries, while the usual short one reads little more than it keeps."""
     picked: list[Row] = []
     used = 0
-    before = _NO_ID_YET
     page = _FIRST_PAGE
     while True:
         rows = list(

@@ -232,12 +232,21 @@ class SQLiteStore:
             )
 
     async def history(
-        self, conversation_id: int, *, char_budget: int, media_limit: int
+        self,
+        conversation_id: int,
+        *,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
     ) -> list[HistoryTurn]:
         """See `storage.history.load_history`."""
         async with self._session() as db:
             return await load_history(
-                db, conversation_id, char_budget=char_budget, media_limit=media_limit
+                db,
+                conversation_id,
+                char_budget=char_budget,
+                media_limit=media_limit,
+                until_turn_id=until_turn_id,
             )
 
     async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:

@@ -195,3 +195,19 @@ def test_trimming_matches_the_rule_for_any_conversation(
             return [t.text for t in history]
 
     assert asyncio.run(run()) == _expected(turns, budget)
+
+
+async def test_history_for_an_earlier_turn_leaves_out_the_turns_stored_after_it(
+    tmp_path: Path,
+) -> None:
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+        conversation = await store.current_conversation(ConversationKey(1))
+        first = await store.add_user_turn(conversation, text="first", chat_id=1, message_id=1)
+        await store.add_user_turn(conversation, text="second", chat_id=1, message_id=2)
+        assert first is not None
+        history = await store.history(
+            conversation, char_budget=1000, media_limit=3, until_turn_id=first
+        )
+        assert [turn.text for turn in history] == ["first"]
+        everything = await store.history(conversation, char_budget=1000, media_limit=3)
+        assert [turn.text for turn in everything] == ["first", "second"]

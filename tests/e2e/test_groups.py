@@ -154,3 +154,24 @@ async def test_outside_the_allowed_chats_the_bot_says_once_it_is_not_enabled(
     await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
     assert [m.text for m in tg.messages(other.id)] == ["I am not enabled in this chat."]
     assert len(model.chat_requests) == 1
+
+
+async def test_each_answer_sees_the_conversation_up_to_its_own_question(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.reply = lambda body: f"re: {last_user_text(body)}"
+    model.chunk_size = 2
+    model.chunk_delay = 0.05
+    await start_bot()
+    group = tg.group(title="Team")
+    anna, ben, carl = (
+        tg.private_user(n, name) for n, name in ((1, "Anna"), (2, "Ben"), (3, "Carl"))
+    )
+    tg.send_text(group, anna, f"{MENTION} one")
+    await tg.wait_until(lambda: tg.messages(group.id), timeout=10)
+    tg.send_text(group, ben, f"{MENTION} two")
+    tg.send_text(group, carl, f"{MENTION} three")
+    await tg.wait_until(lambda: len(model.chat_requests) == 3, timeout=30)
+    asked = [last_user_text(r.json) for r in model.chat_requests]
+    assert asked == ["Anna: one", "Ben: two", "Carl: three"]
+    await tg.wait_until(lambda: tg.messages(group.id)[-1].text == "re: Carl: three", timeout=30)
