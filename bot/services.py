@@ -107,10 +107,11 @@ class BotServices:
             max_input_chars=self.settings.max_input_chars,
             text_override=text_override,
         )
-        exempt = turn.sender_id is None or self.access.is_admin(turn.sender_id)
+        sender = turn.sender_id
+        exempt = sender is None or self.access.is_admin(sender)
         try:
-            if not exempt:
-                self.limiter.check(turn.sender_id)  # type: ignore[arg-type]
+            if sender is not None and not exempt:
+                self.limiter.check(sender)
             self.lanes.check_room(turn.key, user_id=turn.sender_id)
         except TurnRejected as problem:
             self.refuse(first, problem)
