@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from functools import partial
 from urllib.parse import urlparse
 
 from telegram import Update
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0
 RESTART_NOTICE = (
-    "⚠️ I was restarted before I finished answering your last message. "
-    "Send /retry to get the answer."
+    "⚠️ I was restarted before I finished this answer. Send /retry for a full answer "
+    "(or, if you have written since, send that question again)."
 )
 
 
@@ -100,12 +101,29 @@ async def _start_services(application: Application) -> None:  # type: ignore[typ
     application.bot_data[SERVICES_KEY] = services
     await application.bot.set_my_commands(MENU)
     log.info("@%s is up, backend %s", identity.username, backend.name)
-    for key, pending in _by_conversation(await store.unfinished_answers()).items():
-        services.spawn(
-            pipeline.say(
-                key, _restart_notice(pending), key.chat_id < 0, reply_to=_notice_target(pending)
+    await _recover(services, await store.unfinished_answers())
+
+
+async def _recover(services: BotServices, found: list[PendingAnswer]) -> None:
+    """What a dead process left: turns still waiting for an answer are answered now (they
+    never started, so they cannot be what brought the process down); answers cut off
+    mid-way get a notice instead, and `/retry` answers them if the user wants."""
+    pipeline = services.pipeline
+    for pending in sorted(found, key=lambda p: p.user_turn_id):
+        if pending.assistant_turn_id is None and pending.conversation_id is not None:
+            job = partial(
+                pipeline.answer,
+                pending.key,
+                pending.conversation_id,
+                pending.user_turn_id,
+                pending.key.chat_id < 0,
+                pending.user_message_id,
             )
-        )
+            services.lanes.submit(pending.key, job)
+    cut = [p for p in found if p.assistant_turn_id is not None]
+    for key, pending in _by_conversation(cut).items():
+        notice = _restart_notice(pending)
+        services.spawn(pipeline.say(key, notice, key.chat_id < 0, reply_to=_notice_target(pending)))
 
 
 def _by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
@@ -120,13 +138,13 @@ def _restart_notice(pending: list[PendingAnswer]) -> str:
     if len(pending) == 1:
         return RESTART_NOTICE
     return (
-        f"⚠️ I was restarted before I answered your last {len(pending)} messages. "
-        "Send /retry to get an answer to the last one, or send the others again."
+        f"⚠️ I was restarted before I finished {len(pending)} answers here. "
+        "Send /retry for the last one, and send the other questions again."
     )
 
 
 def _notice_target(pending: list[PendingAnswer]) -> int | None:
-    """Reply to the newest cut-off answer, or else to the newest message left unanswered."""
+    """Reply to the newest cut-off answer's message, or else to the question it answered."""
     latest = pending[-1]
     if latest.reply_message_ids:
         return latest.reply_message_ids[-1]

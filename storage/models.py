@@ -73,6 +73,7 @@ class PendingAnswer:
     assistant_turn_id: int | None
     reply_message_ids: tuple[int, ...]
     user_message_id: int | None = None  # the Telegram message the turn came from
+    conversation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,10 +41,14 @@ async def collect_unfinished(db: aiosqlite.Connection) -> list[PendingAnswer]:
         )
         asked = await _message_ids(db, {row[1] for row in streaming})
     answers = [
-        PendingAnswer(keys[row[3]], row[1], row[0], tuple(json.loads(row[2])), asked.get(row[1]))
+        PendingAnswer(
+            keys[row[3]], row[1], row[0], tuple(json.loads(row[2])), asked.get(row[1]), row[3]
+        )
         for row in streaming
     ]
-    questions = [PendingAnswer(keys[row[1]], row[0], None, (), row[2]) for row in unanswered]
+    questions = [
+        PendingAnswer(keys[row[1]], row[0], None, (), row[2], row[1]) for row in unanswered
+    ]
     return answers + questions
 
 

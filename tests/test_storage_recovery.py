@@ -19,7 +19,9 @@ async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_pa
 
     async with SQLiteStore(path, max_attachment_bytes=10) as restarted:
         assert await restarted.unfinished_answers() == [
-            PendingAnswer(key, user, answer, (2, 3), user_message_id=1)
+            PendingAnswer(
+                key, user, answer, (2, 3), user_message_id=1, conversation_id=conversation
+            )
         ]
         assert await restarted.unfinished_answers() == []
         (_, interrupted) = (await restarted.export_conversation(conversation))["turns"]
@@ -41,14 +43,14 @@ async def test_every_unanswered_user_turn_is_reported_once(tmp_path: Path) -> No
         await store.current_conversation(ConversationKey(3))
 
         assert await store.unfinished_answers() == [
-            PendingAnswer(ConversationKey(1), first, None, (), user_message_id=1),
-            PendingAnswer(ConversationKey(1), last, None, (), user_message_id=2),
+            PendingAnswer(ConversationKey(1), first, None, (), 1, waiting),
+            PendingAnswer(ConversationKey(1), last, None, (), 2, waiting),
         ]
         assert await store.unfinished_answers() == []
         newer = await store.add_user_turn(waiting, text="three", chat_id=1, message_id=3)
         assert newer is not None
         assert await store.unfinished_answers() == [
-            PendingAnswer(ConversationKey(1), newer, None, (), user_message_id=3)
+            PendingAnswer(ConversationKey(1), newer, None, (), 3, waiting)
         ]
 
 
@@ -61,7 +63,7 @@ async def test_a_turn_left_unanswered_in_a_conversation_before_new_is_still_repo
         await store.new_conversation(ConversationKey(1))
         assert turn is not None
         assert await store.unfinished_answers() == [
-            PendingAnswer(ConversationKey(1), turn, None, (), user_message_id=1)
+            PendingAnswer(ConversationKey(1), turn, None, (), 1, old)
         ]
 
 

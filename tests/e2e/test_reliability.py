@@ -151,7 +151,7 @@ async def test_the_token_never_reaches_the_log(
     assert "sk-very-secret-key" not in tg.text_of(42)
 
 
-async def test_a_message_waiting_behind_an_answer_survives_a_crash(
+async def test_a_message_waiting_behind_an_answer_is_answered_after_a_crash(
     tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
 ) -> None:
     model.answer = "a long answer to Anna"
@@ -160,7 +160,7 @@ async def test_a_message_waiting_behind_an_answer_survives_a_crash(
     group = tg.group(title="Team")
     anna = tg.private_user(1, "Anna")
     ben = tg.private_user(2, "Ben")
-    tg.send_text(group, anna, "@phi4_test_bot first question")
+    annas = tg.send_text(group, anna, "@phi4_test_bot first question")
     await tg.wait_until(lambda: tg.messages(group.id), timeout=10)
     bens = tg.send_text(group, ben, "@phi4_test_bot second question")
 
@@ -178,9 +178,12 @@ async def test_a_message_waiting_behind_an_answer_survives_a_crash(
     model.pause_after = None
     model.reply = lambda body: f"re: {last_user_text(body)}"
     await start_bot()
-    await tg.wait_until(lambda: "/retry" in tg.text_of(group.id), timeout=10)
-    notice = tg.messages(group.id)[-1]
-    assert "last 2 messages" in notice.text
-    assert notice.reply_to == bens["message_id"], "the notice answers the message left waiting"
-    tg.send_text(group, ben, "/retry")
     await tg.wait_until(lambda: "re: Ben: second question" in tg.text_of(group.id), timeout=10)
+    await tg.wait_until(lambda: "/retry" in tg.text_of(group.id), timeout=10)
+    notices = [m for m in tg.messages(group.id) if "/retry" in m.text]
+    assert len(notices) == 1
+    cut_off = tg.messages(group.id)[0].message_id
+    assert notices[0].reply_to in (annas["message_id"], cut_off), "it is about Anna's answer"
+    ben_answer = next(m for m in tg.messages(group.id) if m.text == "re: Ben: second question")
+    assert ben_answer.reply_to == bens["message_id"], "Ben's waiting message is answered"
+    assert len(model.chat_requests) == 2
