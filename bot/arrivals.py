@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from bot.context import media_not_supported_message
 from bot.errors import DailyQuotaReached, FileTooLarge, MediaUnavailable
 from bot.intake import IncomingTurn
 from bot.phi4 import MediaKind, MediaNotSupported
@@ -127,10 +126,9 @@ class TurnArrivals:
         """The turn's media, ready for the model, or the reason it cannot be read."""
         if turn.rejection is not None:
             return turn.rejection, []
-        for ref in turn.media:
-            if ref.kind not in self._accepts:
-                message = media_not_supported_message(ref.kind, self._accepts)
-                return MediaNotSupported(user_message=message), []
+        refused = frozenset(ref.kind for ref in turn.media) - self._accepts
+        if refused:
+            return MediaNotSupported.refusing(refused, self._accepts), []
         if not turn.media:
             return None, []
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn
+from bot.phi4.conversation import Attachment, Conversation, Turn
 from storage import HistoryTurn
 
 PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}
@@ -33,16 +33,3 @@ def build_conversation(
             text = f"{item.sender_name}: {text}" if text else f"{item.sender_name}:"
         turns.append(Turn(item.role, text, tuple(attachments)))
     return Conversation(tuple(turns), system_prompt=system_prompt or None)
-
-
-def describe_accepts(accepts: frozenset[MediaKind]) -> str:
-    """'text only' / 'text and images' / 'text, images and audio' for error replies."""
-    names = [name for kind, name in (("image", "images"), ("audio", "audio")) if kind in accepts]
-    if not names:
-        return "text only"
-    return "text and " + " and ".join(names) if len(names) == 1 else "text, images and audio"
-
-
-def media_not_supported_message(kind: MediaKind, accepts: frozenset[MediaKind]) -> str:
-    noun = "images" if kind == "image" else "audio"
-    return f"This model takes {describe_accepts(accepts)}, not {noun}."

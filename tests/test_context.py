@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.context import build_conversation, media_not_supported_message
+from bot.context import build_conversation
+from bot.phi4 import MediaNotSupported
 from storage import HistoryTurn, StoredAttachment
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,10 +40,10 @@ def test_private_turns_are_not_labelled() -> None:
 
 def test_the_unsupported_media_message_names_what_the_model_takes() -> None:
     assert (
-        media_not_supported_message("image", frozenset())
+        MediaNotSupported.refusing(frozenset({"image"}), frozenset()).user_message
         == "This model takes text only, not images."
     )
     assert (
-        media_not_supported_message("audio", frozenset({"image"}))
+        MediaNotSupported.refusing(frozenset({"audio"}), frozenset({"image"})).user_message
         == "This model takes text and images, not audio."
     )

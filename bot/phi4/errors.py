@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.phi4.conversation import MediaKind, describe_accepts, media_nouns
+
 
 class UserFacingError(Exception):
     """An error that ends as a reply: `user_message` is one sentence safe to show in a chat."""
@@ -34,6 +36,14 @@ class BackendTimeout(Phi4Error):
 
 class MediaNotSupported(Phi4Error):
     user_message = "This model cannot take that kind of media. Send text instead."
+
+    @classmethod
+    def refusing(
+        cls, refused: frozenset[MediaKind], accepts: frozenset[MediaKind], detail: str = ""
+    ) -> MediaNotSupported:
+        """The error for media kinds a backend cannot take, naming what it can take."""
+        sentence = f"This model takes {describe_accepts(accepts)}, not {media_nouns(refused)}."
+        return cls(detail or sentence, user_message=sentence)
 
 
 class UnreadableMedia(Phi4Error):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import openai
 
 from bot.phi4.backend import AsyncClosing, QueueListener
-from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn
+from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn, media_nouns
 from bot.phi4.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -26,7 +26,6 @@ from bot.phi4.errors import (
 log = logging.getLogger(__name__)
 
 MEDIA_KINDS: frozenset[MediaKind] = frozenset({"image", "audio"})
-_NOUNS: dict[MediaKind, str] = {"image": "images", "audio": "audio"}
 _AUDIO_FORMATS = {
     "audio/wav": "wav",
     "audio/x-wav": "wav",
@@ -34,18 +33,6 @@ _AUDIO_FORMATS = {
     "audio/mpeg": "mp3",
 }
 _MEDIA_WORDS = ("image", "audio", "vision", "multimodal", "multi-modal", "modalit")
-
-
-def _nouns(kinds: frozenset[MediaKind]) -> str:
-    return " or ".join(_NOUNS[k] for k in ("image", "audio") if k in kinds)
-
-
-def describe_accepts(accepts: frozenset[MediaKind]) -> str:
-    """'text only' / 'text and images' / 'text, images and audio', for error sentences."""
-    names = [_NOUNS[k] for k in ("image", "audio") if k in accepts]
-    if not names:
-        return "text only"
-    return f"text and {names[0]}" if len(names) == 1 else "text, images and audio"
 
 
 def _audio_format(mime_type: str) -> str:
@@ -162,10 +149,8 @@ class OpenAIBackend(AsyncClosing):
         """Refuse media this deployment cannot take before anything is sent."""
         refused = conversation.media_kinds - self.accepts
         if refused:
-            raise MediaNotSupported(
-                f"{self.model} is configured without {sorted(refused)}",
-                user_message=f"This model takes {describe_accepts(self.accepts)}, "
-                f"not {_nouns(refused)}.",
+            raise MediaNotSupported.refusing(
+                refused, self.accepts, f"{self.model} is configured without {sorted(refused)}"
             )
 
     async def stream(
@@ -249,7 +234,8 @@ class OpenAIBackend(AsyncClosing):
         lowered = message.lower()
         if kinds and status in (400, 422, "400") and any(w in lowered for w in _MEDIA_WORDS):
             return MediaNotSupported(
-                detail, user_message=f"The model server cannot take {_nouns(kinds)}. Send text."
+                detail,
+                user_message=f"The model server cannot take {media_nouns(kinds)}. Send text.",
             )
         if status in (401, 403):
             return BackendUnavailable(
