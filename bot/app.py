@@ -156,6 +156,7 @@ async def _stop_answers(application: Application) -> None:  # type: ignore[type-
     services: BotServices | None = application.bot_data.get(SERVICES_KEY)
     if services is None:
         return
+    services.albums.flush_all()  # parts of an album still gathering become a stored turn
     await services.arrivals.drain(SHUTDOWN_GRACE)
     await services.lanes.shutdown(SHUTDOWN_GRACE)
     await services.drain(SHUTDOWN_GRACE)

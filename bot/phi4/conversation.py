@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["user", "assistant"]
@@ -55,15 +55,6 @@ class QueuePosition:
     rank: int
     queue_size: int | None = None
     eta_seconds: float | None = None
-
-
-@dataclass(slots=True)
-class StreamOptions:
-    """Per-request knobs that are not part of the conversation itself."""
-
-    max_tokens: int | None = None
-    temperature: float | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 MEDIA_NOUNS: dict[MediaKind, str] = {"image": "images", "audio": "audio"}
