@@ -54,7 +54,7 @@ from bench.harness import (  # noqa: E402
     stop_bot,
     wait_for,
 )
-from bot.render import render_markdown  # noqa: E402
+from bot.telegram.streaming.render import render_markdown  # noqa: E402
 from tests.e2e.bot_process import TOKEN  # noqa: E402
 from tests.fakes.telegram import BotMessage, FakeTelegram  # noqa: E402
 

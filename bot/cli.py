@@ -11,6 +11,9 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.logs import configure_logging
+from bot.telegram.app import run_bot
+from bot.terminal import run_chat, run_check
+from storage.errors import StorageError
 
 TOKEN_MISSING = (
     "phi4bot: TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather and set it "
@@ -63,17 +66,12 @@ def _main(argv: list[str] | None) -> int:
         ):
             print(TOKEN_MISSING, file=sys.stderr)
             return 2
-        from bot.app import run_bot
-        from storage.errors import StorageError
-
         try:
             run_bot(settings, webhook_url=args.webhook_url, listen=args.listen, port=args.port)
         except StorageError as exc:
             print(f"phi4bot: {exc}", file=sys.stderr)
             return 2
         return 0
-    from bot.terminal import run_chat, run_check
-
     if args.command == "chat":
         return asyncio.run(
             run_chat(settings, images=args.image, audio=args.audio, prompt=args.prompt)

@@ -23,6 +23,7 @@ from bot.phi4 import (
     create_backend,
 )
 from bot.phi4.facade import load_attachment
+from bot.shared import UserFacingError
 
 QUIT = "/quit"
 CHECK_PROMPT = "Say OK."
@@ -145,7 +146,7 @@ async def run_chat(
     try:
         try:
             media = await _load_media(settings, images, audio)
-        except Phi4Error as exc:
+        except UserFacingError as exc:
             print(exc.user_message, file=stderr)
             return 1
         chat = TerminalChat(backend, settings.system_prompt, media, stdout, stderr)
@@ -186,9 +187,7 @@ async def _check_backend(settings: Settings, say: TextIO) -> str:
     """Probe the backend, then have it answer a tiny prompt; return the answer."""
     backend = create_backend(settings)
     try:
-        probe = getattr(backend, "probe", None)
-        if probe is not None:
-            print(f"probe: {await probe()}", file=say)
+        print(f"probe: {await backend.probe()}", file=say)
         async with asyncio.timeout(settings.connect_timeout + settings.stream_timeout):
             conversation = Conversation((Turn("user", CHECK_PROMPT),))
             return "".join([chunk async for chunk in backend.stream(conversation)])

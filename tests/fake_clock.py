@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class FakeClock:
-    """Implements `bot.pacing.Clock`; `run()` drives a coroutine to its end in virtual time.
+    """A pacing `Clock` (see `bot.telegram.streaming.pacing`) that runs in virtual time.
 
     Whenever the event loop has nothing left to run, the clock jumps to the earliest pending
     `sleep` deadline and wakes those sleepers. A run is therefore deterministic and takes

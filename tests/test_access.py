@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.access import AccessPolicy, UserRateLimiter
 from bot.config import Settings
-from bot.errors import RateLimited
+from bot.conversation.access import AccessPolicy, UserRateLimiter
+from bot.conversation.errors import RateLimited
 
 
 def test_empty_lists_let_everyone_in() -> None:

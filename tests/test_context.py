@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.context import build_conversation
+from bot.conversation.prompt import build_conversation
 from bot.phi4 import MediaNotSupported
 from storage import HistoryTurn, StoredAttachment
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import bot.phi4
+import bot.phi4.factory
 from bot.config import Settings
 from bot.phi4.backend import Backend
 from bot.phi4.errors import EmptyConversation, QuotaExceeded, UnreadableMedia
@@ -163,13 +163,13 @@ async def test_a_backend_built_from_settings_is_closed_and_gets_the_api_key(
     srv: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[ClosingSpy] = []
-    real = bot.phi4.create_backend
+    real = bot.phi4.factory.create_backend
 
     def spy(settings: Settings) -> Backend:
         built.append(ClosingSpy(real(settings)))
         return built[-1]
 
-    monkeypatch.setattr(bot.phi4, "create_backend", spy)
+    monkeypatch.setattr(bot.phi4.factory, "create_backend", spy)
     settings = Settings(PHI4_BACKEND="openai", OPENAI_BASE_URL=srv.base_url)
     chunks = await answer(messages=[user("Hi")], settings=settings, api_key="sk-caller")
     assert "".join(chunks) == srv.answer

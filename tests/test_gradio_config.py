@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.phi4.gradio_config import (
+from bot.phi4.space.gradio_config import (
     DEFAULT_API_PREFIX,
     ChatEndpoints,
     api_prefix,

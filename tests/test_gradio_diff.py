@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.phi4.gradio_diff import (
+from bot.phi4.space.gradio_diff import (
     AnswerTracker,
     DiffError,
     apply_diff,

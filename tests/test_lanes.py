@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.errors import QueueFull
-from bot.lanes import ConversationLanes
+from bot.conversation.errors import QueueFull
+from bot.conversation.lanes import ConversationLanes, StopReason
 from storage import ConversationKey
 
 A = ConversationKey(1)
@@ -95,7 +95,7 @@ async def test_stop_cancels_only_the_registered_generation() -> None:
 
     lanes.submit(A, job)
     await _wait(lambda: lanes.stop(A))
-    await _wait(lambda: outcome == ["stopped:stopped"])
+    await _wait(lambda: outcome == [f"stopped:{StopReason.USER}"])
     assert lanes.stop(A) is False
 
 
@@ -114,6 +114,6 @@ async def test_shutdown_stops_generations_and_refuses_new_work() -> None:
     lanes.submit(A, job)
     await asyncio.sleep(0.01)
     await lanes.shutdown(timeout=2.0)
-    assert outcome == ["shutdown"]
+    assert outcome == [str(StopReason.SHUTDOWN)]
     with pytest.raises(QueueFull):
         lanes.submit(B, job)

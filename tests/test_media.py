@@ -44,8 +44,9 @@ from bot.media import (
     prepare_image_async,
     sniff_media,
 )
+from bot.media.errors import UnreadableMedia
 from bot.media.sniff import KNOWN_TYPES
-from bot.phi4.errors import Phi4Error, UnreadableMedia
+from bot.shared import UserFacingError
 
 T = TypeVar("T")
 
@@ -165,7 +166,7 @@ def test_refusal_states_both_lengths_in_minutes_and_seconds(
     duration: float | None, limit: float, sentence: str
 ) -> None:
     error = MediaTooLong(duration, limit)
-    assert isinstance(error, Phi4Error)
+    assert isinstance(error, UserFacingError)
     assert error.user_message == sentence
 
 

@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from bot.pacing import Priority, RateBudget
+from bot.telegram.streaming.pacing import Priority, RateBudget
 from tests.fake_clock import FakeClock
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram import MessageEntity
 
-from bot.render import (
+from bot.telegram.streaming.render import (
     RenderedText,
     italic,
     join,

@@ -21,9 +21,9 @@ from bot.phi4.errors import (
     EmptyConversation,
     QuotaExceeded,
 )
-from bot.phi4.space import CONNECTION_BROKE, SpaceBackend
-from bot.phi4.space_wire import ASLEEP
-from bot.phi4.zerogpu import ZeroGpuAuth, space_id_from_url
+from bot.phi4.space.backend import CONNECTION_BROKE, SpaceBackend
+from bot.phi4.space.wire import ASLEEP
+from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
 from tests.fakes.space import FakeSpace
 
 
@@ -228,7 +228,7 @@ async def test_a_stall_with_only_heartbeats_times_out(space: FakeSpace) -> None:
         started = time.monotonic()
         with pytest.raises(BackendTimeout):
             await collect(backend, ask("hi"))
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < space.stall_seconds / 2, "ended by the timeout"
     await space.wait_for(lambda: bool(space.cancels))
     assert space.cancels[0]["event_id"] == space.requests[-1].event_id
 

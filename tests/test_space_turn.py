@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import BackendUnavailable, QuotaExceeded
-from bot.phi4.space_turn import build_history, completed_error, file_data, one_sentence
+from bot.phi4.space.turn import build_history, completed_error, file_data, one_sentence
 
 
 def test_one_sentence_strips_markup_and_anything_shaped_like_a_token() -> None:

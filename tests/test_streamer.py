@@ -14,11 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram import MessageEntity
 
-import bot.streamer as streamer_module
-from bot.pacing import Priority, RateBudget
-from bot.render import RenderedText, italic, join, plain, render_markdown, split_for_telegram
-from bot.streamer import EMPTY_ANSWER, ReplyStreamer
-from bot.telegram_sink import (
+import bot.telegram.streaming.streamer as streamer_module
+from bot.telegram.streaming.pacing import Priority, RateBudget
+from bot.telegram.streaming.render import (
+    RenderedText,
+    italic,
+    join,
+    plain,
+    render_markdown,
+    split_for_telegram,
+)
+from bot.telegram.streaming.sink import (
     EntitiesRejected,
     FloodWait,
     MessageGone,
@@ -26,6 +32,7 @@ from bot.telegram_sink import (
     SinkError,
     TransientSendError,
 )
+from bot.telegram.streaming.streamer import EMPTY_ANSWER, ReplyStreamer
 from tests.fake_clock import FakeClock
 from tests.fakes.telegram.limits import FloodControl, Limits
 

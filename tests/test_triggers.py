@@ -6,8 +6,8 @@ from typing import Any
 
 from telegram import Message
 
-from bot.intake import turn_from_messages
-from bot.triggers import (
+from bot.telegram.reading import turn_from_messages
+from bot.telegram.triggers import (
     BotIdentity,
     conversation_key,
     mentions_bot,

@@ -16,7 +16,7 @@ from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
-from bot.phi4.errors import Phi4Error, UnreadableMedia
+from bot.media.errors import MediaError, UnreadableMedia
 
 TARGET_RATE = 16_000
 """Phi-4 reads audio at 16 kHz; sending more only costs bandwidth."""
@@ -55,7 +55,7 @@ def _span(seconds: int) -> str:
     return f"{minutes} min" if rest == 0 else f"{minutes} min {rest} s"
 
 
-class MediaTooLong(Phi4Error):
+class MediaTooLong(MediaError):
     """Audio over the length limit; the sentence gives both lengths so the user knows the cut.
 
     `duration` is None when the file hid its length and decoding stopped at the limit;

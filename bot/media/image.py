@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, ImageOps
 
-from bot.phi4.errors import UnreadableMedia
+from bot.media.errors import UnreadableMedia
 
 ACCEPTED_FORMATS = {
     "JPEG": "image/jpeg",

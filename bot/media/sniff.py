@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from bot.phi4.conversation import MediaKind
+from bot.shared import MediaKind
 
 _BY_SUFFIX = {
     ".jpg": "image/jpeg",

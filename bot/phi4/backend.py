@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from bot.phi4.conversation import Conversation, MediaKind, QueuePosition
+from bot.phi4.conversation import Conversation, QueuePosition
+from bot.shared import MediaKind
 
 QueueListener = Callable[[QueuePosition], None]
 
@@ -27,6 +28,10 @@ class Backend(Protocol):
         `on_queue` is called (synchronously) whenever the server reports a queue position.
         Cancelling the iteration (or `aclose()` on it) cancels the request on the server side.
         """
+        ...
+
+    async def probe(self) -> str:
+        """Cheaply check the server is there; a line saying what answered, or a `Phi4Error`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.shared.media_kinds import MediaKind
+
 Role = Literal["user", "assistant"]
-MediaKind = Literal["image", "audio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +56,3 @@ class QueuePosition:
     rank: int
     queue_size: int | None = None
     eta_seconds: float | None = None
-
-
-MEDIA_NOUNS: dict[MediaKind, str] = {"image": "images", "audio": "audio"}
-
-
-def media_nouns(kinds: frozenset[MediaKind], joiner: str = " or ") -> str:
-    """'images', 'audio' or 'images or audio', for sentences users read."""
-    return joiner.join(MEDIA_NOUNS[k] for k in ("image", "audio") if k in kinds)
-
-
-def describe_accepts(accepts: frozenset[MediaKind]) -> str:
-    """'text only' / 'text and images' / 'text and audio' / 'text, images and audio'."""
-    if not accepts:
-        return "text only"
-    if len(accepts) == 1:
-        return f"text and {media_nouns(accepts)}"
-    return "text, images and audio"

@@ -1,14 +1,13 @@
-"""Typed backend failures, each carrying the one sentence a user is shown."""
+"""Typed backend failures, each carrying the one sentence a user is shown.
+
+`UnreadableMedia` is the media layer's error, named here too because reading a caller's file
+is part of a request.
+"""
 
 from __future__ import annotations
 
-from bot.phi4.conversation import MediaKind, describe_accepts, media_nouns
-
-
-class UserFacingError(Exception):
-    """An error that ends as a reply: `user_message` is one sentence safe to show in a chat."""
-
-    user_message = "Something went wrong. Please try again."
+from bot.media.errors import UnreadableMedia
+from bot.shared import MediaKind, UserFacingError, describe_accepts, media_nouns
 
 
 class Phi4Error(UserFacingError):
@@ -46,13 +45,22 @@ class MediaNotSupported(Phi4Error):
         return cls(detail or sentence, user_message=sentence)
 
 
-class UnreadableMedia(Phi4Error):
-    user_message = "I could not read that file. Is it a valid image or audio file?"
-
-
 class BadAnswer(Phi4Error):
     user_message = "The model sent an answer I could not understand. Please try again."
 
 
 class EmptyConversation(Phi4Error):
     user_message = "There is nothing to answer yet: send a message first."
+
+
+__all__ = [
+    "BackendTimeout",
+    "BackendUnavailable",
+    "BadAnswer",
+    "EmptyConversation",
+    "MediaNotSupported",
+    "Phi4Error",
+    "QuotaExceeded",
+    "UnreadableMedia",
+    "UserFacingError",
+]

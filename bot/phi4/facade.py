@@ -8,14 +8,17 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pydantic import SecretStr
+
+from bot.media import decode_audio_to_wav_async, prepare_image_async, sniff_media
+from bot.phi4 import factory
 from bot.phi4.backend import Backend, QueueListener
-from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn
+from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import EmptyConversation, UnreadableMedia
-
-if TYPE_CHECKING:
-    from bot.config import Settings
+from bot.phi4.settings import Phi4Settings
+from bot.shared import MediaKind
 
 MediaSource = bytes | str | os.PathLike[str]
 MediaItem = tuple[MediaSource, str | None]
@@ -88,8 +91,6 @@ async def load_attachment(
 
     The kind comes from the bytes (then the file name) unless the caller states it.
     """
-    from bot.media import decode_audio_to_wav_async, prepare_image_async, sniff_media
-
     if isinstance(source, bytes):
         data, name = source, filename or "file"
     else:
@@ -138,7 +139,7 @@ class Microsoft_Phi_4:
 
     `create_async_generator` is a classmethod, so it works on the class and on an instance.
     Pass `backend=` to use any Backend (it stays open; the caller owns it) or `settings=` to
-    choose one from configuration; otherwise the backend comes from `Settings()` and is
+    choose one from configuration; otherwise the backend comes from `Phi4Settings()` and is
     closed when the answer ends. Unknown keyword arguments (`proxy`, `temperature`, ...) are
     accepted and ignored, as callers of provider-style APIs pass them freely.
     """
@@ -165,7 +166,7 @@ class Microsoft_Phi_4:
         return_conversation: bool = False,
         *,
         backend: Backend | None = None,
-        settings: Settings | None = None,
+        settings: Phi4Settings | None = None,
         api_key: str | None = None,
         on_queue: QueueListener | None = None,
         **kwargs: Any,
@@ -182,9 +183,7 @@ class Microsoft_Phi_4:
         owned = backend is None
         if backend is None:
             settings = _with_key(settings, api_key)
-            from bot.phi4 import create_backend
-
-            backend = create_backend(settings)
+            backend = factory.create_backend(settings)
         try:
             limit = settings.max_audio_seconds if settings else DEFAULT_MAX_AUDIO_SECONDS
             attachments = [
@@ -214,13 +213,9 @@ class Microsoft_Phi_4:
                 await backend.aclose()
 
 
-def _with_key(settings: Settings | None, api_key: str | None) -> Settings:
+def _with_key(settings: Phi4Settings | None, api_key: str | None) -> Phi4Settings:
     """The configuration to build a backend from, with a caller's key taking precedence."""
-    from pydantic import SecretStr
-
-    from bot.config import Settings
-
-    settings = settings or Settings()
+    settings = settings or Phi4Settings()
     if not api_key:
         return settings
     field_name = "openai_api_key" if settings.phi4_backend == "openai" else "hf_token"

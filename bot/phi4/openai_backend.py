@@ -10,9 +10,10 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from bot.phi4.backend import AsyncClosing, QueueListener
-from bot.phi4.conversation import Attachment, Conversation, MediaKind, Turn, media_nouns
+from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -22,6 +23,7 @@ from bot.phi4.errors import (
     Phi4Error,
     QuotaExceeded,
 )
+from bot.shared import MediaKind, media_nouns
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,7 @@ class OpenAIBackend(AsyncClosing):
             async with asyncio.timeout(self.stream_timeout):
                 stream = await self._client.chat.completions.create(
                     model=model,
-                    messages=build_messages(conversation),
+                    messages=cast("list[ChatCompletionMessageParam]", build_messages(conversation)),
                     stream=True,
                     stream_options={"include_usage": True},
                 )

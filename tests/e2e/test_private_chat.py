@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
@@ -167,8 +165,6 @@ async def test_twenty_chats_at_once_finish_in_about_the_time_of_one(
     model.chunk_delay = 0.05
     await start_bot()
     users = [tg.private_user(100 + n, f"User{n}") for n in range(20)]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     for user in users:
         tg.send_text(user.chat, user, user.first_name)
 
@@ -176,11 +172,8 @@ async def test_twenty_chats_at_once_finish_in_about_the_time_of_one(
         return all(tg.text_of(u.id) == f"Dear {u.first_name}, " + "la " * 29 + "la" for u in users)
 
     await tg.wait_until(all_done, timeout=30, what="all twenty answers")
-    elapsed = loop.time() - started
-    one_answer = len(model.pieces(f"Dear User1, {'la ' * 30}")) * model.chunk_delay
-    assert elapsed < one_answer + 6.0, (
-        f"{elapsed:.1f} s for 20 chats, one answer streams {one_answer:.1f} s"
-    )
+    # Side by side, not one after another: most answers were streaming at the same time.
+    assert model.most_streaming_at_once >= 15, model.most_streaming_at_once
     assert tg.stats.flood_429 == 0
 
 

@@ -90,6 +90,8 @@ class FakeOpenAIServer:
         self.pause_after: int | None = None
         self.keepalive: float | None = None
         self.requests: list[RecordedRequest] = []
+        self.streaming_now = 0
+        self.most_streaming_at_once = 0
         self._failures: list[_Failure] = []
         self._resume = asyncio.Event()
         self._closing = asyncio.Event()
@@ -232,6 +234,8 @@ class FakeOpenAIServer:
             out |= {"model": model, "choices": [choice]}
             return out | ({"usage": None} if usage_wanted else {})
 
+        self.streaming_now += 1
+        self.most_streaming_at_once = max(self.most_streaming_at_once, self.streaming_now)
         try:
             await self._send(response, chunk({"role": "assistant", "content": ""}))
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
@@ -252,6 +256,8 @@ class FakeOpenAIServer:
             await response.write(b"data: [DONE]\n\n")
         except ConnectionError:
             recorded.disconnected.set()
+        finally:
+            self.streaming_now -= 1
         return response
 
     async def _send(self, response: web.StreamResponse, payload: dict[str, Any]) -> None:

@@ -5,47 +5,46 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.ext import Application, ContextTypes, MessageHandler, filters
+from telegram.ext import MessageHandler, filters
 
-from bot.commands import COMMAND_HANDLERS
-from bot.services import services_of
-from bot.triggers import is_group, is_private, mentions_bot, replies_to_bot
+from bot.telegram.commands import COMMAND_HANDLERS
+from bot.telegram.context import BotApplication, BotContext
+from bot.telegram.triggers import is_group, is_private, mentions_bot, replies_to_bot
 
 log = logging.getLogger(__name__)
 
 
-async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_message(update: Update, context: BotContext) -> None:
     """Every private message is a turn; in groups only a mention or a reply to the bot is."""
     message = update.message
     if message is None:
         return
-    services = services_of(context)
+    services = context.services
     if is_group(message):
         me = services.identity
         if not (mentions_bot(message, me) or replies_to_bot(message, me)):
             return
     elif not is_private(message):
         return
-    if services.admit(message):
-        services.take_message(message)
+    if services.admission.admit(message):
+        services.admission.take(message)
 
 
-async def on_migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_migration(update: Update, context: BotContext) -> None:
     """A group upgraded to a supergroup gets a new id; its conversation follows it."""
     message = update.message
     if message is None or message.migrate_to_chat_id is None:
         return
-    store = services_of(context).pipeline.store
-    await store.migrate_chat(message.chat_id, message.migrate_to_chat_id)
+    await context.services.store.migrate_chat(message.chat_id, message.migrate_to_chat_id)
     log.info("chat %s moved to %s", message.chat_id, message.migrate_to_chat_id)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     """Log what escaped a handler; the process keeps running."""
     log.error("an update could not be handled: %s", context.error, exc_info=context.error)
 
 
-def register_handlers(application: Application) -> None:  # type: ignore[type-arg]
+def register_handlers(application: BotApplication) -> None:
     for handler in COMMAND_HANDLERS:
         application.add_handler(handler)
     application.add_handler(

@@ -9,12 +9,14 @@ from typing import Any
 
 from telegram import BotCommand, ChatMember, Message, Update
 from telegram.error import TelegramError
-from telegram.ext import CommandHandler, ContextTypes
+from telegram.ext import CommandHandler
 
-from bot.errors import TurnRejected
-from bot.pacing import Priority
-from bot.services import BotServices, services_of
-from bot.triggers import conversation_key, is_group
+from bot.conversation.errors import TurnRejected
+from bot.conversation.prompt import ChatSetting
+from bot.telegram.context import BotContext
+from bot.telegram.services import BotServices
+from bot.telegram.streaming.pacing import Priority
+from bot.telegram.triggers import conversation_key, is_group, reply_target
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,12 @@ MENU = [
 Command = Callable[[BotServices, Message, list[str]], Awaitable[None]]
 
 
-def _admitted(
-    update: Update, context: ContextTypes.DEFAULT_TYPE
-) -> tuple[BotServices, Message] | None:
+def _admitted(update: Update, context: BotContext) -> tuple[BotServices, Message] | None:
     message = update.message
     if message is None:
         return None
-    services = services_of(context)
-    if not services.admit(message):
+    services = context.services
+    if not services.admission.admit(message):
         return None
     return services, message
 
@@ -63,7 +63,7 @@ async def _is_chat_admin(services: BotServices, message: Message) -> bool:
         return True  # an anonymous admin posting as the group
     if user is None:
         return False
-    if services.access.is_admin(user.id):
+    if services.admission.access.is_admin(user.id):
         return True
     try:
         member = await message.get_bot().get_chat_member(message.chat_id, user.id)
@@ -74,9 +74,7 @@ async def _is_chat_admin(services: BotServices, message: Message) -> bool:
 
 
 def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, Any, list[int]]:
-    return services.pipeline.say(
-        conversation_key(message), text, is_group(message), reply_to=message.message_id
-    )
+    return services.pipeline.say(reply_target(message), text)
 
 
 async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
@@ -91,34 +89,34 @@ async def cmd_help(services: BotServices, message: Message, args: list[str]) -> 
 
 
 async def cmd_new(services: BotServices, message: Message, args: list[str]) -> None:
-    await services.pipeline.store.new_conversation(conversation_key(message))
+    await services.store.new_conversation(conversation_key(message))
     await _say(services, message, "🆕 New conversation. I have forgotten what we said before.")
 
 
 async def cmd_retry(services: BotServices, message: Message, args: list[str]) -> None:
-    await services.pipeline.retry(conversation_key(message), is_group(message), message.message_id)
+    await services.pipeline.retry(reply_target(message))
 
 
 async def cmd_system(services: BotServices, message: Message, args: list[str]) -> None:
-    store = services.pipeline.store
+    store = services.store
     text = (message.text or "").partition(" ")[2].strip()
     if not text:
         current = await services.pipeline.system_prompt(message.chat_id)
         await _say(services, message, f"The system prompt here is:\n\n{current}")
         return
     if text.lower() in ("reset", "default"):
-        await store.set_setting(message.chat_id, "system_prompt", None)
+        await store.set_setting(message.chat_id, ChatSetting.SYSTEM_PROMPT, None)
         await _say(services, message, "The system prompt is back to the default.")
         return
     if len(text) > services.settings.max_input_chars:
         await _say(services, message, "That system prompt is too long.")
         return
-    await store.set_setting(message.chat_id, "system_prompt", text)
+    await store.set_setting(message.chat_id, ChatSetting.SYSTEM_PROMPT, text)
     await _say(services, message, "✅ System prompt set for this chat.")
 
 
 async def cmd_stats(services: BotServices, message: Message, args: list[str]) -> None:
-    rows = await services.pipeline.store.chat_stats()
+    rows = await services.store.chat_stats()
     if not rows:
         await _say(services, message, "No conversations yet.")
         return
@@ -140,11 +138,11 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
         except ValueError:
             await _say(services, message, "Usage: /export [chat_id [topic_id]]")
             return
-    store = services.pipeline.store
+    store = services.store
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    budget = services.pipeline.budget
+    budget = services.budget
     await budget.acquire(message.chat_id, is_group=is_group(message), priority=Priority.FIRST)
     try:
         await message.reply_document(
@@ -156,20 +154,20 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
 
 def _lane_command(
     name: str, run: Command, *, admin_only_for_bot: bool = False, on_arrival: bool = False
-) -> CommandHandler:
+) -> CommandHandler[BotContext, None]:
     """A command that runs in the conversation's lane, after the turns sent before it.
 
     `on_arrival` commands (/new) run as soon as the messages before them are stored, without
     waiting for answers: every later message then belongs to the new conversation.
     """
 
-    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def handler(update: Update, context: BotContext) -> None:
         admitted = _admitted(update, context)
         if admitted is None:
             return
         services, message = admitted
         user_id = message.from_user.id if message.from_user else None
-        if admin_only_for_bot and not services.access.is_admin(user_id):
+        if admin_only_for_bot and not services.admission.access.is_admin(user_id):
             return  # admin commands do not exist for everyone else
         args = list(context.args or [])
 
@@ -182,28 +180,28 @@ def _lane_command(
 
         key = conversation_key(message)
         if on_arrival:
-            services.arrivals.in_order(key, job)
+            services.dispatcher.recorder.in_order(key, job)
             return
         try:
-            services.lanes.submit(key, job)
+            services.dispatcher.lanes.submit(key, job)
         except TurnRejected as problem:
-            services.refuse(message, problem)
+            services.dispatcher.tell(reply_target(message), problem.user_message)
 
     handler.__doc__ = run.__doc__
     return CommandHandler(name, handler)
 
 
-async def on_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_stop(update: Update, context: BotContext) -> None:
     """Stop at once, without waiting in the lane behind the answer it stops."""
     admitted = _admitted(update, context)
     if admitted is None:
         return
     services, message = admitted
-    if not services.lanes.stop(conversation_key(message)):
-        services.spawn(_say(services, message, "There is no answer to stop."))
+    if not services.dispatcher.lanes.stop(conversation_key(message)):
+        services.dispatcher.tell(reply_target(message), "There is no answer to stop.")
 
 
-async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_ask(update: Update, context: BotContext) -> None:
     """`/ask question` works like a mention; a bare `/ask` replying to a message asks about it."""
     admitted = _admitted(update, context)
     if admitted is None:
@@ -211,9 +209,9 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services, message = admitted
     question = (message.text or message.caption or "").partition(" ")[2].strip()
     if not question and message.reply_to_message is None:
-        services.spawn(_say(services, message, "Usage: /ask <question>"))
+        services.dispatcher.tell(reply_target(message), "Usage: /ask <question>")
         return
-    services.take_message(message, text_override=question)
+    services.admission.take(message, text_override=question)
 
 
 COMMAND_HANDLERS = [

@@ -20,28 +20,28 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 
 from bot.phi4.backend import AsyncClosing, QueueListener
-from bot.phi4.conversation import Conversation, MediaKind
+from bot.phi4.conversation import Conversation
 from bot.phi4.errors import (
     BackendTimeout,
     BackendUnavailable,
     BadAnswer,
     EmptyConversation,
 )
-from bot.phi4.gradio_config import (
+from bot.phi4.space.gradio_config import (
     DEFAULT_API_PREFIX,
     PUBLIC_SPACE_ENDPOINTS,
     ChatEndpoints,
     api_prefix,
     find_chat_endpoints,
 )
-from bot.phi4.gradio_diff import AnswerTracker
-from bot.phi4.space_turn import (
+from bot.phi4.space.gradio_diff import AnswerTracker
+from bot.phi4.space.turn import (
     build_history,
     completed_rest,
     file_data,
@@ -49,9 +49,10 @@ from bot.phi4.space_turn import (
     queue_position,
     read_message,
 )
-from bot.phi4.space_wire import SpaceWire
+from bot.phi4.space.wire import SpaceWire
+from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
 from bot.phi4.sse import SSEParser
-from bot.phi4.zerogpu import ZeroGpuAuth, space_id_from_url
+from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class SpaceBackend(AsyncClosing):
 
     async def _answer(
         self, setup: _SpaceSetup, event: _Event, on_queue: QueueListener | None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Read the event's messages from `/queue/data` and yield the answer's increments."""
         loop = asyncio.get_running_loop()
         async with self._wire.open_stream(setup.prefix, event.session_hash) as response:

@@ -1,11 +1,19 @@
-"""Turns stored history into the `Conversation` the model reads."""
+"""The prompt the model reads: stored history as a `Conversation`, and the chat's settings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from storage import HistoryTurn
+
+
+class ChatSetting(StrEnum):
+    """Names of the per-chat settings rows the bot keeps."""
+
+    SYSTEM_PROMPT = "system_prompt"
+
 
 PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}
 

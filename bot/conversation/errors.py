@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.phi4.errors import UserFacingError
+from bot.shared import UserFacingError
 
 
 class TurnRejected(UserFacingError):

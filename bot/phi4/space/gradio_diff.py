@@ -42,6 +42,7 @@ def _edit(target: Any, op: str, path: list[PathKey], new: Any) -> Any:
             return _appended(target, new)
         raise DiffError(f"{op!r} needs a path")
     key, rest = path[0], path[1:]
+    index: Any  # a list position or a dict key, by the container
     if isinstance(target, list):
         copy: Any = list(target)
         index = _list_index(key, len(copy), inserting=op == "add" and not rest)

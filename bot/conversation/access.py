@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.config import Settings
-from bot.errors import RateLimited
+from bot.conversation.errors import RateLimited
 
 
 @dataclass(frozen=True, slots=True)

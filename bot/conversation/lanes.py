@@ -7,8 +7,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
-from bot.errors import QueueFull
+from bot.conversation.errors import QueueFull
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -16,12 +17,21 @@ log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[None]]
 
 
+class StopReason(Enum):
+    """Why an answer's generation was cancelled: the note it ends with depends on it."""
+
+    USER = "user"  # /stop, or the Stop button
+    SHUTDOWN = "shutdown"  # SIGTERM: the bot is restarting
+
+
 @dataclass(slots=True)
-class _Lane:
+class _ConversationLane:
+    """The queued jobs of one conversation, its worker, and the answer being generated."""
+
     jobs: deque[tuple[Job, int | None]] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     generation: asyncio.Task[None] | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
 
 
 class ConversationLanes:
@@ -34,7 +44,7 @@ class ConversationLanes:
     """
 
     def __init__(self, *, max_queued_per_user: int = 1) -> None:
-        self._lanes: dict[ConversationKey, _Lane] = {}
+        self._lanes: dict[ConversationKey, _ConversationLane] = {}
         self._max_queued = max_queued_per_user
         self._closing = False
 
@@ -55,12 +65,12 @@ class ConversationLanes:
         Raises `QueueFull` as `check_room` does.
         """
         self.check_room(key, user_id=user_id)
-        lane = self._lanes.setdefault(key, _Lane())
+        lane = self._lanes.setdefault(key, _ConversationLane())
         lane.jobs.append((job, user_id))
         if lane.worker is None:
             lane.worker = asyncio.create_task(self._work(key, lane), name=f"lane-{key}")
 
-    async def _work(self, key: ConversationKey, lane: _Lane) -> None:
+    async def _work(self, key: ConversationKey, lane: _ConversationLane) -> None:
         try:
             while lane.jobs:
                 job, _ = lane.jobs.popleft()
@@ -85,11 +95,11 @@ class ConversationLanes:
             lane.generation = task
             lane.stop_reason = None
 
-    def stop_reason(self, key: ConversationKey) -> str | None:
+    def stop_reason(self, key: ConversationKey) -> StopReason | None:
         lane = self._lanes.get(key)
         return lane.stop_reason if lane else None
 
-    def stop(self, key: ConversationKey, reason: str = "stopped") -> bool:
+    def stop(self, key: ConversationKey, reason: StopReason = StopReason.USER) -> bool:
         """Cancel the answer being generated in this conversation, if any."""
         lane = self._lanes.get(key)
         if lane is None or lane.generation is None or lane.generation.done():
@@ -104,7 +114,7 @@ class ConversationLanes:
         for lane in self._lanes.values():
             lane.jobs.clear()
         for key in list(self._lanes):
-            self.stop(key, "shutdown")
+            self.stop(key, StopReason.SHUTDOWN)
         workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
         if not workers:
             return

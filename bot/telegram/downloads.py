@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Literal
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, NetworkError, TimedOut
 
-from bot.errors import FileTooLarge, MediaUnavailable, UnsupportedMessage
-from bot.phi4.conversation import MediaKind
+from bot.conversation.errors import FileTooLarge, MediaUnavailable, UnsupportedMessage
+from bot.conversation.turns import MediaRef
+from bot.media import MediaTooLong, decode_audio_to_wav_async, media_kind, prepare_image
 from storage import NewAttachment
 
 log = logging.getLogger(__name__)
@@ -21,26 +23,12 @@ TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 DOWNLOAD_ATTEMPTS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class MediaRef:
-    """A file of a message, known before it is downloaded."""
-
-    kind: MediaKind
-    file_id: str
-    file_size: int | None
-    mime_type: str | None
-    filename: str
-    duration: float | None = None
-
-
 def media_of(message: Message) -> list[MediaRef]:
     """The message's photo/voice/audio/image-or-audio document, or `UnsupportedMessage`.
 
     Only the largest photo size is taken. A message with none of these and no text
     (a sticker, a video, a location) is unsupported.
     """
-    from bot.media import media_kind
-
     if message.photo:
         size = message.photo[-1]
         name = f"photo_{message.message_id}.jpg"
@@ -101,14 +89,12 @@ class MediaFetcher:
         self._max_bytes = max_bytes
         self._max_audio_seconds = max_audio_seconds
 
-    async def fetch(self, refs: list[MediaRef]) -> list[NewAttachment]:
+    async def fetch(self, refs: Sequence[MediaRef]) -> list[NewAttachment]:
         for ref in refs:
             check_size(ref, self._max_bytes)
         return list(await asyncio.gather(*(self._fetch_one(ref) for ref in refs)))
 
     async def _fetch_one(self, ref: MediaRef) -> NewAttachment:
-        from bot.media import MediaTooLong
-
         if (
             ref.kind == "audio"
             and ref.duration is not None
@@ -136,8 +122,6 @@ class MediaFetcher:
 
 async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
     """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV."""
-    from bot.media import decode_audio_to_wav_async, prepare_image
-
     kind: Literal["image", "audio"] = ref.kind
     if kind == "image":
         image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)

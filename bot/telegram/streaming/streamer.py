@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Literal
 
-from bot.pacing import Clock, Priority, RateBudget
-from bot.render import (
+from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
+from bot.telegram.streaming.render import (
     TELEGRAM_LIMIT,
     RenderedText,
     italic,
@@ -20,8 +20,8 @@ from bot.render import (
     render_markdown,
     split_for_telegram,
 )
-from bot.reply_view import ReplyView, Step
-from bot.telegram_sink import (
+from bot.telegram.streaming.reply_view import ReplyView, Step
+from bot.telegram.streaming.sink import (
     EntitiesRejected,
     FloodWait,
     MessageGone,

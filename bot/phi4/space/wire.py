@@ -11,8 +11,8 @@ import aiohttp
 
 from bot.phi4.conversation import Attachment
 from bot.phi4.errors import BackendTimeout, BackendUnavailable, BadAnswer, Phi4Error, QuotaExceeded
-from bot.phi4.space_turn import is_asleep
-from bot.phi4.zerogpu import ZeroGpuAuth
+from bot.phi4.space.turn import is_asleep
+from bot.phi4.space.zerogpu import ZeroGpuAuth
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition
 from bot.phi4.errors import BackendUnavailable, BadAnswer, Phi4Error, QuotaExceeded
-from bot.phi4.gradio_diff import AnswerTracker, DiffError
+from bot.phi4.space.gradio_diff import AnswerTracker, DiffError
 
 log = logging.getLogger(__name__)
 

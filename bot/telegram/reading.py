@@ -1,16 +1,15 @@
-"""Builds the pipeline's `IncomingTurn` from one Telegram message (or an album of them)."""
+"""Reads one Telegram message (or an album of them) into the core's `IncomingTurn`, once."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from telegram import Message
 
-from bot.errors import InputTooLong, TurnRejected, UnsupportedMessage
-from bot.phi4.errors import UserFacingError
-from bot.telegram_media import MediaRef, media_of
-from bot.triggers import (
+from bot.conversation.errors import InputTooLong, TurnRejected, UnsupportedMessage
+from bot.conversation.turns import IncomingTurn, MediaRef, ReplyTarget
+from bot.telegram.downloads import media_of
+from bot.telegram.triggers import (
     BotIdentity,
     conversation_key,
     display_name,
@@ -18,21 +17,6 @@ from bot.triggers import (
     replies_to_bot,
     strip_mention,
 )
-from storage import ConversationKey
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingTurn:
-    """A user's message as the pipeline needs it, with its media not yet downloaded."""
-
-    key: ConversationKey
-    is_group: bool
-    text: str
-    message_id: int
-    sender_id: int | None
-    sender_name: str | None
-    media: tuple[MediaRef, ...] = ()
-    rejection: UserFacingError | None = None
 
 
 def turn_from_messages(
@@ -79,8 +63,7 @@ def turn_from_messages(
             f"That message is {len(text)} characters long; I read at most {max_input_chars}."
         )
     return IncomingTurn(
-        key=conversation_key(first),
-        is_group=group,
+        target=ReplyTarget(conversation_key(first), group),
         text=text,
         message_id=first.message_id,
         sender_id=first.from_user.id if first.from_user else None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from telegram import Chat, Message, MessageEntity
 
+from bot.conversation.turns import ReplyTarget
 from storage import ConversationKey
 
 
@@ -34,6 +35,11 @@ def conversation_key(message: Message) -> ConversationKey:
     """A forum topic is its own conversation; anything else is the chat's."""
     thread = message.message_thread_id if message.is_topic_message else None
     return ConversationKey(message.chat_id, thread)
+
+
+def reply_target(message: Message) -> ReplyTarget:
+    """Where answers to `message` go: its conversation, replying to it."""
+    return ReplyTarget(conversation_key(message), is_group(message), message.message_id)
 
 
 def _all_entities(message: Message) -> list[tuple[MessageEntity, str]]:

@@ -67,7 +67,7 @@ class MonotonicClock:
 
 
 @dataclass
-class _Lane:
+class _ChatPace:
     """One chat's spacing: when it may be served next, and when it was served last."""
 
     interval: float
@@ -107,7 +107,7 @@ class RateBudget:
         self._private_interval = private_interval * (1 + margin)
         self._group_interval = group_interval * (1 + margin)
         self._bot_next = -math.inf
-        self._lanes: dict[int, _Lane] = {}
+        self._lanes: dict[int, _ChatPace] = {}
         self._ready: list[_Waiter] = []  # chats free now, best first
         self._blocked: list[tuple[float, int, _Waiter]] = []  # by when their chat is free
         self._seq = itertools.count()
@@ -189,11 +189,11 @@ class RateBudget:
 
     # -- scheduling -------------------------------------------------------------------
 
-    def _lane(self, chat_id: int, *, is_group: bool) -> _Lane:
+    def _lane(self, chat_id: int, *, is_group: bool) -> _ChatPace:
         lane = self._lanes.get(chat_id)
         if lane is None:
             interval = self._group_interval if is_group else self._private_interval
-            lane = self._lanes[chat_id] = _Lane(interval)
+            lane = self._lanes[chat_id] = _ChatPace(interval)
         return lane
 
     def _dispatch(self) -> None:

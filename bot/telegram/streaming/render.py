@@ -206,13 +206,13 @@ def _choose_cut(
                 return cut
         if found:
             return found[0]
-    cut = window_end
-    while cut > start + 1 and (_joins_previous(text[cut]) or text[cut - 1] == _ZWJ):
-        cut -= 1
-    stop = cut
+    end = window_end
+    while end > start + 1 and (_joins_previous(text[end]) or text[end - 1] == _ZWJ):
+        end -= 1
+    stop = end
     while stop > start + 1 and text[stop - 1].isspace():
         stop -= 1
-    return stop, _skip_space(text, cut)
+    return stop, _skip_space(text, end)
 
 
 def _joins_previous(char: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.render import RenderedText
+from bot.telegram.streaming.render import RenderedText
 
 StepKind = Literal["send", "edit", "delete", "draft"]
 

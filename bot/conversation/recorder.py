@@ -1,4 +1,4 @@
-"""Stores each addressed message the moment it arrives, so a queued turn survives a crash."""
+"""Records each addressed message the moment it arrives, so a queued turn survives a crash."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from bot.errors import DailyQuotaReached, FileTooLarge, MediaUnavailable
-from bot.intake import IncomingTurn
-from bot.phi4 import MediaKind, MediaNotSupported
-from bot.phi4.errors import UserFacingError
-from bot.telegram_media import MediaFetcher
+from bot.conversation.errors import DailyQuotaReached, FileTooLarge, MediaUnavailable
+from bot.conversation.ports import MediaDownloader
+from bot.conversation.turns import IncomingTurn
+from bot.phi4 import MediaNotSupported
+from bot.shared import MediaKind, UserFacingError
 from storage import AttachmentTooLarge, ConversationKey, NewAttachment, Store
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ class AcceptedTurn:
     problem: UserFacingError | None = None
 
 
-class TurnArrivals:
-    """Downloads and stores arriving turns at once, while answers wait in their lanes.
+class TurnRecorder:
+    """Downloads and stores arriving turns at once, while their answers wait in the lanes.
 
     Storing happens in arrival order per conversation (downloads of different messages
     run side by side, but each store waits for the one before it), so history keeps the
@@ -44,7 +44,7 @@ class TurnArrivals:
     def __init__(
         self,
         store: Store,
-        media: MediaFetcher,
+        media: MediaDownloader,
         accepts: frozenset[MediaKind],
         *,
         daily_quota: int = 0,
@@ -55,7 +55,7 @@ class TurnArrivals:
         self._accepts = accepts
         self._daily_quota = daily_quota
         self._refuse = refuse
-        self._tails: dict[ConversationKey, asyncio.Task[object]] = {}
+        self._tails: dict[ConversationKey, asyncio.Task[Any]] = {}
 
     def accept(self, turn: IncomingTurn, *, exempt: bool) -> asyncio.Task[AcceptedTurn | None]:
         """Start storing `turn` now; the task gives None when it is not to be answered."""
@@ -71,11 +71,11 @@ class TurnArrivals:
             return await step()
 
         task: asyncio.Task[T] = asyncio.create_task(run())
-        self._tails[key] = task  # type: ignore[assignment]
+        self._tails[key] = task
         task.add_done_callback(lambda done: self._forget(key, done))
         return task
 
-    def _forget(self, key: ConversationKey, task: asyncio.Task[object]) -> None:
+    def _forget(self, key: ConversationKey, task: asyncio.Task[Any]) -> None:
         if self._tails.get(key) is task:
             del self._tails[key]
         if not task.cancelled() and task.exception() is not None:

@@ -1,0 +1,73 @@
+"""Admitting a read turn: per-user limits, recording on arrival, then a place in its lane."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
+
+from bot.conversation.access import AccessPolicy, UserRateLimiter
+from bot.conversation.errors import TurnRejected
+from bot.conversation.lanes import ConversationLanes
+from bot.conversation.pipeline import TurnPipeline
+from bot.conversation.recorder import TurnRecorder
+from bot.conversation.turns import IncomingTurn, ReplyTarget
+
+log = logging.getLogger(__name__)
+
+
+class TurnDispatcher:
+    """Takes every turn the adapter reads and sees it answered or refused with a reply.
+
+    Refusals that cost nothing (rate, a full queue) are decided before anything is stored;
+    an admitted turn is recorded at once and its answer queued in the conversation's lane.
+    Replies that run outside any lane (refusals, notices) are kept as background tasks so
+    shutdown can wait for them.
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: TurnPipeline,
+        lanes: ConversationLanes,
+        recorder: TurnRecorder,
+        access: AccessPolicy,
+        limiter: UserRateLimiter,
+    ) -> None:
+        self.pipeline = pipeline
+        self.lanes = lanes
+        self.recorder = recorder
+        self.access = access
+        self.limiter = limiter
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def submit(self, turn: IncomingTurn) -> None:
+        """Record `turn` and queue its answer, or reply with why it is refused."""
+        sender = turn.sender_id
+        exempt = sender is None or self.access.is_admin(sender)
+        try:
+            if sender is not None and not exempt:
+                self.limiter.check(sender)
+            self.lanes.check_room(turn.key, user_id=sender)
+        except TurnRejected as problem:
+            self.tell(turn.target.replying_to(turn.message_id), problem.user_message)
+            return
+        accepted = self.recorder.accept(turn, exempt=exempt)
+        self.lanes.submit(turn.key, partial(self.pipeline.respond, turn, accepted), user_id=sender)
+
+    def tell(self, target: ReplyTarget, text: str) -> None:
+        """Send a short reply at once, outside the conversation's lane."""
+        self.spawn(self.pipeline.say(target, text))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work outside any lane, keeping a reference so it is not collected."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Give replies sent outside the lanes `timeout` seconds to go out."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)

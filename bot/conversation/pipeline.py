@@ -1,0 +1,197 @@
+"""One answer from start to end: load history → stream from the model → store the answer.
+
+The user's turn is already stored when its lane reaches it (see `recorder`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+from bot.config import Settings
+from bot.conversation.errors import NothingToRetry
+from bot.conversation.lanes import ConversationLanes, StopReason
+from bot.conversation.ports import AnswerView, ChatReplies
+from bot.conversation.prompt import ChatSetting, build_conversation
+from bot.conversation.recorder import AcceptedTurn
+from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
+from bot.shared import UserFacingError
+from storage import AnswerStatus, Store
+
+log = logging.getLogger(__name__)
+
+STOP_NOTES = {
+    StopReason.USER: "⏹ Stopped.",
+    StopReason.SHUTDOWN: "⏹ Stopped: the bot is restarting. Send /retry for a full answer.",
+}
+CHECKPOINT_EVERY = 2.0
+FIRST_CHECKPOINT_EVERY = 0.2
+
+
+class TurnPipeline:
+    """Runs turns inside a conversation's lane; every failure ends as a reply in the chat."""
+
+    def __init__(
+        self,
+        *,
+        replies: ChatReplies,
+        settings: Settings,
+        store: Store,
+        backend: Backend,
+        lanes: ConversationLanes,
+    ) -> None:
+        self.replies = replies
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.lanes = lanes
+
+    # -- entry points (each runs inside the conversation's lane) -----------------------
+
+    async def respond(self, turn: IncomingTurn, accepted: Awaitable[AcceptedTurn | None]) -> None:
+        """Answer a turn stored on arrival, or tell why it cannot be answered."""
+        stored = await accepted
+        if stored is None:
+            return
+        target = turn.target.replying_to(turn.message_id)
+        if stored.problem is not None:
+            await self._refuse(stored, target, stored.problem)
+            return
+        await self.answer(target, stored.conversation_id, stored.user_turn_id)
+
+    async def _refuse(
+        self, stored: AcceptedTurn, target: ReplyTarget, problem: UserFacingError
+    ) -> None:
+        """Answer with the reason and record it, so the turn is not taken for unanswered."""
+        answer_id = await self.store.start_answer(stored.conversation_id, stored.user_turn_id)
+        message_ids = await self.say(target, problem.user_message)
+        await self.store.finish_answer(
+            answer_id,
+            text="",
+            status=AnswerStatus.FAILED,
+            message_ids=message_ids,
+            error=type(problem).__name__,
+        )
+
+    async def retry(self, target: ReplyTarget) -> None:
+        """Answer the conversation's last user turn again, replacing its earlier answer."""
+        conversation_id = await self.store.current_conversation(target.key)
+        last = await self.store.last_user_turn(conversation_id)
+        if last is None:
+            await self.say(target, NothingToRetry().user_message)
+            return
+        await self.store.replace_answers_after(last.turn_id)
+        await self.answer(target, conversation_id, last.turn_id)
+
+    # -- the answer ---------------------------------------------------------------------
+
+    async def answer(self, target: ReplyTarget, conversation_id: int, user_turn_id: int) -> None:
+        """Stream the model's answer to the stored turn `user_turn_id` and record how it ended."""
+        key = target.key
+        system_prompt = await self.system_prompt(key.chat_id)
+        history = await self.store.history(
+            conversation_id,
+            char_budget=self.settings.history_chars,
+            media_limit=self.settings.history_media,
+            until_turn_id=user_turn_id,
+        )
+        conversation = build_conversation(
+            history, system_prompt=system_prompt, label_senders=target.is_group
+        )
+        answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+        view = self.replies.open_answer(target)
+        generation = asyncio.create_task(self._generate(target, conversation, view))
+        checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
+        self.lanes.set_generation(key, generation)
+        status, failure = AnswerStatus.COMPLETE, None
+        try:
+            await generation
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            status = AnswerStatus.STOPPED
+        except Phi4Error as exc:
+            status, failure = AnswerStatus.FAILED, exc
+        except Exception as exc:
+            log.exception("the answer in chat %s failed", key.chat_id)
+            status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
+        finally:
+            checkpoints.cancel()
+            reason = self.lanes.stop_reason(key) or StopReason.USER
+            self.lanes.set_generation(key, None)
+        if status is AnswerStatus.COMPLETE:
+            message_ids = await view.finish()
+        elif status is AnswerStatus.STOPPED:
+            message_ids = await view.finish(note=STOP_NOTES[reason])
+        else:
+            assert failure is not None
+            log.warning("answer failed in chat %s: %s", key.chat_id, failure)
+            message_ids = await view.fail(failure.user_message)
+        await self.store.finish_answer(
+            answer_id,
+            text=view.text,
+            status=status,
+            message_ids=message_ids,
+            error=None if failure is None else type(failure).__name__,
+        )
+
+    async def _generate(
+        self, target: ReplyTarget, conversation: Conversation, view: AnswerView
+    ) -> None:
+        """Pump the model's chunks into the view; typing is shown until the first one."""
+        pending_status: set[asyncio.Task[None]] = set()
+
+        def on_queue(position: QueuePosition) -> None:
+            if view.text:
+                return
+            task = asyncio.create_task(
+                view.show_status(f"⏳ In queue: position {position.rank + 1}")
+            )
+            pending_status.add(task)
+            task.add_done_callback(pending_status.discard)
+
+        chunks = self.backend.stream(conversation, on_queue=on_queue)
+        try:
+            async with self.replies.typing(target):
+                first = await anext(chunks, None)
+            if first is not None:
+                view.append(first)
+                async for chunk in chunks:
+                    view.append(chunk)
+        finally:
+            for task in list(pending_status):
+                task.cancel()
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _checkpoint(self, answer_id: int, view: AnswerView) -> None:
+        """Save the partial answer now and then, so a crash leaves it and its messages.
+
+        Until the first message is out this looks often, so that even an answer cut off
+        in its first second is recorded with the message that shows it.
+        """
+        saved: tuple[int, list[int]] = (0, [])
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY if saved[1] else FIRST_CHECKPOINT_EVERY)
+            state = (len(view.text), list(view.message_ids))
+            if state != saved:
+                await self.store.update_answer(
+                    answer_id, text=view.text, message_ids=view.message_ids
+                )
+                saved = state
+
+    # -- small helpers --------------------------------------------------------------------
+
+    async def system_prompt(self, chat_id: int) -> str:
+        custom = await self.store.get_setting(chat_id, ChatSetting.SYSTEM_PROMPT)
+        return custom if custom is not None else self.settings.system_prompt
+
+    async def say(self, target: ReplyTarget, markdown: str) -> list[int]:
+        """Send a short bot message through the same pacing and rendering as answers."""
+        view = self.replies.open_answer(target, drafts=False)
+        view.append(markdown)
+        return await view.finish()

@@ -1,0 +1,58 @@
+"""What the core needs from the chat platform, as protocols the Telegram adapter implements.
+
+The pipeline streams an answer into an `AnswerView`, shows that it is typing, and has media
+downloaded, without knowing how a chat platform does any of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from bot.conversation.turns import MediaRef, ReplyTarget
+from storage import NewAttachment
+
+
+class AnswerView(Protocol):
+    """One answer as the chat shows it, brought up to date as text arrives."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def message_ids(self) -> list[int]: ...
+
+    def append(self, chunk: str) -> None:
+        """Add model text; the view decides when the chat is brought up to date."""
+        ...
+
+    async def show_status(self, text: str) -> None:
+        """Show a status line (a queue position) while no answer text has arrived."""
+        ...
+
+    async def finish(self, *, note: str | None = None) -> list[int]:
+        """Bring the chat to exactly the final text (plus `note`); the message ids shown."""
+        ...
+
+    async def fail(self, user_message: str) -> list[int]:
+        """End the answer with an error sentence, keeping any text already shown."""
+        ...
+
+
+class ChatReplies(Protocol):
+    """Opens answers and typing indicators in chats."""
+
+    def open_answer(self, target: ReplyTarget, *, drafts: bool = True) -> AnswerView:
+        """A fresh view for one answer; `drafts` allows draft streaming where configured."""
+        ...
+
+    def typing(self, target: ReplyTarget) -> AbstractAsyncContextManager[None]:
+        """Show "typing…" in the chat while the block runs."""
+        ...
+
+
+class MediaDownloader(Protocol):
+    """Fetches a turn's media and prepares it for the model (decoded audio, checked images)."""
+
+    async def fetch(self, refs: Sequence[MediaRef]) -> list[NewAttachment]: ...

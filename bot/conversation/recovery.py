@@ -1,0 +1,58 @@
+"""What a dead process left undone, dealt with at start-up.
+
+Turns still waiting for an answer are answered now: they never started, so they cannot be
+what brought the process down. Answers cut off mid-way get a notice instead (one per
+conversation), and `/retry` answers them if the user wants.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from bot.conversation.dispatcher import TurnDispatcher
+from bot.conversation.turns import ReplyTarget
+from storage import ConversationKey, PendingAnswer
+
+RESTART_NOTICE = (
+    "⚠️ I was restarted before I finished this answer. Send /retry for a full answer "
+    "(or, if you have written since, send that question again)."
+)
+
+
+def resume_unfinished(dispatcher: TurnDispatcher, found: list[PendingAnswer]) -> None:
+    """Queue the waiting turns in their lanes and send the notices for cut-off answers."""
+    pipeline = dispatcher.pipeline
+    for pending in sorted(found, key=lambda p: p.user_turn_id):
+        if pending.assistant_turn_id is None and pending.conversation_id is not None:
+            target = ReplyTarget.for_stored(pending.key, pending.user_message_id)
+            job = partial(pipeline.answer, target, pending.conversation_id, pending.user_turn_id)
+            dispatcher.lanes.submit(pending.key, job)
+    cut = [p for p in found if p.assistant_turn_id is not None]
+    for key, pending_here in _by_conversation(cut).items():
+        target = ReplyTarget.for_stored(key, _notice_target(pending_here))
+        dispatcher.tell(target, restart_notice(pending_here))
+
+
+def _by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
+    grouped: dict[ConversationKey, list[PendingAnswer]] = {}
+    for pending in sorted(found, key=lambda p: p.user_turn_id):
+        grouped.setdefault(pending.key, []).append(pending)
+    return grouped
+
+
+def restart_notice(pending: list[PendingAnswer]) -> str:
+    """One message per conversation, however many of its turns the restart left open."""
+    if len(pending) == 1:
+        return RESTART_NOTICE
+    return (
+        f"⚠️ I was restarted before I finished {len(pending)} answers here. "
+        "Send /retry for the last one, and send the other questions again."
+    )
+
+
+def _notice_target(pending: list[PendingAnswer]) -> int | None:
+    """Reply to the newest cut-off answer's message, or else to the question it answered."""
+    latest = pending[-1]
+    if latest.reply_message_ids:
+        return latest.reply_message_ids[-1]
+    return latest.user_message_id

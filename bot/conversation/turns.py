@@ -1,0 +1,66 @@
+"""The values a Telegram message is read into once, at the door, and handed down from there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.shared import MediaKind, UserFacingError
+from storage import ConversationKey
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    """Where an answer goes: the conversation, whether it is a group, the message replied to.
+
+    Groups get slower pacing and sender names in the prompt; private chats may stream as
+    drafts. Built once when a message is read, so no code below recomputes it.
+    """
+
+    key: ConversationKey
+    is_group: bool
+    reply_to: int | None = None
+
+    @classmethod
+    def for_stored(cls, key: ConversationKey, reply_to: int | None) -> ReplyTarget:
+        """A target for a turn read back from the database, where only the key is known.
+
+        Telegram gives private chats the user's (positive) id and groups, supergroups and
+        channels negative ids, so the sign of the chat id tells which it is.
+        """
+        return cls(key, key.chat_id < 0, reply_to)
+
+    def replying_to(self, message_id: int | None) -> ReplyTarget:
+        return ReplyTarget(self.key, self.is_group, message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """A file of a message, known before it is downloaded."""
+
+    kind: MediaKind
+    file_id: str
+    file_size: int | None
+    mime_type: str | None
+    filename: str
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingTurn:
+    """A user's message as the core needs it, with its media not yet downloaded."""
+
+    target: ReplyTarget
+    text: str
+    message_id: int
+    sender_id: int | None
+    sender_name: str | None
+    media: tuple[MediaRef, ...] = ()
+    rejection: UserFacingError | None = None
+
+    @property
+    def key(self) -> ConversationKey:
+        return self.target.key
+
+    @property
+    def is_group(self) -> bool:
+        return self.target.is_group

@@ -1,0 +1,82 @@
+"""The model client's own configuration, read from the same variables the bot documents.
+
+The bot's `Settings` extends this class, so one object configures both; the client used on
+its own (the `Microsoft_Phi_4` facade, a script) builds a `Phi4Settings` and needs nothing
+else of `bot/`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.shared import MediaKind
+
+DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
+MediaSet = Annotated[frozenset[MediaKind], NoDecode]
+
+
+def split_csv(value: object) -> object:
+    """Accept `a,b,c` (the contract's form) as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+def secret_value(value: SecretStr | None) -> str | None:
+    """Unwrap a secret only where a client needs it; an empty value means unset."""
+    return (value.get_secret_value() or None) if value is not None else None
+
+
+class Phi4Settings(BaseSettings):
+    """Which backend answers and how to reach it; names match the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    phi4_backend: Literal["space", "openai"] = Field("space", alias="PHI4_BACKEND")
+    phi4_space_url: str = Field(DEFAULT_SPACE_URL, alias="PHI4_SPACE_URL")
+    hf_token: SecretStr | None = Field(None, alias="HF_TOKEN")
+    hf_endpoint: str = Field("https://huggingface.co", alias="HF_ENDPOINT")
+    space_fn_index: int | None = Field(None, alias="PHI4_SPACE_FN_INDEX")
+    space_trigger_id: int | None = Field(None, alias="PHI4_SPACE_TRIGGER_ID")
+
+    openai_base_url: str = Field("http://localhost:8000/v1", alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    phi4_model: str = Field("microsoft/Phi-4-multimodal-instruct", alias="PHI4_MODEL")
+    openai_accepts: MediaSet = Field(
+        frozenset({"image", "audio"}),
+        alias="PHI4_OPENAI_MEDIA",
+        description="media kinds the OpenAI-compatible model takes (image,audio or empty)",
+    )
+    openai_vision_model: str | None = Field(None, alias="PHI4_VISION_MODEL")
+    openai_speech_model: str | None = Field(None, alias="PHI4_SPEECH_MODEL")
+
+    connect_timeout: float = Field(15.0, alias="PHI4_CONNECT_TIMEOUT", gt=0)
+    stream_timeout: float = Field(120.0, alias="PHI4BOT_STREAM_TIMEOUT", gt=0)
+    max_audio_seconds: float = Field(300.0, alias="PHI4BOT_MAX_AUDIO_SECONDS", gt=0)
+
+    @field_validator("openai_accepts", mode="before")
+    @classmethod
+    def _media_csv(cls, value: object) -> object:
+        value = split_csv(value)
+        if isinstance(value, list | set | frozenset | tuple):
+            unknown = sorted(str(v) for v in value if v not in ("image", "audio"))
+            if unknown:
+                raise ValueError(f"unknown media kind {', '.join(unknown)}: use image and/or audio")
+        return value
+
+    @field_validator("phi4_space_url", "hf_endpoint", "openai_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def client_secrets(self) -> list[str]:
+        """The model client's secret values, for log redaction."""
+        found = [self.openai_api_key, self.hf_token]
+        return [s for s in (secret_value(v) for v in found) if s]

@@ -1,0 +1,74 @@
+"""The door: allow-lists, albums gathered, and each admitted message read into one turn."""
+
+from __future__ import annotations
+
+from telegram import Message
+
+from bot.conversation.access import AccessPolicy
+from bot.conversation.dispatcher import TurnDispatcher
+from bot.conversation.turns import ReplyTarget
+from bot.telegram.albums import AlbumCollector
+from bot.telegram.reading import turn_from_messages
+from bot.telegram.triggers import BotIdentity, conversation_key, is_group, is_private
+
+
+class Admission:
+    """Decides whether a message may be answered and hands admitted ones to the dispatcher.
+
+    A refused user costs no model call and no stored turn; each refused chat or user is told
+    so once per run, so a stranger cannot make the bot talk by writing repeatedly.
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: BotIdentity,
+        access: AccessPolicy,
+        dispatcher: TurnDispatcher,
+        max_input_chars: int,
+    ) -> None:
+        self.identity = identity
+        self.access = access
+        self.dispatcher = dispatcher
+        self.max_input_chars = max_input_chars
+        self.albums = AlbumCollector(self._album_done)
+        self._told: set[tuple[str, int]] = set()
+
+    def admit(self, message: Message) -> bool:
+        """Allow-lists first: a refused user costs no model call and no stored turn."""
+        user_id = message.from_user.id if message.from_user else None
+        private = is_private(message)
+        target = ReplyTarget(conversation_key(message), is_group(message))
+        if not self.access.chat_allowed(message.chat_id, private=private):
+            self._tell_once("chat", message.chat_id, target, "I am not enabled in this chat.")
+            return False
+        if not self.access.user_allowed(user_id, message.chat_id, private=private):
+            if private and user_id is not None:
+                self._tell_once("user", user_id, target, "Sorry, this bot is private.")
+            return False
+        return True
+
+    def _tell_once(self, kind: str, ident: int, target: ReplyTarget, text: str) -> None:
+        if (kind, ident) in self._told:
+            return
+        self._told.add((kind, ident))
+        self.dispatcher.tell(target, text)
+
+    def take(self, message: Message, *, text_override: str | None = None) -> None:
+        """Queue an addressed message as a turn (an album's parts are gathered first)."""
+        if message.media_group_id and text_override is None:
+            self.albums.add(message)
+            return
+        self._submit([message], text_override=text_override)
+
+    def _album_done(self, messages: list[Message]) -> None:
+        self._submit(messages)
+
+    def _submit(self, messages: list[Message], *, text_override: str | None = None) -> None:
+        turn = turn_from_messages(
+            messages,
+            self.identity,
+            max_input_chars=self.max_input_chars,
+            text_override=text_override,
+        )
+        self.dispatcher.submit(turn)

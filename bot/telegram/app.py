@@ -1,0 +1,168 @@
+"""Builds the python-telegram-bot `Application` and owns the lifetime of the bot's services."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlparse
+
+from telegram import Update
+from telegram.ext import ApplicationBuilder
+
+from bot.config import Settings
+from bot.conversation.access import AccessPolicy, UserRateLimiter
+from bot.conversation.dispatcher import TurnDispatcher
+from bot.conversation.lanes import ConversationLanes
+from bot.conversation.pipeline import TurnPipeline
+from bot.conversation.recorder import TurnRecorder
+from bot.conversation.recovery import resume_unfinished
+from bot.phi4 import create_backend
+from bot.telegram.admission import Admission
+from bot.telegram.commands import MENU
+from bot.telegram.context import CONTEXT_TYPES, BotApplication
+from bot.telegram.downloads import MediaFetcher
+from bot.telegram.handlers import register_handlers
+from bot.telegram.services import BotServices
+from bot.telegram.streaming.pacing import RateBudget
+from bot.telegram.streaming.replies import TelegramReplies
+from bot.telegram.triggers import BotIdentity
+from storage import open_store
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0
+
+
+def build_application(settings: Settings) -> BotApplication:
+    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
+    assert settings.telegram_bot_token is not None
+    api = settings.telegram_api_url
+    application: BotApplication = (
+        ApplicationBuilder()
+        .context_types(CONTEXT_TYPES)
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .concurrent_updates(True)
+        .connect_timeout(10.0)
+        .read_timeout(30.0)
+        .write_timeout(30.0)
+        .pool_timeout(30.0)
+        .connection_pool_size(64)
+        .get_updates_read_timeout(45.0)
+        .post_init(_start_services)
+        .post_stop(_stop_answers)
+        .post_shutdown(_close_services)
+        .build()
+    )
+    application.bot_data.settings = settings
+    register_handlers(application)
+    return application
+
+
+async def _start_services(application: BotApplication) -> None:
+    settings = application.bot_data.settings
+    assert settings is not None
+    store = await open_store(
+        settings.database_url, max_attachment_bytes=settings.max_attachment_bytes
+    )
+    backend = create_backend(settings)
+    me = application.bot
+    identity = BotIdentity(me.id, me.username)
+    budget = RateBudget(bot_rate=settings.bot_rate)
+    lanes = ConversationLanes()
+    pipeline = TurnPipeline(
+        replies=TelegramReplies(
+            application.bot,
+            budget,
+            edit_interval=settings.edit_interval,
+            group_edit_interval=settings.group_edit_interval,
+            private_streaming=settings.private_streaming,
+        ),
+        settings=settings,
+        store=store,
+        backend=backend,
+        lanes=lanes,
+    )
+    recorder = TurnRecorder(
+        store,
+        MediaFetcher(
+            application.bot,
+            max_bytes=settings.max_attachment_bytes,
+            max_audio_seconds=settings.max_audio_seconds,
+        ),
+        backend.accepts,
+        daily_quota=settings.user_daily_quota,
+        refuse=lambda turn, problem: pipeline.say(
+            turn.target.replying_to(turn.message_id), problem.user_message
+        ),
+    )
+    access = AccessPolicy.from_settings(settings)
+    dispatcher = TurnDispatcher(
+        pipeline=pipeline,
+        lanes=lanes,
+        recorder=recorder,
+        access=access,
+        limiter=UserRateLimiter(settings.user_rate_per_minute),
+    )
+    application.bot_data.services = BotServices(
+        settings=settings,
+        identity=identity,
+        store=store,
+        backend=backend,
+        budget=budget,
+        dispatcher=dispatcher,
+        admission=Admission(
+            identity=identity,
+            access=access,
+            dispatcher=dispatcher,
+            max_input_chars=settings.max_input_chars,
+        ),
+    )
+    await application.bot.set_my_commands(MENU)
+    log.info("@%s is up, backend %s", identity.username, backend.name)
+    resume_unfinished(dispatcher, await store.unfinished_answers())
+
+
+async def _stop_answers(application: BotApplication) -> None:
+    """On SIGTERM/SIGINT: answers being streamed end as "stopped" and are recorded so."""
+    services = application.bot_data.services
+    if services is None:
+        return
+    services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
+    dispatcher = services.dispatcher
+    await dispatcher.recorder.drain(SHUTDOWN_GRACE)
+    await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
+    await dispatcher.drain(SHUTDOWN_GRACE)
+
+
+async def _close_services(application: BotApplication) -> None:
+    services = application.bot_data.services
+    if services is None:
+        return
+    await services.backend.aclose()
+    await services.store.close()
+    log.info("stopped cleanly")
+
+
+def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
+    """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    application = build_application(settings)
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE]
+    if webhook_url is None:
+        application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
+        return
+    secret = (
+        settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else secrets.token_urlsafe(32)
+    )
+    application.run_webhook(
+        listen=listen,
+        port=port,
+        url_path=urlparse(webhook_url).path.lstrip("/"),
+        webhook_url=webhook_url,
+        secret_token=secret,
+        allowed_updates=updates,
+        bootstrap_retries=-1,
+    )
