@@ -6,14 +6,30 @@ is part of a request.
 
 from __future__ import annotations
 
+from enum import Enum
+
 from bot.media.errors import UnreadableMedia
 from bot.shared import MediaKind, UserFacingError, describe_accepts, media_nouns
+
+
+class FailureClass(Enum):
+    """What a failure says about where an answer could still come from.
+
+    Failover, the user's sentence and the operator's hint all branch on this one value.
+    """
+
+    TRANSIENT = (
+        "transient"  # quota, overload, timeouts, 5xx, a dropped connection: later or elsewhere
+    )
+    CONFIGURATION = "configuration"  # DNS, a refused local port, 401/403, unknown model or Space
+    REQUEST = "request"  # this request as sent cannot be answered (media refused, empty, garbled)
 
 
 class Phi4Error(UserFacingError):
     """Base of every backend failure."""
 
     user_message = "The model could not answer. Please try again."
+    failure_class = FailureClass.TRANSIENT
 
     def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
         if user_message is not None:
@@ -35,6 +51,7 @@ class BackendTimeout(Phi4Error):
 
 class MediaNotSupported(Phi4Error):
     user_message = "This model cannot take that kind of media. Send text instead."
+    failure_class = FailureClass.REQUEST
 
     @classmethod
     def refusing(
@@ -47,10 +64,12 @@ class MediaNotSupported(Phi4Error):
 
 class BadAnswer(Phi4Error):
     user_message = "The model sent an answer I could not understand. Please try again."
+    failure_class = FailureClass.REQUEST
 
 
 class EmptyConversation(Phi4Error):
     user_message = "There is nothing to answer yet: send a message first."
+    failure_class = FailureClass.REQUEST
 
 
 __all__ = [
@@ -58,6 +77,7 @@ __all__ = [
     "BackendUnavailable",
     "BadAnswer",
     "EmptyConversation",
+    "FailureClass",
     "MediaNotSupported",
     "Phi4Error",
     "QuotaExceeded",
