@@ -1,4 +1,4 @@
-"""Conversation storage: the `Store` interface and its SQLite implementation."""
+"""Conversation storage: the `Store` interface, on SQLite (the default) or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,15 +14,26 @@ from storage.models import (
     StoredAttachment,
 )
 from storage.sqlite import SQLiteStore
-from storage.url import parse_database_url
+from storage.url import database_engine, parse_database_url
+
+
+def store_for(database_url: str, *, max_attachment_bytes: int) -> Store:
+    """The store `DATABASE_URL` names, not yet opened: its scheme picks the engine
+    (`sqlite:///…` or `postgresql://…`). Raises `StorageError` for any other URL."""
+    if database_engine(database_url) == "postgresql":
+        from storage.postgres import PostgresStore
+
+        return PostgresStore(database_url.strip(), max_attachment_bytes=max_attachment_bytes)
+    return SQLiteStore(parse_database_url(database_url), max_attachment_bytes=max_attachment_bytes)
 
 
 async def open_store(database_url: str, *, max_attachment_bytes: int) -> Store:
     """The store `DATABASE_URL` names, opened and migrated; the caller closes it.
 
-    Raises `StorageError` (one sentence naming the URL or path) when it cannot be used.
+    Raises `StorageError` (one sentence naming the path, or the server without its password)
+    when it cannot be used.
     """
-    store = SQLiteStore(parse_database_url(database_url), max_attachment_bytes=max_attachment_bytes)
+    store = store_for(database_url, max_attachment_bytes=max_attachment_bytes)
     await store.open()
     return store
 
@@ -39,6 +50,8 @@ __all__ = [
     "StorageError",
     "Store",
     "StoredAttachment",
+    "database_engine",
     "open_store",
     "parse_database_url",
+    "store_for",
 ]

@@ -19,12 +19,12 @@ VISIBLE = "(role = 'user' OR status IN ('complete', 'stopped'))"
 """Turns the model sees: every user turn, and answers that ended with text worth keeping.
 Failed, interrupted, replaced and still-streaming answers are left out."""
 
-_FIRST_PAGE = 32
-_LARGEST_PAGE = 1024
+FIRST_PAGE = 32
+LARGEST_PAGE = 1024
 _NO_ID_YET = 2**63 - 1
 
-_TURN_COLUMNS = "id, role, text, sender_name, created_at"
-_ATTACHMENT_COLUMNS = "a.kind, a.mime_type, a.size, a.filename, a.sha256, a.telegram_file_id"
+TURN_COLUMNS = "id, role, text, sender_name, created_at"
+ATTACHMENT_COLUMNS = "a.kind, a.mime_type, a.size, a.filename, a.sha256, a.telegram_file_id"
 
 Row = Sequence[Any]
 
@@ -49,10 +49,12 @@ async def load_history(
         return []
     rows.reverse()
     attachments = await _attachments_after(db, conversation_id, rows[0][0])
-    wanted = _newest_hashes(rows, attachments, media_limit)
+    wanted = newest_hashes(rows, attachments, media_limit)
     data = await _blob_data(db, wanted)
     return [
-        _history_turn(row, [_attachment(a, data.get(a[4])) for a in attachments.get(row[0], ())])
+        _history_turn(
+            row, [stored_attachment(a, data.get(a[4])) for a in attachments.get(row[0], ())]
+        )
         for row in rows
     ]
 
@@ -61,7 +63,7 @@ async def load_last_user_turn(db: aiosqlite.Connection, conversation_id: int) ->
     """The newest user turn with all its attachments' bytes, for /retry."""
     rows = list(
         await db.execute_fetchall(
-            f"SELECT {_TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND role = 'user' "
+            f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND role = 'user' "
             "ORDER BY id DESC LIMIT 1",
             (conversation_id,),
         )
@@ -69,11 +71,11 @@ async def load_last_user_turn(db: aiosqlite.Connection, conversation_id: int) ->
     if not rows:
         return None
     attachments = await db.execute_fetchall(
-        f"SELECT {_ATTACHMENT_COLUMNS}, b.data FROM attachments a "
+        f"SELECT {ATTACHMENT_COLUMNS}, b.data FROM attachments a "
         "JOIN blobs b ON b.sha256 = a.sha256 WHERE a.turn_id = ? ORDER BY a.position",
         (rows[0][0],),
     )
-    return _history_turn(rows[0], [_attachment(a, a[6]) for a in attachments])
+    return _history_turn(rows[0], [stored_attachment(a, a[6]) for a in attachments])
 
 
 async def _newest_turns_within(
@@ -83,11 +85,11 @@ async def _newest_turns_within(
     costs a few queries, while the usual short one reads little more than it keeps."""
     picked: list[Row] = []
     used = 0
-    page = _FIRST_PAGE
+    page = FIRST_PAGE
     while True:
         rows = list(
             await db.execute_fetchall(
-                f"SELECT {_TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND id < ? "
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND id < ? "
                 f"AND {VISIBLE} ORDER BY id DESC LIMIT ?",
                 (conversation_id, before, page),
             )
@@ -101,7 +103,7 @@ async def _newest_turns_within(
         if len(rows) < page:
             return picked
         before = rows[-1][0]
-        page = min(page * 4, _LARGEST_PAGE)
+        page = min(page * 4, LARGEST_PAGE)
 
 
 async def _attachments_after(
@@ -109,7 +111,7 @@ async def _attachments_after(
 ) -> dict[int, list[Row]]:
     """Attachment metadata of the conversation's turns from `first_turn_id` on, by turn."""
     rows = await db.execute_fetchall(
-        f"SELECT a.turn_id, {_ATTACHMENT_COLUMNS} FROM turns t "
+        f"SELECT a.turn_id, {ATTACHMENT_COLUMNS} FROM turns t "
         "JOIN attachments a ON a.turn_id = t.id "
         "WHERE t.conversation_id = ? AND t.id >= ? ORDER BY t.id, a.position",
         (conversation_id, first_turn_id),
@@ -120,7 +122,7 @@ async def _attachments_after(
     return found
 
 
-def _newest_hashes(
+def newest_hashes(
     rows: Sequence[Row], attachments: dict[int, list[Row]], media_limit: int
 ) -> list[str]:
     """Content hashes of the newest `media_limit` attachments among the kept turns."""
@@ -144,7 +146,7 @@ async def _blob_data(db: aiosqlite.Connection, hashes: Sequence[str]) -> dict[st
     return {row[0]: row[1] for row in rows}
 
 
-def _attachment(row: Row, data: bytes | None) -> StoredAttachment:
+def stored_attachment(row: Row, data: bytes | None) -> StoredAttachment:
     return StoredAttachment(
         kind=cast(Literal["image", "audio"], row[0]),
         mime_type=row[1],

@@ -25,7 +25,7 @@ _MARK_UNANSWERED = (
 )
 _USER_MESSAGES = "SELECT id, message_id FROM turns WHERE id IN ({marks})"
 # Older turns are not worth a message: whoever wrote them has long moved on.
-_RECENT = 24 * 60 * 60.0
+RECENT_SECONDS = 24 * 60 * 60.0
 
 
 async def collect_unfinished(db: aiosqlite.Connection) -> list[PendingAnswer]:
@@ -35,7 +35,9 @@ async def collect_unfinished(db: aiosqlite.Connection) -> list[PendingAnswer]:
     now = time.time()
     async with transaction(db):
         streaming = sorted(await db.execute_fetchall(_INTERRUPT_STREAMING, (now,)))
-        unanswered = sorted(await db.execute_fetchall(_MARK_UNANSWERED, (now, now - _RECENT)))
+        unanswered = sorted(
+            await db.execute_fetchall(_MARK_UNANSWERED, (now, now - RECENT_SECONDS))
+        )
         keys = await _conversation_keys(
             db, {row[3] for row in streaming} | {row[1] for row in unanswered}
         )

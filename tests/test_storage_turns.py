@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,25 +12,15 @@ from storage import (
     AttachmentTooLarge,
     ConversationKey,
     NewAttachment,
-    SQLiteStore,
     StorageError,
+    Store,
 )
+from tests.databases import scalar
 
-CAP = 1000
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=CAP) as opened:
-        yield opened
+CAP = 1000  # the `attachment_cap` fixture's default
 
 
-def _count(store: SQLiteStore, sql: str) -> int:
-    with sqlite3.connect(store.path) as db:
-        return int(db.execute(sql).fetchone()[0])
-
-
-async def test_each_chat_and_topic_has_its_own_conversation(store: SQLiteStore) -> None:
+async def test_each_chat_and_topic_has_its_own_conversation(store: Store) -> None:
     chat = await store.current_conversation(ConversationKey(1))
     topic = await store.current_conversation(ConversationKey(1, 9))
     other = await store.current_conversation(ConversationKey(2))
@@ -42,7 +29,7 @@ async def test_each_chat_and_topic_has_its_own_conversation(store: SQLiteStore) 
     assert await store.current_conversation(ConversationKey(1, 9)) == topic
 
 
-async def test_new_conversation_becomes_current_and_keeps_the_old_one(store: SQLiteStore) -> None:
+async def test_new_conversation_becomes_current_and_keeps_the_old_one(store: Store) -> None:
     key = ConversationKey(5)
     old = await store.current_conversation(key)
     await store.add_user_turn(old, text="remember me", chat_id=5, message_id=1)
@@ -54,7 +41,7 @@ async def test_new_conversation_becomes_current_and_keeps_the_old_one(store: SQL
     assert [t["text"] for t in exported["turns"]] == ["remember me"]
 
 
-async def test_settings_are_per_chat_and_none_removes_them(store: SQLiteStore) -> None:
+async def test_settings_are_per_chat_and_none_removes_them(store: Store) -> None:
     await store.set_setting(1, "system_prompt", "Talk like a pirate.")
     await store.set_setting(1, "system_prompt", "Be brief.")
     await store.set_setting(1, "language", "fr")
@@ -65,24 +52,24 @@ async def test_settings_are_per_chat_and_none_removes_them(store: SQLiteStore) -
     assert await store.get_setting(1, "language") == "fr"
 
 
-async def test_a_message_delivered_twice_is_stored_once(store: SQLiteStore) -> None:
+async def test_a_message_delivered_twice_is_stored_once(store: Store, store_url: str) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     first = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=77)
     again = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=77)
     elsewhere = await store.add_user_turn(conversation, text="hi", chat_id=2, message_id=77)
     assert first is not None and elsewhere is not None
     assert again is None
-    assert _count(store, "SELECT count(*) FROM turns") == 2
+    assert await scalar(store_url, "SELECT count(*) FROM turns") == 2
 
 
-async def test_turns_without_message_id_are_never_taken_for_duplicates(store: SQLiteStore) -> None:
+async def test_turns_without_message_id_are_never_taken_for_duplicates(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     a = await store.add_user_turn(conversation, text="x", chat_id=1, message_id=None)
     b = await store.add_user_turn(conversation, text="x", chat_id=1, message_id=None)
     assert a is not None and b is not None and a != b
 
 
-async def test_duplicate_with_attachments_writes_nothing(store: SQLiteStore) -> None:
+async def test_duplicate_with_attachments_writes_nothing(store: Store, store_url: str) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     photo = NewAttachment("image", "image/jpeg", b"jpeg", "a.jpg", "file-1")
     await store.add_user_turn(conversation, text="", chat_id=1, message_id=3, attachments=[photo])
@@ -91,11 +78,11 @@ async def test_duplicate_with_attachments_writes_nothing(store: SQLiteStore) -> 
         conversation, text="", chat_id=1, message_id=3, attachments=[other]
     )
     assert again is None
-    assert _count(store, "SELECT count(*) FROM attachments") == 1
-    assert _count(store, "SELECT count(*) FROM blobs") == 1
+    assert await scalar(store_url, "SELECT count(*) FROM attachments") == 1
+    assert await scalar(store_url, "SELECT count(*) FROM blobs") == 1
 
 
-async def test_the_same_photo_twice_is_stored_once(store: SQLiteStore) -> None:
+async def test_the_same_photo_twice_is_stored_once(store: Store, store_url: str) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     photo = NewAttachment("image", "image/png", b"\x89PNG same bytes", "cat.png")
     for message_id in (1, 2):
@@ -104,15 +91,15 @@ async def test_the_same_photo_twice_is_stored_once(store: SQLiteStore) -> None:
         )
     other_chat = await store.current_conversation(ConversationKey(2))
     await store.add_user_turn(other_chat, text="", chat_id=2, message_id=1, attachments=[photo])
-    assert _count(store, "SELECT count(*) FROM attachments") == 3
-    assert _count(store, "SELECT count(*) FROM blobs") == 1
+    assert await scalar(store_url, "SELECT count(*) FROM attachments") == 3
+    assert await scalar(store_url, "SELECT count(*) FROM blobs") == 1
     turns = await store.history(conversation, char_budget=100, media_limit=5)
     assert [t.attachments[0].data for t in turns] == [photo.data, photo.data]
     assert turns[0].attachments[0].sha256 == turns[1].attachments[0].sha256
 
 
 async def test_attachment_over_the_cap_is_refused_before_anything_is_written(
-    store: SQLiteStore,
+    store: Store, store_url: str
 ) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     small = NewAttachment("image", "image/png", b"x" * CAP, "ok.png")
@@ -125,7 +112,7 @@ async def test_attachment_over_the_cap_is_refused_before_anything_is_written(
     assert caught.value.user_message == (
         "That file is too large: I can keep attachments of up to 1000 bytes."
     )
-    assert _count(store, "SELECT count(*) FROM turns") == 0
+    assert await scalar(store_url, "SELECT count(*) FROM turns") == 0
     assert await store.add_user_turn(conversation, text="retry", chat_id=1, message_id=1)
 
 
@@ -134,7 +121,7 @@ def test_attachment_cap_is_worded_in_megabytes() -> None:
     assert "up to 1.5 MB." in AttachmentTooLarge(2 << 20, 3 << 19).user_message
 
 
-async def test_answer_lifecycle_is_recorded_with_reply_message_ids(store: SQLiteStore) -> None:
+async def test_answer_lifecycle_is_recorded_with_reply_message_ids(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     user = await store.add_user_turn(
         conversation, text="hi", chat_id=1, message_id=10, sender_id=500, sender_name="Ada"
@@ -155,7 +142,7 @@ async def test_answer_lifecycle_is_recorded_with_reply_message_ids(store: SQLite
     assert turns[1]["reply_message_ids"] == [11, 12]
 
 
-async def test_answers_are_checked_against_their_turns(store: SQLiteStore) -> None:
+async def test_answers_are_checked_against_their_turns(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     other = await store.current_conversation(ConversationKey(2))
     user = await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=1)
@@ -169,7 +156,7 @@ async def test_answers_are_checked_against_their_turns(store: SQLiteStore) -> No
         await store.finish_answer(answer, text="", status=AnswerStatus.STREAMING)
 
 
-async def test_retry_replaces_the_previous_answer(store: SQLiteStore) -> None:
+async def test_retry_replaces_the_previous_answer(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     photo = NewAttachment("image", "image/png", b"png", "p.png", "tg-file")
     user = await store.add_user_turn(
@@ -194,7 +181,7 @@ async def test_retry_replaces_the_previous_answer(store: SQLiteStore) -> None:
 
 
 async def test_group_migration_moves_conversations_settings_and_idempotency(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     old_chat, new_chat = -100, -1001234
     conversation = await store.current_conversation(ConversationKey(old_chat, 3))
@@ -208,7 +195,7 @@ async def test_group_migration_moves_conversations_settings_and_idempotency(
     assert [s.chat_id for s in await store.chat_stats()] == [new_chat]
 
 
-async def test_group_migration_when_the_new_chat_already_has_data(store: SQLiteStore) -> None:
+async def test_group_migration_when_the_new_chat_already_has_data(store: Store) -> None:
     old_chat, new_chat = -100, -1001234
     old = await store.current_conversation(ConversationKey(old_chat))
     await store.add_user_turn(old, text="old", chat_id=old_chat, message_id=1)
@@ -227,7 +214,7 @@ async def test_group_migration_when_the_new_chat_already_has_data(store: SQLiteS
     assert (stats.chat_id, stats.conversations, stats.user_turns) == (new_chat, 2, 2)
 
 
-async def test_stats_count_turns_per_chat(store: SQLiteStore) -> None:
+async def test_stats_count_turns_per_chat(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     for message_id, status in ((1, AnswerStatus.COMPLETE), (2, AnswerStatus.FAILED)):
         user = await store.add_user_turn(conversation, text="q", chat_id=1, message_id=message_id)
@@ -243,7 +230,7 @@ async def test_stats_count_turns_per_chat(store: SQLiteStore) -> None:
     assert (two.chat_id, two.user_turns, two.last_activity) == (2, 0, None)
 
 
-async def test_user_turns_are_counted_per_sender_since_a_time(store: SQLiteStore) -> None:
+async def test_user_turns_are_counted_per_sender_since_a_time(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(1))
     before = time.time()
     for message_id, sender in ((1, 10), (2, 10), (3, 11)):
@@ -255,7 +242,7 @@ async def test_user_turns_are_counted_per_sender_since_a_time(store: SQLiteStore
     assert await store.count_user_turns_since(10, time.time() + 60) == 0
 
 
-async def test_export_is_json_ready_and_complete(store: SQLiteStore) -> None:
+async def test_export_is_json_ready_and_complete(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(7, 2))
     voice = NewAttachment("audio", "audio/ogg", b"ogg", "voice.ogg", "tg-voice")
     user = await store.add_user_turn(

@@ -1,0 +1,99 @@
+"""Whole-conversation and whole-database reads for people on PostgreSQL: the JSON export
+(the same document as `storage.export`) and chat stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.export import EXPORT_FORMAT, EXPORT_VERSION
+from storage.models import ChatStats
+
+
+async def export_conversation(db: asyncpg.Connection, conversation_id: int) -> dict[str, Any]:
+    """Every turn, hidden ones included; attachments as metadata with their SHA-256."""
+    conversation = await db.fetchrow(
+        "SELECT id, chat_id, thread_id, created_at FROM conversations WHERE id = $1",
+        conversation_id,
+    )
+    if conversation is None:
+        raise LookupError(f"There is no conversation {conversation_id}.")
+    attachments: dict[int, list[dict[str, Any]]] = {}
+    for row in await db.fetch(
+        "SELECT a.turn_id, a.kind, a.mime_type, a.size, a.filename, a.sha256, "
+        "a.telegram_file_id FROM turns t JOIN attachments a ON a.turn_id = t.id "
+        "WHERE t.conversation_id = $1 ORDER BY t.id, a.position",
+        conversation_id,
+    ):
+        attachments.setdefault(row[0], []).append(
+            {
+                "kind": row[1],
+                "mime_type": row[2],
+                "size": row[3],
+                "filename": row[4],
+                "sha256": row[5],
+                "telegram_file_id": row[6],
+            }
+        )
+    turns = [
+        {
+            "id": row[0],
+            "role": row[1],
+            "text": row[2],
+            "sender": None if row[4] is None and row[5] is None else {"id": row[4], "name": row[5]},
+            "status": row[8],
+            "message_id": row[3],
+            "reply_to": row[6],
+            "reply_message_ids": list(row[7]),
+            "error": row[9],
+            "created_at": _iso(row[10]),
+            "finished_at": _iso(row[11]),
+            "attachments": attachments.get(row[0], []),
+        }
+        for row in await db.fetch(
+            "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
+            "reply_message_ids, status, error, created_at, finished_at "
+            "FROM turns WHERE conversation_id = $1 ORDER BY id",
+            conversation_id,
+        )
+    ]
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "conversation": {
+            "id": conversation[0],
+            "chat_id": conversation[1],
+            "thread_id": conversation[2],
+            "created_at": _iso(conversation[3]),
+        },
+        "turns": turns,
+    }
+
+
+async def load_chat_stats(db: asyncpg.Connection) -> list[ChatStats]:
+    """One row per chat; `last_activity` is its newest turn (None if it never had one)."""
+    rows = await db.fetch(
+        "SELECT c.chat_id, count(DISTINCT c.id), "
+        "count(t.id) FILTER (WHERE t.role = 'user'), "
+        "count(t.id) FILTER (WHERE t.role = 'assistant'), "
+        "count(t.id) FILTER (WHERE t.status = 'failed'), max(t.created_at) "
+        "FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id "
+        "GROUP BY c.chat_id ORDER BY c.chat_id"
+    )
+    return [
+        ChatStats(
+            chat_id=row[0],
+            conversations=row[1],
+            user_turns=row[2],
+            assistant_turns=row[3],
+            failed_turns=row[4],
+            last_activity=row[5],
+        )
+        for row in rows
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -1,0 +1,31 @@
+"""Advisory lock keys: how processes sharing one PostgreSQL database take turns on a thing.
+
+PostgreSQL's advisory locks take two 32-bit integers. The first says what kind of thing is
+locked (a namespace below), the second which one (a stable hash of its key), so locks of
+different kinds never collide. Two keys hashing alike only make one wait for the other.
+Transaction-level locks (`pg_advisory_xact_lock`) end with their transaction; session-level
+ones (`pg_try_advisory_lock`) live as long as the connection, which is what a lease that a
+dead process must give up needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import IntEnum
+
+from storage.models import ConversationKey
+
+
+class LockNamespace(IntEnum):
+    """What an advisory lock guards; the first of its two keys."""
+
+    MIGRATIONS = 0x70340001  # applying schema migrations
+    CONVERSATION_CREATION = 0x70340002  # creating a key's first conversation
+    CONVERSATION_LEASE = 0x70340003  # answering in a conversation (one process at a time)
+
+
+def conversation_lock_key(namespace: LockNamespace, key: ConversationKey) -> tuple[int, int]:
+    """The (namespace, hash) pair for a conversation key; the same in every process."""
+    text = f"{key.chat_id}:{'' if key.thread_id is None else key.thread_id}".encode()
+    digest = hashlib.blake2b(text, digest_size=4).digest()
+    return int(namespace), int.from_bytes(digest, "big", signed=True)

@@ -1,0 +1,314 @@
+"""`PostgresStore`: the bot's `Store` on a PostgreSQL database through an asyncpg pool."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from storage.errors import StorageError
+from storage.migrations import SchemaTooNew
+from storage.models import (
+    AnswerStatus,
+    ChatStats,
+    ConversationKey,
+    HistoryTurn,
+    NewAttachment,
+    PendingAnswer,
+)
+from storage.postgres.connection import create_pool, unreachable, unusable
+from storage.postgres.export import export_conversation, load_chat_stats
+from storage.postgres.history import load_history, load_last_user_turn
+from storage.postgres.locks import LockNamespace, conversation_lock_key
+from storage.postgres.migrations import apply_migrations
+from storage.postgres.recovery import collect_unfinished
+from storage.postgres.turns import (
+    finish,
+    insert_answer,
+    insert_user_turn,
+    now,
+    replace_answers_after,
+    save_progress,
+)
+from storage.turns import check_and_hash
+from storage.url import redact
+
+
+class PostgresStore:
+    """Conversations in a PostgreSQL database, shared safely by several processes.
+
+    Each operation borrows a pooled connection, so operations of different conversations
+    run in parallel. Every operation is one statement (atomic by itself) or one transaction
+    at PostgreSQL's default isolation, READ COMMITTED; the unique indexes and advisory locks
+    (see `storage.postgres.locks`) make concurrent appends safe across processes. Appends in
+    one conversation land in the order they commit, which is the order they were called in
+    as long as the caller awaits each before the next (as the bot's lanes do).
+    """
+
+    def __init__(self, url: str, *, max_attachment_bytes: int) -> None:
+        self.url = url
+        self.max_attachment_bytes = max_attachment_bytes
+        self._pool: asyncpg.Pool | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r})"
+
+    async def open(self) -> None:
+        """Connect and migrate; an unreachable server, a refused login or a schema from a
+        newer phi4bot becomes a `StorageError` whose one sentence names the server."""
+        if self._pool is not None:
+            return
+        pool = await create_pool(self.url)
+        try:
+            async with pool.acquire() as db:
+                await apply_migrations(db)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, SchemaTooNew):
+                raise StorageError(
+                    f"The database {redact(self.url)} was written by a newer phi4bot ({exc})."
+                ) from exc
+            if isinstance(exc, OSError | asyncpg.InterfaceError):
+                raise unreachable(self.url, exc) from exc
+            if isinstance(exc, asyncpg.PostgresError):
+                raise unusable(self.url, exc) from exc
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Let running operations give their connections back, then close the pool."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, for this operation alone until it ends."""
+        if self._pool is None:
+            raise StorageError(f"The store for {redact(self.url)} is not open.")
+        async with self._pool.acquire() as db:
+            yield db
+
+    # conversations -------------------------------------------------------
+    async def current_conversation(self, key: ConversationKey) -> int:
+        """The key's newest conversation, created on first use. Processes creating the
+        first one at once take turns on an advisory lock, so the key gets one, not two."""
+        async with self._session() as db:
+            found = await _find_current(db, key)
+            if found is not None:
+                return int(found)
+            async with db.transaction():
+                namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
+                await db.execute("SELECT pg_advisory_xact_lock($1, $2)", namespace, lock)
+                found = await _find_current(db, key)
+                if found is not None:
+                    return int(found)
+                return await _insert_conversation(db, key)
+
+    async def new_conversation(self, key: ConversationKey) -> int:
+        """A newer conversation for the key becomes its current one; older ones stay."""
+        async with self._session() as db:
+            return await _insert_conversation(db, key)
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Conversations, settings and idempotency keys move to the new chat id; where both
+        have a setting the new chat's wins, and a turn whose message id the new chat already
+        used keeps the old chat id, so both deliveries stay recognised."""
+        async with self._session() as db, db.transaction():
+            await db.execute(
+                "UPDATE conversations SET chat_id = $1 WHERE chat_id = $2", new_chat_id, old_chat_id
+            )
+            await db.execute(
+                "INSERT INTO chat_settings (chat_id, name, value) SELECT $1, name, value "
+                "FROM chat_settings WHERE chat_id = $2 ON CONFLICT DO NOTHING",
+                new_chat_id,
+                old_chat_id,
+            )
+            await db.execute("DELETE FROM chat_settings WHERE chat_id = $1", old_chat_id)
+            await db.execute(
+                "UPDATE turns t SET chat_id = $1 WHERE t.chat_id = $2 AND (t.message_id IS NULL "
+                "OR NOT EXISTS (SELECT 1 FROM turns n WHERE n.chat_id = $1 "
+                "AND n.message_id = t.message_id))",
+                new_chat_id,
+                old_chat_id,
+            )
+
+    # settings ------------------------------------------------------------
+    async def get_setting(self, chat_id: int, name: str) -> str | None:
+        async with self._session() as db:
+            value = await db.fetchval(
+                "SELECT value FROM chat_settings WHERE chat_id = $1 AND name = $2", chat_id, name
+            )
+        return None if value is None else str(value)
+
+    async def set_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        """`None` removes the setting (back to the default)."""
+        async with self._session() as db:
+            if value is None:
+                await db.execute(
+                    "DELETE FROM chat_settings WHERE chat_id = $1 AND name = $2", chat_id, name
+                )
+            else:
+                await db.execute(
+                    "INSERT INTO chat_settings (chat_id, name, value) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (chat_id, name) DO UPDATE SET value = excluded.value",
+                    chat_id,
+                    name,
+                    value,
+                )
+
+    # turns ---------------------------------------------------------------
+    async def add_user_turn(
+        self,
+        conversation_id: int,
+        *,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> int | None:
+        """Store a user's turn; None if (chat_id, message_id) was stored before, by this
+        process or another. Oversized attachments are refused before anything is written."""
+        hashes = await check_and_hash(attachments, self.max_attachment_bytes)
+        async with self._session() as db:
+            return await insert_user_turn(
+                db,
+                conversation_id,
+                text=text,
+                chat_id=chat_id,
+                message_id=message_id,
+                sender_id=sender_id,
+                sender_name=sender_name,
+                attachments=attachments,
+                hashes=hashes,
+            )
+
+    async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
+        """Record an assistant turn in status `streaming` answering `user_turn_id`."""
+        async with self._session() as db:
+            return await insert_answer(db, conversation_id, user_turn_id)
+
+    async def update_answer(
+        self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
+    ) -> None:
+        """Save a streaming answer's text so far and the messages showing it; ignored once
+        it is finished."""
+        async with self._session() as db:
+            await save_progress(db, turn_id, text, message_ids)
+
+    async def finish_answer(
+        self,
+        turn_id: int,
+        *,
+        text: str,
+        status: AnswerStatus,
+        message_ids: Sequence[int] = (),
+        error: str | None = None,
+    ) -> None:
+        """Record how an answer ended: complete, failed, stopped (or interrupted)."""
+        async with self._session() as db:
+            await finish(
+                db, turn_id, text=text, status=status, message_ids=message_ids, error=error
+            )
+
+    async def history(
+        self,
+        conversation_id: int,
+        *,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
+    ) -> list[HistoryTurn]:
+        """See `storage.history.load_history`."""
+        async with self._session() as db:
+            return await load_history(
+                db,
+                conversation_id,
+                char_budget=char_budget,
+                media_limit=media_limit,
+                until_turn_id=until_turn_id,
+            )
+
+    async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
+        """The newest user turn with its attachments' bytes, for /retry."""
+        async with self._session() as db:
+            return await load_last_user_turn(db, conversation_id)
+
+    async def replace_answers_after(self, user_turn_id: int) -> None:
+        """Mark the answers after this user turn `replaced`, for /retry."""
+        async with self._session() as db:
+            await replace_answers_after(db, user_turn_id)
+
+    async def unfinished_answers(self) -> list[PendingAnswer]:
+        """See `storage.postgres.recovery.collect_unfinished`; each is reported once."""
+        async with self._session() as db:
+            return await collect_unfinished(db)
+
+    # admin ---------------------------------------------------------------
+    async def export_conversation(self, conversation_id: int) -> dict[str, Any]:
+        """See `storage.export.export_conversation`."""
+        async with self._session() as db:
+            return await export_conversation(db, conversation_id)
+
+    async def chat_stats(self) -> list[ChatStats]:
+        async with self._session() as db:
+            return await load_chat_stats(db)
+
+    async def count_user_turns_since(self, user_id: int, since_epoch: float) -> int:
+        """For per-user quotas."""
+        async with self._session() as db:
+            found = await db.fetchval(
+                "SELECT count(*) FROM turns WHERE sender_id = $1 AND role = 'user' "
+                "AND created_at >= $2",
+                user_id,
+                datetime.fromtimestamp(since_epoch, UTC),
+            )
+        return int(found)
+
+
+async def _find_current(db: asyncpg.Connection, key: ConversationKey) -> int | None:
+    """The key's newest conversation; a NULL topic is matched with IS NULL, which unlike
+    `IS NOT DISTINCT FROM` can use the index."""
+    if key.thread_id is None:
+        found = await db.fetchval(
+            "SELECT id FROM conversations WHERE chat_id = $1 AND thread_id IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            key.chat_id,
+        )
+    else:
+        found = await db.fetchval(
+            "SELECT id FROM conversations WHERE chat_id = $1 AND thread_id = $2 "
+            "ORDER BY id DESC LIMIT 1",
+            key.chat_id,
+            key.thread_id,
+        )
+    return None if found is None else int(found)
+
+
+async def _insert_conversation(db: asyncpg.Connection, key: ConversationKey) -> int:
+    found = await db.fetchval(
+        "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES ($1, $2, $3) "
+        "RETURNING id",
+        key.chat_id,
+        key.thread_id,
+        now(),
+    )
+    return int(found)
