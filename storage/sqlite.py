@@ -108,18 +108,18 @@ class SQLiteStore:
 
     # conversations -------------------------------------------------------
     async def current_conversation(self, key: ConversationKey) -> int:
-        """The key's newest conversation, created on first use."""
+        """The key's newest conversation, created on first use. The first one is created
+        under the write lock after looking again, so two processes sharing the file cannot
+        both create one."""
         async with self._session() as db:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT id FROM conversations WHERE chat_id = ? AND thread_id IS ? "
-                    "ORDER BY id DESC LIMIT 1",
-                    (key.chat_id, key.thread_id),
-                )
-            )
-            if rows:
-                return int(rows[0][0])
-            return await _insert_conversation(db, key)
+            found = await _find_current(db, key)
+            if found is not None:
+                return found
+            async with transaction(db):
+                found = await _find_current(db, key)
+                if found is not None:
+                    return found
+                return await _insert_conversation(db, key)
 
     async def new_conversation(self, key: ConversationKey) -> int:
         """A newer conversation for the key becomes its current one; older ones stay."""
@@ -285,6 +285,17 @@ class SQLiteStore:
                 )
             )
         return int(rows[0][0])
+
+
+async def _find_current(db: aiosqlite.Connection, key: ConversationKey) -> int | None:
+    rows = list(
+        await db.execute_fetchall(
+            "SELECT id FROM conversations WHERE chat_id = ? AND thread_id IS ? "
+            "ORDER BY id DESC LIMIT 1",
+            (key.chat_id, key.thread_id),
+        )
+    )
+    return int(rows[0][0]) if rows else None
 
 
 async def _insert_conversation(db: aiosqlite.Connection, key: ConversationKey) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,7 +22,7 @@ import aiosqlite
 import asyncpg
 import pytest
 
-from storage import database_engine, parse_database_url
+from storage import Store, database_engine, open_store, parse_database_url
 from storage.url import redact
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -88,18 +88,31 @@ def fresh_schema(database_url: str) -> Iterator[str]:
         asyncio.run(_admin(f'DROP SCHEMA "{schema}" CASCADE', database_url))
 
 
-async def scalar(url: str, sql: str) -> Any:
-    """The first column of the first row `sql` returns, read beside the store under test
-    (the same SQL works on both engines for the counts the tests make)."""
+async def fetch_all(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Every row `sql` returns, read beside the store under test (the same SQL works on
+    both engines for what the tests read)."""
     if database_engine(url) == "sqlite":
         async with aiosqlite.connect(parse_database_url(url)) as db:
-            rows = list(await db.execute_fetchall(sql))
-        return rows[0][0]
+            return [tuple(row) for row in await db.execute_fetchall(sql)]
     db = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
     try:
-        return await db.fetchval(sql)
+        return [tuple(row) for row in await db.fetch(sql)]
     finally:
         await db.close()
+
+
+async def scalar(url: str, sql: str) -> Any:
+    """The first column of the first row `sql` returns."""
+    return (await fetch_all(url, sql))[0][0]
+
+
+async def table_names(url: str) -> set[str]:
+    """The tables of the database (on PostgreSQL: of the URL's schema)."""
+    if database_engine(url) == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    return {row[0] for row in await fetch_all(url, sql)}
 
 
 async def execute(url: str, sql: str, *args: Any) -> None:
@@ -117,3 +130,14 @@ async def execute(url: str, sql: str, *args: Any) -> None:
         await db.execute(numbered, *args)
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def opened_store(url: str, *, max_attachment_bytes: int = 1000) -> AsyncIterator[Store]:
+    """The store `url` names, open for the block: a process's life, for tests that start
+    more than one on the same database."""
+    store = await open_store(url, max_attachment_bytes=max_attachment_bytes)
+    try:
+        yield store
+    finally:
+        await store.close()

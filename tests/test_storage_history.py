@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import AnswerStatus, ConversationKey, NewAttachment, SQLiteStore
+from storage import AnswerStatus, ConversationKey, NewAttachment, SQLiteStore, Store, store_for
+from tests.databases import execute
 
 KEY = ConversationKey(1)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10_000) as opened:
-        yield opened
+def attachment_cap() -> int:
+    return 10_000
 
 
 async def _exchange(
-    store: SQLiteStore,
+    store: Store,
     conversation: int,
     question: str,
     answer: str,
@@ -40,7 +40,7 @@ async def _exchange(
     return user
 
 
-async def test_oldest_turns_are_dropped_whole_to_fit_the_budget(store: SQLiteStore) -> None:
+async def test_oldest_turns_are_dropped_whole_to_fit_the_budget(store: Store) -> None:
     conversation = await store.current_conversation(KEY)
     await _exchange(store, conversation, "a" * 40, "b" * 40)
     await _exchange(store, conversation, "c" * 30, "d" * 30)
@@ -57,7 +57,7 @@ async def test_oldest_turns_are_dropped_whole_to_fit_the_budget(store: SQLiteSto
 
 
 async def test_the_newest_turn_is_kept_even_when_it_alone_exceeds_the_budget(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     conversation = await store.current_conversation(KEY)
     await _exchange(store, conversation, "short", "reply")
@@ -66,7 +66,7 @@ async def test_the_newest_turn_is_kept_even_when_it_alone_exceeds_the_budget(
     assert [t.text for t in turns] == ["x" * 500]
 
 
-async def test_the_system_prompt_is_not_a_turn_and_never_trimmed(store: SQLiteStore) -> None:
+async def test_the_system_prompt_is_not_a_turn_and_never_trimmed(store: Store) -> None:
     conversation = await store.current_conversation(KEY)
     prompt = "You are a careful assistant. " * 100
     await store.set_setting(KEY.chat_id, "system_prompt", prompt)
@@ -76,7 +76,7 @@ async def test_the_system_prompt_is_not_a_turn_and_never_trimmed(store: SQLiteSt
     assert await store.get_setting(KEY.chat_id, "system_prompt") == prompt
 
 
-async def test_only_complete_and_stopped_answers_reach_the_model(store: SQLiteStore) -> None:
+async def test_only_complete_and_stopped_answers_reach_the_model(store: Store) -> None:
     conversation = await store.current_conversation(KEY)
     await _exchange(store, conversation, "q1", "complete answer")
     await _exchange(store, conversation, "q2", "half an ans", AnswerStatus.STOPPED)
@@ -98,7 +98,7 @@ async def test_only_complete_and_stopped_answers_reach_the_model(store: SQLiteSt
     ]
 
 
-async def test_only_the_newest_attachments_carry_their_bytes(store: SQLiteStore) -> None:
+async def test_only_the_newest_attachments_carry_their_bytes(store: Store) -> None:
     conversation = await store.current_conversation(KEY)
     photos = [
         NewAttachment("image", "image/png", f"png {n}".encode(), f"{n}.png") for n in range(4)
@@ -124,7 +124,7 @@ async def test_only_the_newest_attachments_carry_their_bytes(store: SQLiteStore)
     assert all(a.data is None for t in no_media for a in t.attachments)
 
 
-async def test_sender_names_and_times_come_back(store: SQLiteStore) -> None:
+async def test_sender_names_and_times_come_back(store: Store) -> None:
     conversation = await store.current_conversation(KEY)
     before = time.time()
     await store.add_user_turn(conversation, text="hi", chat_id=1, message_id=1, sender_name="Ada")
@@ -133,22 +133,44 @@ async def test_sender_names_and_times_come_back(store: SQLiteStore) -> None:
     assert before - 1 <= turn.created_at.timestamp() <= time.time() + 1
 
 
-async def test_a_long_conversation_is_read_back_a_few_pages_not_whole(store: SQLiteStore) -> None:
+async def test_a_long_conversation_is_read_back_a_few_pages_not_whole(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conversation = await store.current_conversation(KEY)
-    db = store._db
-    assert db is not None
-    await db.executemany(
-        "INSERT INTO turns (conversation_id, role, text, created_at) VALUES (?, 'user', ?, ?)",
-        [(conversation, f"{n:09d}", time.time()) for n in range(10_000)],
+    ten_thousand_turns = (
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999) "
+        "INSERT INTO turns (conversation_id, role, text, created_at) "
+        "SELECT ?, 'user', substr('00000000' || i, -9, 9), 1700000000.0 FROM n"
+        if isinstance(store, SQLiteStore)
+        else "INSERT INTO turns (conversation_id, role, text, created_at) "
+        "SELECT ?, 'user', lpad(i::text, 9, '0'), now() FROM generate_series(0, 9999) i"
     )
-    statements: list[str] = []
-    await db.set_trace_callback(statements.append)
+    await execute(store_url, ten_thousand_turns, conversation)
+    statements = await _record_statements(store, monkeypatch)
     turns = await store.history(conversation, char_budget=9 * 200, media_limit=2)
-    await db.set_trace_callback(None)
     assert [t.text for t in turns] == [f"{n:09d}" for n in range(9_800, 10_000)]
     reads = [s for s in statements if "FROM turns WHERE conversation_id" in s]
     assert 1 <= len(reads) <= 3
     assert all("LIMIT" in s for s in reads)
+
+
+async def _record_statements(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every query the store sends from now on: SQLite's trace callback, or asyncpg's
+    `fetch` wrapped."""
+    statements: list[str] = []
+    if isinstance(store, SQLiteStore):
+        db = store._db
+        assert db is not None
+        await db.set_trace_callback(statements.append)
+        return statements
+    fetch = asyncpg.Connection.fetch
+
+    async def recording(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        statements.append(query)
+        return await fetch(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", recording)
+    return statements
 
 
 def _expected(turns: list[tuple[str, int]], budget: int) -> list[str]:
@@ -162,7 +184,9 @@ def _expected(turns: list[tuple[str, int]], budget: int) -> list[str]:
     return kept[::-1]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     turns=st.lists(
         st.tuples(st.sampled_from(["user", "complete", "failed"]), st.integers(0, 60)),
@@ -171,14 +195,16 @@ def _expected(turns: list[tuple[str, int]], budget: int) -> list[str]:
     budget=st.integers(0, 1500),
 )
 def test_trimming_matches_the_rule_for_any_conversation(
-    turns: list[tuple[str, int]], budget: int
+    store_url: str, turns: list[tuple[str, int]], budget: int
 ) -> None:
     if turns:
         turns[0] = ("user", turns[0][1])  # an answer needs a question before it
 
     async def run() -> list[str]:
-        async with SQLiteStore(":memory:", max_attachment_bytes=1) as store:
-            conversation = await store.current_conversation(KEY)
+        store = store_for(store_url, max_attachment_bytes=1)
+        await store.open()
+        try:
+            conversation = await store.new_conversation(KEY)  # one per example, same database
             last_user: int | None = None
             for n, (kind, length) in enumerate(turns):
                 text = f"{n}:" + "x" * length
@@ -193,21 +219,22 @@ def test_trimming_matches_the_rule_for_any_conversation(
                 await store.finish_answer(answer, text=text, status=status)
             history = await store.history(conversation, char_budget=budget, media_limit=0)
             return [t.text for t in history]
+        finally:
+            await store.close()
 
     assert asyncio.run(run()) == _expected(turns, budget)
 
 
 async def test_history_for_an_earlier_turn_leaves_out_the_turns_stored_after_it(
-    tmp_path: Path,
+    store: Store,
 ) -> None:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
-        conversation = await store.current_conversation(ConversationKey(1))
-        first = await store.add_user_turn(conversation, text="first", chat_id=1, message_id=1)
-        await store.add_user_turn(conversation, text="second", chat_id=1, message_id=2)
-        assert first is not None
-        history = await store.history(
-            conversation, char_budget=1000, media_limit=3, until_turn_id=first
-        )
-        assert [turn.text for turn in history] == ["first"]
-        everything = await store.history(conversation, char_budget=1000, media_limit=3)
-        assert [turn.text for turn in everything] == ["first", "second"]
+    conversation = await store.current_conversation(ConversationKey(1))
+    first = await store.add_user_turn(conversation, text="first", chat_id=1, message_id=1)
+    await store.add_user_turn(conversation, text="second", chat_id=1, message_id=2)
+    assert first is not None
+    history = await store.history(
+        conversation, char_budget=1000, media_limit=3, until_turn_id=first
+    )
+    assert [turn.text for turn in history] == ["first"]
+    everything = await store.history(conversation, char_budget=1000, media_limit=3)
+    assert [turn.text for turn in everything] == ["first", "second"]

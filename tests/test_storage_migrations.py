@@ -2,66 +2,88 @@
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
 import aiosqlite
+import asyncpg
 import pytest
 
-from storage import AnswerStatus, ConversationKey, NewAttachment, SQLiteStore
+from storage import AnswerStatus, ConversationKey, NewAttachment, StorageError, database_engine
+from storage import migrations as sqlite_migrations
 from storage.connection import connect
-from storage.migrations import MIGRATIONS, Migration, apply_migrations, migration, schema_version
+from storage.migrations import MIGRATIONS, Migration, migration
+from storage.postgres import migrations as postgres_migrations
+from storage.url import parse_database_url
+from tests.databases import execute, fetch_all, opened_store, table_names
 
 
-def _tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
-async def test_empty_database_gets_every_migration_recorded_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    async with SQLiteStore(path, max_attachment_bytes=100):
-        pass
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        recorded = db.execute("SELECT version, name FROM schema_migrations ORDER BY version")
-        assert recorded.fetchall() == [(m.version, m.name) for m in MIGRATIONS]
-    assert {"conversations", "turns", "chat_settings", "attachments", "blobs"} <= _tables(path)
-
-
-async def test_reopening_applies_nothing_again(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    async with SQLiteStore(path, max_attachment_bytes=100):
-        pass
-    db = await connect(path)
+@contextlib.asynccontextmanager
+async def _raw(url: str) -> AsyncIterator[tuple[Any, ModuleType]]:
+    """A bare connection to the database and the migrations module of its engine."""
+    db: Any
+    if database_engine(url) == "sqlite":
+        db, module = await connect(parse_database_url(url)), sqlite_migrations
+    else:
+        db, module = await asyncpg.connect(url), postgres_migrations
     try:
-        assert await apply_migrations(db) == []
-        assert await schema_version(db) == len(MIGRATIONS)
+        yield db, module
     finally:
         await db.close()
 
 
-async def test_version_one_database_is_upgraded_with_its_data_kept(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = await connect(path)
-    try:
-        assert await apply_migrations(db, upto=1) == [MIGRATIONS[0].name]
-        await db.execute(
-            "INSERT INTO conversations (id, chat_id, created_at) VALUES (7, 42, ?)",
-            (time.time(),),
-        )
-        await db.execute(
-            "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, created_at) "
-            "VALUES (7, 'user', 'from the old days', 42, 1, ?)",
-            (time.time(),),
-        )
-        await db.execute("INSERT INTO chat_settings VALUES (42, 'system_prompt', 'Be brief.')")
-    finally:
-        await db.close()
-    assert "attachments" not in _tables(path)
+def _stamp(url: str) -> float | datetime:
+    """A creation time as the engine stores it."""
+    return time.time() if database_engine(url) == "sqlite" else datetime.now(UTC)
 
-    async with SQLiteStore(path, max_attachment_bytes=100) as store:
+
+def test_both_engines_have_the_same_migrations() -> None:
+    assert [(m.version, m.name) for m in postgres_migrations.MIGRATIONS] == [
+        (m.version, m.name) for m in MIGRATIONS
+    ]
+
+
+async def test_empty_database_gets_every_migration_recorded_in_order(store_url: str) -> None:
+    async with opened_store(store_url):
+        pass
+    async with _raw(store_url) as (db, module):
+        assert await module.schema_version(db) == len(MIGRATIONS)
+    recorded = await fetch_all(store_url, "SELECT version, name FROM schema_migrations ORDER BY 1")
+    assert recorded == [(m.version, m.name) for m in MIGRATIONS]
+    tables = await table_names(store_url)
+    assert {"conversations", "turns", "chat_settings", "attachments", "blobs"} <= tables
+
+
+async def test_reopening_applies_nothing_again(store_url: str) -> None:
+    async with opened_store(store_url):
+        pass
+    async with _raw(store_url) as (db, module):
+        assert await module.apply_migrations(db) == []
+        assert await module.schema_version(db) == len(MIGRATIONS)
+
+
+async def test_version_one_database_is_upgraded_with_its_data_kept(store_url: str) -> None:
+    async with _raw(store_url) as (db, module):
+        assert await module.apply_migrations(db, upto=1) == [MIGRATIONS[0].name]
+    await execute(
+        store_url,
+        "INSERT INTO conversations (id, chat_id, created_at) VALUES (7, 42, ?)",
+        _stamp(store_url),
+    )
+    await execute(
+        store_url,
+        "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, created_at) "
+        "VALUES (7, 'user', 'from the old days', 42, 1, ?)",
+        _stamp(store_url),
+    )
+    await execute(store_url, "INSERT INTO chat_settings VALUES (42, 'system_prompt', 'Be brief.')")
+    assert "attachments" not in await table_names(store_url)
+
+    async with opened_store(store_url, max_attachment_bytes=100) as store:
         conversation = await store.current_conversation(ConversationKey(42))
         assert conversation == 7
         assert await store.get_setting(42, "system_prompt") == "Be brief."
@@ -78,31 +100,43 @@ async def test_version_one_database_is_upgraded_with_its_data_kept(tmp_path: Pat
         turns = await store.history(conversation, char_budget=1000, media_limit=1)
     assert [t.text for t in turns] == ["from the old days", "new", "ok"]
     assert turns[1].attachments[0].data == b"png bytes"
-    with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    async with _raw(store_url) as (db, module):
+        assert await module.schema_version(db) == len(MIGRATIONS)
 
 
 async def test_a_failing_migration_leaves_the_previous_version_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def add_table_then_fail(db: aiosqlite.Connection) -> None:
+    async def add_table_then_fail(db: Any) -> None:
         await db.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("disk on fire")
 
-    broken = [
-        *MIGRATIONS,
-        Migration(len(MIGRATIONS) + 1, "add_table_then_fail", add_table_then_fail),
-    ]
-    monkeypatch.setattr("storage.migrations.MIGRATIONS", broken)
-    path = tmp_path / "bot.db"
-    db = await connect(path)
-    try:
+    async with _raw(store_url) as (db, module):
+        broken = [
+            *module.MIGRATIONS,
+            module.Migration(len(MIGRATIONS) + 1, "add_table_then_fail", add_table_then_fail),
+        ]
+        monkeypatch.setattr(module, "MIGRATIONS", broken)
         with pytest.raises(RuntimeError, match="disk on fire"):
-            await apply_migrations(db)
-        assert await schema_version(db) == len(broken) - 1
-    finally:
-        await db.close()
-    assert "half_done" not in _tables(path)
+            await module.apply_migrations(db)
+        assert await module.schema_version(db) == len(broken) - 1
+    assert "half_done" not in await table_names(store_url)
+
+
+async def test_database_from_a_newer_version_is_refused(store_url: str) -> None:
+    async with opened_store(store_url):
+        pass
+    if database_engine(store_url) == "sqlite":
+        await execute(store_url, f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    else:
+        await execute(
+            store_url,
+            "INSERT INTO schema_migrations (version, name) VALUES (?, 'from_the_future')",
+            len(MIGRATIONS) + 1,
+        )
+    with pytest.raises(StorageError, match="written by a newer phi4bot"):
+        async with opened_store(store_url):
+            pass
 
 
 def test_decorator_registers_steps_in_the_order_they_are_written(

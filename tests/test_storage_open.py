@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from storage import SQLiteStore, StorageError, Store, open_store
+from storage import SQLiteStore, StorageError, Store, open_store, store_for
 from storage.migrations import MIGRATIONS
+from storage.postgres import PostgresStore
+from tests.databases import opened_store, with_database
 
 
 async def test_open_store_creates_the_file_and_missing_folders(tmp_path: Path) -> None:
@@ -89,8 +91,8 @@ async def test_non_sqlite_url_is_refused_at_start() -> None:
         await open_store("mysql://localhost/phi4bot", max_attachment_bytes=100)
 
 
-async def test_using_a_closed_store_says_so(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=100)
+async def test_using_a_closed_store_says_so(store_url: str) -> None:
+    store = store_for(store_url, max_attachment_bytes=100)
     await store.open()
     await store.close()
     await store.close()
@@ -98,7 +100,10 @@ async def test_using_a_closed_store_says_so(tmp_path: Path) -> None:
         await store.get_setting(1, "system_prompt")
 
 
-def test_sqlite_store_implements_every_method_of_the_interface_with_its_signature() -> None:
+@pytest.mark.parametrize("implementation", [SQLiteStore, PostgresStore])
+def test_each_store_implements_every_method_of_the_interface_with_its_signature(
+    implementation: type,
+) -> None:
     wanted = {
         name: inspect.signature(member)
         for name, member in vars(Store).items()
@@ -106,4 +111,42 @@ def test_sqlite_store_implements_every_method_of_the_interface_with_its_signatur
     }
     assert "history" in wanted
     for name, signature in wanted.items():
-        assert inspect.signature(getattr(SQLiteStore, name)) == signature, name
+        assert inspect.signature(getattr(implementation, name)) == signature, name
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "POSTGRESQL"])
+def test_a_postgresql_url_selects_the_postgresql_store(scheme: str) -> None:
+    store = store_for(f"{scheme}://bot@db.example:5432/phi4bot", max_attachment_bytes=1)
+    assert isinstance(store, PostgresStore)
+    assert isinstance(store_for("sqlite:///bot.db", max_attachment_bytes=1), SQLiteStore)
+
+
+async def test_unreachable_postgresql_is_one_sentence_without_the_password() -> None:
+    with pytest.raises(StorageError) as caught:
+        await open_store("postgresql://bot:hunter2@127.0.0.1:1/phi4bot", max_attachment_bytes=1)
+    message = str(caught.value)
+    assert message.startswith("Cannot reach PostgreSQL at postgresql://bot@127.0.0.1:1/phi4bot: ")
+    assert "refused" in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+async def test_unknown_postgresql_host_is_one_sentence() -> None:
+    with pytest.raises(StorageError, match=r"db\.invalid:5432/phi4bot: its host name does not"):
+        await open_store("postgres://bot@db.invalid:5432/phi4bot", max_attachment_bytes=1)
+
+
+async def test_missing_postgresql_database_says_to_create_it(postgres_database: str) -> None:
+    url = with_database(postgres_database, "phi4bot_no_such_database")
+    with pytest.raises(StorageError, match="that database does not exist") as caught:
+        await open_store(url, max_attachment_bytes=1)
+    assert "phi4bot_no_such_database" in str(caught.value)
+
+
+async def test_postgresql_url_options_reach_every_connection(postgres_url: str) -> None:
+    async with opened_store(postgres_url + "&application_name=phi4bot-test") as store:
+        assert isinstance(store, PostgresStore)
+        assert await store.get_setting(1, "system_prompt") is None
+        assert store._pool is not None
+        async with store._pool.acquire() as db:
+            assert await db.fetchval("SHOW application_name") == "phi4bot-test"

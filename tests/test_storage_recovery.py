@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from storage import AnswerStatus, ConversationKey, PendingAnswer
+from tests.databases import opened_store
 
-from storage import AnswerStatus, ConversationKey, PendingAnswer, SQLiteStore
 
-
-async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
+async def test_streaming_answers_become_interrupted_and_are_reported_once(store_url: str) -> None:
     key = ConversationKey(-100, 4)
-    async with SQLiteStore(path, max_attachment_bytes=10) as crashed:
+    async with opened_store(store_url, max_attachment_bytes=10) as crashed:
         conversation = await crashed.current_conversation(key)
         user = await crashed.add_user_turn(conversation, text="tell me", chat_id=-100, message_id=1)
         assert user is not None
         answer = await crashed.start_answer(conversation, user)
         await crashed.update_answer(answer, text="Once upon a", message_ids=[2, 3])
 
-    async with SQLiteStore(path, max_attachment_bytes=10) as restarted:
+    async with opened_store(store_url, max_attachment_bytes=10) as restarted:
         assert await restarted.unfinished_answers() == [
             PendingAnswer(
                 key, user, answer, (2, 3), user_message_id=1, conversation_id=conversation
@@ -30,8 +28,8 @@ async def test_streaming_answers_become_interrupted_and_are_reported_once(tmp_pa
         assert interrupted["finished_at"] is not None
 
 
-async def test_every_unanswered_user_turn_is_reported_once(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+async def test_every_unanswered_user_turn_is_reported_once(store_url: str) -> None:
+    async with opened_store(store_url, max_attachment_bytes=10) as store:
         waiting = await store.current_conversation(ConversationKey(1))
         first = await store.add_user_turn(waiting, text="one", chat_id=1, message_id=1)
         last = await store.add_user_turn(waiting, text="two", chat_id=1, message_id=2)
@@ -55,9 +53,9 @@ async def test_every_unanswered_user_turn_is_reported_once(tmp_path: Path) -> No
 
 
 async def test_a_turn_left_unanswered_in_a_conversation_before_new_is_still_reported(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+    async with opened_store(store_url, max_attachment_bytes=10) as store:
         old = await store.current_conversation(ConversationKey(1))
         turn = await store.add_user_turn(old, text="waiting", chat_id=1, message_id=1)
         await store.new_conversation(ConversationKey(1))
@@ -67,8 +65,8 @@ async def test_a_turn_left_unanswered_in_a_conversation_before_new_is_still_repo
         ]
 
 
-async def test_failed_and_stopped_answers_need_no_recovery(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as store:
+async def test_failed_and_stopped_answers_need_no_recovery(store_url: str) -> None:
+    async with opened_store(store_url, max_attachment_bytes=10) as store:
         conversation = await store.current_conversation(ConversationKey(1))
         for message_id, status in ((1, AnswerStatus.FAILED), (2, AnswerStatus.STOPPED)):
             user = await store.add_user_turn(

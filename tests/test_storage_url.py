@@ -1,4 +1,5 @@
-"""DATABASE_URL parsing: SQLite paths accepted, anything else refused in one sentence."""
+"""DATABASE_URL parsing: SQLite paths and PostgreSQL URLs accepted, anything else refused in
+one sentence, and passwords never shown."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from storage import StorageError, parse_database_url
-from storage.url import MEMORY
+from storage import StorageError, database_engine, parse_database_url
+from storage.url import MEMORY, redact
 
 
 def test_default_url_is_a_file_relative_to_the_working_directory() -> None:
@@ -34,11 +35,37 @@ def test_memory_database_is_allowed() -> None:
 
 def test_other_database_is_refused_without_echoing_credentials() -> None:
     with pytest.raises(StorageError) as caught:
-        parse_database_url("postgresql://admin:hunter2@db.example/phi4bot")
+        database_engine("mysql://admin:hunter2@db.example/phi4bot")
     message = str(caught.value)
-    assert "'postgresql://'" in message
+    assert "'mysql://'" in message
     assert "sqlite:///" in message
+    assert "postgresql://" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "engine"),
+    [
+        ("sqlite:///phi4bot.db", "sqlite"),
+        ("postgresql://bot@db.example:5432/phi4bot", "postgresql"),
+        ("postgres://bot:secret@db.example/phi4bot", "postgresql"),
+        ("  PostgreSQL://bot@db.example/phi4bot?sslmode=require", "postgresql"),
+    ],
+)
+def test_the_scheme_selects_the_engine(url: str, engine: str) -> None:
+    assert database_engine(url) == engine
+
+
+def test_a_postgresql_url_is_shown_without_password_or_options() -> None:
+    url = "postgresql://bot:hunter2@db.example:5433/phi4bot?sslmode=require&password=x"
+    assert redact(url) == "postgresql://bot@db.example:5433/phi4bot"
+    assert redact("postgres://[::1]/phi4bot") == "postgres://[::1]/phi4bot"
+
+
+def test_a_postgresql_url_is_not_taken_for_a_sqlite_file() -> None:
+    with pytest.raises(StorageError, match="PostgreSQL") as caught:
+        parse_database_url("postgresql://admin:hunter2@db.example/phi4bot")
+    assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
