@@ -1,4 +1,5 @@
-"""The `phi4bot` command: run the bot, chat from a terminal, or check the configuration."""
+"""The `phi4bot` command: run the bot, chat from a terminal, check the configuration, or
+copy the database."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--audio", action="append", type=Path, default=[], help="attach audio")
     chat.add_argument("--prompt", "-p", help="answer this one prompt and exit")
     sub.add_parser("check", help="show the configuration and check that the backend answers")
+    db = sub.add_parser("db", help="database tools").add_subparsers(
+        dest="db_command", required=True
+    )
+    copy = db.add_parser("copy", help="copy every conversation from one database to another")
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="source URL")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="target URL")
     return parser
 
 
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "db":
+        return _copy_database(args.source, args.target)
     settings = _settings()
     configure_logging(settings.log_level, settings.secrets())
     if args.command == "run":
@@ -77,6 +86,20 @@ def _main(argv: list[str] | None) -> int:
             run_chat(settings, images=args.image, audio=args.audio, prompt=args.prompt)
         )
     return asyncio.run(run_check(settings))
+
+
+def _copy_database(source: str, target: str) -> int:
+    """`phi4bot db copy`: print the per-table counts; exit 1 when they do not verify."""
+    from storage.copy import copy_database
+    from storage.errors import StorageError
+
+    try:
+        report = asyncio.run(copy_database(source, target))
+    except StorageError as exc:
+        print(f"phi4bot: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

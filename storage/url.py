@@ -64,8 +64,10 @@ def parse_database_url(url: str) -> Path:
 
 def redact(url: str) -> str:
     """The URL as it may be shown in messages and logs: no password, no ?options (which may
-    carry one), e.g. `postgresql://bot@db.example:5432/phi4bot`."""
+    carry one), e.g. `postgresql://bot@db.example:5432/phi4bot`; a SQLite URL as it is."""
     parts = urlsplit(url.strip())
+    if parts.scheme.lower() == "sqlite":
+        return url.strip()  # a path holds no password
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

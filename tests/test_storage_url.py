@@ -60,6 +60,7 @@ def test_a_postgresql_url_is_shown_without_password_or_options() -> None:
     url = "postgresql://bot:hunter2@db.example:5433/phi4bot?sslmode=require&password=x"
     assert redact(url) == "postgresql://bot@db.example:5433/phi4bot"
     assert redact("postgres://[::1]/phi4bot") == "postgres://[::1]/phi4bot"
+    assert redact("sqlite:////var/lib/bot.db") == "sqlite:////var/lib/bot.db"
 
 
 def test_a_postgresql_url_is_not_taken_for_a_sqlite_file() -> None:

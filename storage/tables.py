@@ -1,0 +1,185 @@
+"""Every table of the store as plain rows, the same on both engines, for copying and checking.
+
+A row is a tuple in the column order below, with engine-neutral values: times are aware UTC
+`datetime`s (SQLite keeps epoch seconds, PostgreSQL `timestamptz`), a reply's message ids are
+a tuple of ints (SQLite keeps JSON text, PostgreSQL an array). Rows are read in key order a
+page at a time, and written with an upsert on the key, so writing a row twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+Kind = Literal["plain", "time", "ids"]
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table's name, its key columns and every column with how its values are kept."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, Kind], ...]
+    identity: bool = False  # ids come from a sequence that must follow the copied ones
+    immutable: bool = False  # a row is fixed by its key (content-addressed): never rewritten
+    page: int = 500
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+TABLES = (
+    Table(
+        "conversations",
+        ("id",),
+        (("id", "plain"), ("chat_id", "plain"), ("thread_id", "plain"), ("created_at", "time")),
+        identity=True,
+    ),
+    Table(
+        "chat_settings",
+        ("chat_id", "name"),
+        (("chat_id", "plain"), ("name", "plain"), ("value", "plain")),
+    ),
+    Table(
+        "blobs", ("sha256",), (("sha256", "plain"), ("size", "plain"), ("data", "plain")), page=16
+    ),
+    Table(
+        "turns",
+        ("id",),
+        (
+            ("id", "plain"),
+            ("conversation_id", "plain"),
+            ("role", "plain"),
+            ("text", "plain"),
+            ("chat_id", "plain"),
+            ("message_id", "plain"),
+            ("sender_id", "plain"),
+            ("sender_name", "plain"),
+            ("reply_to", "plain"),
+            ("reply_message_ids", "ids"),
+            ("status", "plain"),
+            ("error", "plain"),
+            ("created_at", "time"),
+            ("finished_at", "time"),
+            ("reported_at", "time"),
+        ),
+        identity=True,
+    ),
+    Table(
+        "attachments",
+        ("id",),
+        (
+            ("id", "plain"),
+            ("turn_id", "plain"),
+            ("position", "plain"),
+            ("kind", "plain"),
+            ("mime_type", "plain"),
+            ("size", "plain"),
+            ("filename", "plain"),
+            ("telegram_file_id", "plain"),
+            ("sha256", "plain"),
+        ),
+        identity=True,
+    ),
+)
+"""In the order they are written: every row refers only to rows of tables before it (or, for
+a turn's `reply_to`, to an earlier turn)."""
+
+
+class TableAccess(Protocol):
+    """One database seen as the tables above; see `storage.sqlite_tables` and
+    `storage.postgres.tables`."""
+
+    async def count(self, table: Table) -> int: ...
+
+    async def read(self, table: Table, after: Row | None) -> list[Row]:
+        """The next page of rows in key order, after the row whose key is `after`."""
+
+    async def write(self, table: Table, rows: Sequence[Row]) -> None:
+        """Insert the rows, or overwrite the rows with their keys, in one transaction."""
+
+    async def finish(self) -> None:
+        """After writing: let new ids continue after the copied ones."""
+
+    async def close(self) -> None: ...
+
+
+def upsert_sql(table: Table, marks: Sequence[str], differs: str) -> str:
+    """`INSERT … ON CONFLICT (key) DO UPDATE` of the columns that changed, with the engine's
+    parameter marks and its null-safe "differs" operator (`IS NOT`, `IS DISTINCT FROM`), so a
+    row written again unchanged is not rewritten."""
+    names = table.names
+    insert = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)}) "
+    target = f"ON CONFLICT ({', '.join(table.key)}) "
+    others = [name for name in names if name not in table.key]
+    if table.immutable or not others:
+        return insert + target + "DO NOTHING"
+    updates = ", ".join(f"{name} = excluded.{name}" for name in others)
+    changed = " OR ".join(f"{table.name}.{name} {differs} excluded.{name}" for name in others)
+    return insert + target + f"DO UPDATE SET {updates} WHERE {changed}"
+
+
+def page_sql(table: Table, after_marks: Sequence[str] | None, limit_mark: str) -> str:
+    """The next page in key order; `after_marks` None for the first page."""
+    key = ", ".join(table.key)
+    where = "" if after_marks is None else f" WHERE ({key}) > ({', '.join(after_marks)})"
+    return (
+        f"SELECT {', '.join(table.names)} FROM {table.name}{where} "
+        f"ORDER BY {key} LIMIT {limit_mark}"
+    )
+
+
+def key_of(table: Table, row: Row) -> Row:
+    return tuple(row[table.names.index(name)] for name in table.key)
+
+
+def from_sqlite(table: Table, row: Sequence[Any]) -> Row:
+    return tuple(
+        _from_sqlite(kind, value) for (_, kind), value in zip(table.columns, row, strict=True)
+    )
+
+
+def to_sqlite(table: Table, row: Row) -> Row:
+    return tuple(
+        _to_sqlite(kind, value) for (_, kind), value in zip(table.columns, row, strict=True)
+    )
+
+
+def from_postgres(table: Table, row: Sequence[Any]) -> Row:
+    return tuple(
+        tuple(value) if kind == "ids" else value
+        for (_, kind), value in zip(table.columns, row, strict=True)
+    )
+
+
+def to_postgres(table: Table, row: Row) -> Row:
+    return tuple(
+        list(value) if kind == "ids" else value
+        for (_, kind), value in zip(table.columns, row, strict=True)
+    )
+
+
+def _from_sqlite(kind: Kind, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "time":
+        return datetime.fromtimestamp(value, UTC)
+    if kind == "ids":
+        return tuple(json.loads(value))
+    return value
+
+
+def _to_sqlite(kind: Kind, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "time":
+        return value.timestamp()
+    if kind == "ids":
+        return json.dumps(list(value))
+    return value
