@@ -107,8 +107,14 @@ async def _build(store: Store, conversation: int) -> int:
     return photo_bytes
 
 
-async def measure(engine: str, url: str, size: Callable[[], Awaitable[int]]) -> EngineResult:
-    """Build the long conversation on the store at `url`, then time each operation."""
+async def measure(
+    engine: str,
+    url: str,
+    size: Callable[[], Awaitable[int]],
+    settle: Callable[[], Awaitable[None]] | None = None,
+) -> EngineResult:
+    """Build the long conversation on the store at `url`, let the database `settle` (gather
+    planner statistics), then time each operation."""
     targets = TARGETS_MS[engine]
     key = ConversationKey(1)
     budget = HISTORY_TURNS // 2 * (len(QUESTION) + len(ANSWER) + 8)
@@ -123,6 +129,8 @@ async def measure(engine: str, url: str, size: Callable[[], Awaitable[int]]) -> 
         turns = EXCHANGES * 2
         size_per_thousand = await size() / (turns / 1000)
         photos_per_thousand = photo_bytes / (turns / 1000)
+        if settle is not None:
+            await settle()
         await store.open()
 
         loaded = await store.history(conversation, char_budget=budget, media_limit=0)
@@ -207,7 +215,16 @@ async def run_postgres(server_url: str) -> EngineResult:
             async def grown() -> int:
                 return await size() - empty
 
-            return await measure("PostgreSQL", url, grown)
+            async def analyze() -> None:
+                # What autovacuum does within a minute of a table growing; without it the
+                # planner still believes the freshly filled tables are empty.
+                db = await asyncpg.connect(url)
+                try:
+                    await db.execute("ANALYZE")
+                finally:
+                    await db.close()
+
+            return await measure("PostgreSQL", url, grown, analyze)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = f"{redact(server_url)} not usable: {type(exc).__name__}: {exc}"
         return EngineResult("PostgreSQL", [], skipped=reason)

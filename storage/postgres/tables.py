@@ -47,13 +47,16 @@ class PostgresTables:
 
     async def finish(self) -> None:
         """Identity sequences continue after the largest copied id, so the next turn the
-        bot stores does not collide with a copied one."""
+        bot stores does not collide with a copied one; and the planner learns how large the
+        tables now are (until then it plans for empty ones, and reading a long history
+        would sort the whole conversation)."""
         for table in TABLES:
             if table.identity:
                 await self._db.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
                 )
+        await self._db.execute(f"ANALYZE {', '.join(table.name for table in TABLES)}")
 
     async def close(self) -> None:
         await self._db.close()
