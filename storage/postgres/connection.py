@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
 from storage.errors import StorageError
 from storage.url import redact
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Db: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    """A connection of its own or one borrowed from the pool: the same methods either way."""
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 POOL_MIN_SIZE = 1

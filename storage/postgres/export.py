@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from storage.export import EXPORT_FORMAT, EXPORT_VERSION
 from storage.models import ChatStats
 
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
 
-async def export_conversation(db: asyncpg.Connection, conversation_id: int) -> dict[str, Any]:
+
+async def export_conversation(db: Db, conversation_id: int) -> dict[str, Any]:
     """Every turn, hidden ones included; attachments as metadata with their SHA-256."""
     conversation = await db.fetchrow(
         "SELECT id, chat_id, thread_id, created_at FROM conversations WHERE id = $1",
@@ -72,7 +73,7 @@ async def export_conversation(db: asyncpg.Connection, conversation_id: int) -> d
     }
 
 
-async def load_chat_stats(db: asyncpg.Connection) -> list[ChatStats]:
+async def load_chat_stats(db: Db) -> list[ChatStats]:
     """One row per chat; `last_activity` is its newest turn (None if it never had one)."""
     rows = await db.fetch(
         "SELECT c.chat_id, count(DISTINCT c.id), "

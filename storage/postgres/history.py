@@ -7,9 +7,7 @@ budget is spent; bytes only for the newest few attachments), in PostgreSQL's dia
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, cast
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from storage.history import (
     ATTACHMENT_COLUMNS,
@@ -22,13 +20,16 @@ from storage.history import (
 )
 from storage.models import HistoryTurn, StoredAttachment
 
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
+
 _NO_ID_YET = 2**63 - 1
 
 Row = Sequence[Any]
 
 
 async def load_history(
-    db: asyncpg.Connection,
+    db: Db,
     conversation_id: int,
     *,
     char_budget: int,
@@ -52,7 +53,7 @@ async def load_history(
     ]
 
 
-async def load_last_user_turn(db: asyncpg.Connection, conversation_id: int) -> HistoryTurn | None:
+async def load_last_user_turn(db: Db, conversation_id: int) -> HistoryTurn | None:
     """The newest user turn with all its attachments' bytes, for /retry."""
     row = await db.fetchrow(
         f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = $1 AND role = 'user' "
@@ -66,11 +67,11 @@ async def load_last_user_turn(db: asyncpg.Connection, conversation_id: int) -> H
         "JOIN blobs b ON b.sha256 = a.sha256 WHERE a.turn_id = $1 ORDER BY a.position",
         row[0],
     )
-    return _history_turn(row, [stored_attachment(a, a[6]) for a in attachments])
+    return _history_turn(tuple(row), [stored_attachment(tuple(a), a[6]) for a in attachments])
 
 
 async def _newest_turns_within(
-    db: asyncpg.Connection, conversation_id: int, char_budget: int, before: int
+    db: Db, conversation_id: int, char_budget: int, before: int
 ) -> list[Row]:
     picked: list[Row] = []
     used = 0
@@ -87,7 +88,7 @@ async def _newest_turns_within(
             cost = len(row[2])
             if picked and used + cost > char_budget:
                 return picked
-            picked.append(row)
+            picked.append(tuple(row))
             used += cost
         if len(rows) < page:
             return picked
@@ -96,7 +97,7 @@ async def _newest_turns_within(
 
 
 async def _attachments_after(
-    db: asyncpg.Connection, conversation_id: int, first_turn_id: int
+    db: Db, conversation_id: int, first_turn_id: int
 ) -> dict[int, list[Row]]:
     rows = await db.fetch(
         f"SELECT a.turn_id, {ATTACHMENT_COLUMNS} FROM turns t "
@@ -111,7 +112,7 @@ async def _attachments_after(
     return found
 
 
-async def _blob_data(db: asyncpg.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
+async def _blob_data(db: Db, hashes: Sequence[str]) -> dict[str, bytes]:
     if not hashes:
         return {}
     rows = await db.fetch(

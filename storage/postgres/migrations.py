@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from storage.migrations import SchemaTooNew
 from storage.postgres.locks import LockNamespace
 
-MigrationStep = Callable[[asyncpg.Connection], Awaitable[None]]
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
+
+MigrationStep = Callable[["Db"], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +42,14 @@ def migration(step: MigrationStep) -> MigrationStep:
     return step
 
 
-async def schema_version(db: asyncpg.Connection) -> int:
+async def schema_version(db: Db) -> int:
     """The highest version recorded in `schema_migrations` (0 when there is no such table)."""
     if await db.fetchval("SELECT to_regclass('schema_migrations')") is None:
         return 0
     return int(await db.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
 
-async def apply_migrations(db: asyncpg.Connection, *, upto: int | None = None) -> list[str]:
+async def apply_migrations(db: Db, *, upto: int | None = None) -> list[str]:
     """Apply the missing migrations up to version `upto` (default: all), each in its own
     transaction together with its record. The version is read again once the lock is held,
     so two processes opening the database at once do not apply a step twice. Returns the
@@ -79,13 +81,13 @@ async def apply_migrations(db: asyncpg.Connection, *, upto: int | None = None) -
     return applied
 
 
-async def _run(db: asyncpg.Connection, *statements: str) -> None:
+async def _run(db: Db, *statements: str) -> None:
     for statement in statements:
         await db.execute(statement)
 
 
 @migration
-async def create_conversations_and_turns(db: asyncpg.Connection) -> None:
+async def create_conversations_and_turns(db: Db) -> None:
     """Conversations per (chat, topic), chat settings as name/value rows, and turns; the
     same shape as SQLite's, with PostgreSQL's types: identity ids, timestamps with time
     zone, and the reply's message ids as an array."""
@@ -131,7 +133,7 @@ async def create_conversations_and_turns(db: asyncpg.Connection) -> None:
 
 
 @migration
-async def create_attachments(db: asyncpg.Connection) -> None:
+async def create_attachments(db: Db) -> None:
     """Attachment metadata per turn, and their bytes once per SHA-256 in a table of their
     own. Photos and audio are compressed already: their bytes are stored as they are."""
     await _run(
@@ -158,6 +160,6 @@ async def create_attachments(db: asyncpg.Connection) -> None:
 
 
 @migration
-async def add_turn_reported_at(db: asyncpg.Connection) -> None:
+async def add_turn_reported_at(db: Db) -> None:
     """When start-up reported a user turn left without an answer, so it is reported once."""
     await db.execute("ALTER TABLE turns ADD COLUMN reported_at timestamptz")

@@ -4,6 +4,7 @@ each once: the same rule as `storage.recovery`, in one transaction."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -21,8 +22,11 @@ _MARK_UNANSWERED = (
     " RETURNING id, conversation_id, message_id"
 )
 
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
 
-async def collect_unfinished(db: asyncpg.Connection) -> list[PendingAnswer]:
+
+async def collect_unfinished(db: Db) -> list[PendingAnswer]:
     """Answers still `streaming` become `interrupted` and are reported with the messages that
     showed them; then recent user turns nothing answered, with `assistant_turn_id` None.
 
@@ -54,7 +58,7 @@ def _first(row: asyncpg.Record) -> int:
     return int(row[0])
 
 
-async def _message_ids(db: asyncpg.Connection, turn_ids: set[int]) -> dict[int, int | None]:
+async def _message_ids(db: Db, turn_ids: set[int]) -> dict[int, int | None]:
     if not turn_ids:
         return {}
     rows = await db.fetch(
@@ -63,7 +67,7 @@ async def _message_ids(db: asyncpg.Connection, turn_ids: set[int]) -> dict[int, 
     return {row[0]: row[1] for row in rows}
 
 
-async def _conversation_keys(db: asyncpg.Connection, ids: set[int]) -> dict[int, ConversationKey]:
+async def _conversation_keys(db: Db, ids: set[int]) -> dict[int, ConversationKey]:
     if not ids:
         return {}
     rows = await db.fetch(

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -36,6 +36,9 @@ from storage.postgres.turns import (
 )
 from storage.turns import check_and_hash
 from storage.url import redact
+
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
 
 
 class PostgresStore:
@@ -98,7 +101,7 @@ class PostgresStore:
         await self.close()
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _session(self) -> AsyncIterator[Db]:
         """A pooled connection, for this operation alone until it ends."""
         if self._pool is None:
             raise StorageError(f"The store for {redact(self.url)} is not open.")
@@ -284,7 +287,7 @@ class PostgresStore:
         return int(found)
 
 
-async def _find_current(db: asyncpg.Connection, key: ConversationKey) -> int | None:
+async def _find_current(db: Db, key: ConversationKey) -> int | None:
     """The key's newest conversation; a NULL topic is matched with IS NULL, which unlike
     `IS NOT DISTINCT FROM` can use the index."""
     if key.thread_id is None:
@@ -303,7 +306,7 @@ async def _find_current(db: asyncpg.Connection, key: ConversationKey) -> int | N
     return None if found is None else int(found)
 
 
-async def _insert_conversation(db: asyncpg.Connection, key: ConversationKey) -> int:
+async def _insert_conversation(db: Db, key: ConversationKey) -> int:
     found = await db.fetchval(
         "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES ($1, $2, $3) "
         "RETURNING id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -17,11 +18,14 @@ from storage.tables import (
     upsert_sql,
 )
 
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
+
 
 class PostgresTables:
     """Reads and upserts rows of one PostgreSQL database over a connection of its own."""
 
-    def __init__(self, db: asyncpg.Connection) -> None:
+    def __init__(self, db: Db) -> None:
         self._db = db
 
     @classmethod
@@ -37,7 +41,7 @@ class PostgresTables:
         values = [] if after is None else list(key_of(table, after))
         limit = f"${len(values) + 1}"
         rows = await self._db.fetch(page_sql(table, marks, limit), *values, table.page)
-        return [from_postgres(table, row) for row in rows]
+        return [from_postgres(table, tuple(row)) for row in rows]
 
     async def write(self, table: Table, rows: Sequence[Row]) -> None:
         marks = [f"${i}" for i in range(1, len(table.columns) + 1)]

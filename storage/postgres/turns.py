@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from storage.models import AnswerStatus, NewAttachment
 from storage.turns import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
 
 _INSERT_USER_TURN = (
     "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
@@ -30,7 +32,7 @@ def now() -> datetime:
 
 
 async def insert_user_turn(
-    db: asyncpg.Connection,
+    db: Db,
     conversation_id: int,
     *,
     text: str,
@@ -70,7 +72,7 @@ async def insert_user_turn(
     return turn_id
 
 
-async def insert_answer(db: asyncpg.Connection, conversation_id: int, user_turn_id: int) -> int:
+async def insert_answer(db: Db, conversation_id: int, user_turn_id: int) -> int:
     """An assistant turn in status `streaming`, answering a user turn of that conversation."""
     found = await db.fetchval(
         "INSERT INTO turns (conversation_id, role, text, reply_to, status, created_at) "
@@ -87,9 +89,7 @@ async def insert_answer(db: asyncpg.Connection, conversation_id: int, user_turn_
     return int(found)
 
 
-async def save_progress(
-    db: asyncpg.Connection, turn_id: int, text: str, message_ids: Sequence[int]
-) -> None:
+async def save_progress(db: Db, turn_id: int, text: str, message_ids: Sequence[int]) -> None:
     """Only while the answer is still streaming: a late checkpoint must not undo its end."""
     await db.execute(
         "UPDATE turns SET text = $1, reply_message_ids = $2 "
@@ -101,7 +101,7 @@ async def save_progress(
 
 
 async def finish(
-    db: asyncpg.Connection,
+    db: Db,
     turn_id: int,
     *,
     text: str,
@@ -126,7 +126,7 @@ async def finish(
         raise LookupError(f"Turn {turn_id} is not an answer.")
 
 
-async def replace_answers_after(db: asyncpg.Connection, user_turn_id: int) -> None:
+async def replace_answers_after(db: Db, user_turn_id: int) -> None:
     """Complete or stopped answers after the turn become `replaced`; failed and interrupted
     ones keep that more telling status."""
     await db.execute(
