@@ -21,16 +21,19 @@ from storage.models import (
     PendingAnswer,
 )
 from storage.postgres.connection import create_pool, unreachable, unusable
+from storage.postgres.conversations import (
+    current_conversation,
+    insert_conversation,
+    migrate_chat,
+)
 from storage.postgres.export import export_conversation, load_chat_stats
 from storage.postgres.history import load_history, load_last_user_turn
-from storage.postgres.locks import LockNamespace, conversation_lock_key
 from storage.postgres.migrations import apply_migrations
 from storage.postgres.recovery import collect_unfinished
 from storage.postgres.turns import (
     finish,
     insert_answer,
     insert_user_turn,
-    now,
     replace_answers_after,
     save_progress,
 )
@@ -110,47 +113,20 @@ class PostgresStore:
 
     # conversations -------------------------------------------------------
     async def current_conversation(self, key: ConversationKey) -> int:
-        """The key's newest conversation, created on first use. Processes creating the
-        first one at once take turns on an advisory lock, so the key gets one, not two."""
+        """The key's newest conversation, created once on first use, even by processes
+        asking at the same moment."""
         async with self._session() as db:
-            found = await _find_current(db, key)
-            if found is not None:
-                return int(found)
-            async with db.transaction():
-                namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
-                await db.execute("SELECT pg_advisory_xact_lock($1, $2)", namespace, lock)
-                found = await _find_current(db, key)
-                if found is not None:
-                    return int(found)
-                return await _insert_conversation(db, key)
+            return await current_conversation(db, key)
 
     async def new_conversation(self, key: ConversationKey) -> int:
         """A newer conversation for the key becomes its current one; older ones stay."""
         async with self._session() as db:
-            return await _insert_conversation(db, key)
+            return await insert_conversation(db, key)
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
-        """Conversations, settings and idempotency keys move to the new chat id; where both
-        have a setting the new chat's wins, and a turn whose message id the new chat already
-        used keeps the old chat id, so both deliveries stay recognised."""
-        async with self._session() as db, db.transaction():
-            await db.execute(
-                "UPDATE conversations SET chat_id = $1 WHERE chat_id = $2", new_chat_id, old_chat_id
-            )
-            await db.execute(
-                "INSERT INTO chat_settings (chat_id, name, value) SELECT $1, name, value "
-                "FROM chat_settings WHERE chat_id = $2 ON CONFLICT DO NOTHING",
-                new_chat_id,
-                old_chat_id,
-            )
-            await db.execute("DELETE FROM chat_settings WHERE chat_id = $1", old_chat_id)
-            await db.execute(
-                "UPDATE turns t SET chat_id = $1 WHERE t.chat_id = $2 AND (t.message_id IS NULL "
-                "OR NOT EXISTS (SELECT 1 FROM turns n WHERE n.chat_id = $1 "
-                "AND n.message_id = t.message_id))",
-                new_chat_id,
-                old_chat_id,
-            )
+        """See `storage.postgres.conversations.migrate_chat`."""
+        async with self._session() as db:
+            await migrate_chat(db, old_chat_id, new_chat_id)
 
     # settings ------------------------------------------------------------
     async def get_setting(self, chat_id: int, name: str) -> str | None:
@@ -285,33 +261,3 @@ class PostgresStore:
                 datetime.fromtimestamp(since_epoch, UTC),
             )
         return int(found)
-
-
-async def _find_current(db: Db, key: ConversationKey) -> int | None:
-    """The key's newest conversation; a NULL topic is matched with IS NULL, which unlike
-    `IS NOT DISTINCT FROM` can use the index."""
-    if key.thread_id is None:
-        found = await db.fetchval(
-            "SELECT id FROM conversations WHERE chat_id = $1 AND thread_id IS NULL "
-            "ORDER BY id DESC LIMIT 1",
-            key.chat_id,
-        )
-    else:
-        found = await db.fetchval(
-            "SELECT id FROM conversations WHERE chat_id = $1 AND thread_id = $2 "
-            "ORDER BY id DESC LIMIT 1",
-            key.chat_id,
-            key.thread_id,
-        )
-    return None if found is None else int(found)
-
-
-async def _insert_conversation(db: Db, key: ConversationKey) -> int:
-    found = await db.fetchval(
-        "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES ($1, $2, $3) "
-        "RETURNING id",
-        key.chat_id,
-        key.thread_id,
-        now(),
-    )
-    return int(found)
