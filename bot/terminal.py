@@ -15,13 +15,18 @@ from bot.config import Settings
 from bot.phi4 import (
     Attachment,
     Backend,
+    BackendTimeout,
+    BadAnswer,
     Conversation,
     MediaNotSupported,
     Phi4Error,
+    Phi4Settings,
     QueuePosition,
     Turn,
     create_backend,
 )
+from bot.phi4.diagnosis import next_step
+from bot.phi4.errors import FailureClass
 from bot.phi4.facade import load_attachment
 from bot.shared import UserFacingError
 
@@ -71,8 +76,11 @@ class TerminalChat:
         media: Sequence[Attachment],
         stdout: TextIO,
         stderr: TextIO,
+        settings: Phi4Settings | None = None,
     ) -> None:
+        """With `settings`, a failure the operator can act on also prints its next step."""
         self.backend, self.system_prompt = backend, system_prompt
+        self.settings = settings
         self.pending = list(media)
         self.turns: tuple[Turn, ...] = ()
         self.stdout, self.stderr = stdout, stderr
@@ -102,6 +110,9 @@ class TerminalChat:
                 self.stdout.write("\n")
                 self.stdout.flush()
             print(exc.user_message, file=self.stderr)
+            if self.settings is not None and exc.failure_class is not FailureClass.REQUEST:
+                hint = f"({exc}; next step: {next_step(exc, self.settings)})"
+                print(_redact(hint, self.settings.client_secrets()), file=self.stderr)
             if isinstance(exc, MediaNotSupported) and attachments:
                 print("(the attached files were dropped)", file=self.stderr)
             else:
@@ -149,7 +160,7 @@ async def run_chat(
         except UserFacingError as exc:
             print(exc.user_message, file=stderr)
             return 1
-        chat = TerminalChat(backend, settings.system_prompt, media, stdout, stderr)
+        chat = TerminalChat(backend, settings.system_prompt, media, stdout, stderr, settings)
         if prompt is not None:
             return 0 if await chat.ask(prompt) else 1
         interactive = stdin.isatty()
@@ -207,22 +218,22 @@ async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:
         settings.openai_base_url if settings.phi4_backend == "openai" else settings.phi4_space_url
     )
     print(f"backend: {settings.phi4_backend} at {_redact(where, secrets)}", file=out)
+    error: Phi4Error
     try:
         answer = await _check_backend(settings, out)
     except Phi4Error as exc:
-        detail = str(exc)
-        failure = exc.user_message + (f" ({detail})" if detail != exc.user_message else "")
+        error = exc
     except TimeoutError:
-        failure = (
-            f"no complete answer within {settings.connect_timeout + settings.stream_timeout:g} s"
-        )
+        limit = settings.connect_timeout + settings.stream_timeout
+        error = BackendTimeout(f"no complete answer within {limit:g} s")
     except Exception as exc:
-        failure = f"{type(exc).__name__}: {exc}"
+        error = Phi4Error(f"{type(exc).__name__}: {exc}")
     else:
         if answer.strip():
             print(_redact(f"answer: {answer.strip()[:200]}", secrets), file=out)
             print("OK: the backend answered.", file=out)
             return 0
-        failure = "the backend sent an empty answer"
-    print(_redact(f"FAILED: {failure}", secrets), file=out)
+        error = BadAnswer("the backend sent an empty answer")
+    print(_redact(f"FAILED ({error.failure_class.value}): {error}", secrets), file=out)
+    print(_redact(f"next step: {next_step(error, settings)}", secrets), file=out)
     return 1

@@ -11,13 +11,19 @@ import pytest
 
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import (
+    AccessDenied,
     BackendTimeout,
     BackendUnavailable,
     BadAnswer,
+    ConnectionRefused,
     EmptyConversation,
+    FailureClass,
     MediaNotSupported,
+    NoChatEndpoint,
     Phi4Error,
     QuotaExceeded,
+    ServerNotFound,
+    UnknownModel,
 )
 from bot.phi4.openai_backend import OpenAIBackend
 from tests.fakes.openai_server import DEFAULT_MODEL, FakeOpenAIServer
@@ -245,24 +251,56 @@ async def test_other_refusals_say_what_the_server_said(
     assert sentence in caught.value.user_message
 
 
-async def test_a_rejected_key_is_explained_without_showing_the_key(srv: FakeOpenAIServer) -> None:
+NOT_SET_UP = "I am not set up to answer yet"
+
+
+async def test_a_rejected_key_is_a_configuration_failure_without_the_key(
+    srv: FakeOpenAIServer,
+) -> None:
     srv.api_key = "the-right-key"
     async with backend(srv, api_key="sk-wrong-secret") as b:
-        with pytest.raises(BackendUnavailable) as caught:
+        with pytest.raises(AccessDenied) as caught:
             await collect(b, ask())
-    assert "API key" in caught.value.user_message
+        with pytest.raises(AccessDenied):
+            await b.probe()
+    assert caught.value.failure_class is FailureClass.CONFIGURATION
+    assert caught.value.user_message.startswith(NOT_SET_UP)
+    assert "try again in a minute" not in caught.value.user_message
     assert "sk-wrong-secret" not in caught.value.user_message
     assert "sk-wrong-secret" not in str(caught.value)
 
 
-async def test_an_unknown_model_is_named(srv: FakeOpenAIServer) -> None:
+async def test_an_unknown_model_is_named_to_the_operator(srv: FakeOpenAIServer) -> None:
     async with backend(srv, model="phi-9") as b:
-        with pytest.raises(BackendUnavailable) as caught:
+        with pytest.raises(UnknownModel) as caught:
             await collect(b, ask())
-    assert "phi-9" in caught.value.user_message
+    assert caught.value.model == "phi-9" and "phi-9" in str(caught.value)
+    assert caught.value.user_message.startswith(NOT_SET_UP)
 
 
-async def test_an_unreachable_server_is_backend_unavailable() -> None:
+async def test_the_probe_lists_what_the_server_serves_when_our_model_is_not_there(
+    srv: FakeOpenAIServer,
+) -> None:
+    async with backend(srv, model="phi-9") as b:
+        with pytest.raises(UnknownModel) as caught:
+            await b.probe()
+    assert caught.value.served == tuple(srv.models)
+
+
+async def test_the_probe_takes_ollamas_latest_tag_for_the_bare_name(srv: FakeOpenAIServer) -> None:
+    srv.models = ["phi4:latest", "phi4-mini:latest"]
+    async with backend(srv, model="phi4") as b:
+        assert "phi4:latest" in await b.probe()
+
+
+async def test_an_address_without_the_api_root_is_no_chat_endpoint(srv: FakeOpenAIServer) -> None:
+    srv.fail_next("status", status=404, message="Not Found")
+    async with backend(srv) as b:
+        with pytest.raises(NoChatEndpoint):
+            await collect(b, ask())
+
+
+async def test_a_refused_local_port_is_a_configuration_failure() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -270,10 +308,34 @@ async def test_an_unreachable_server_is_backend_unavailable() -> None:
         f"http://127.0.0.1:{port}/v1", api_key=None, model="m", max_retries=0, connect_timeout=2
     )
     async with b:
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(ConnectionRefused) as caught:
             await collect(b, ask())
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(ConnectionRefused):
             await b.probe()
+    assert caught.value.where == f"http://127.0.0.1:{port}/v1"
+    assert caught.value.user_message.startswith(NOT_SET_UP)
+
+
+async def test_a_host_name_that_does_not_resolve_is_a_configuration_failure() -> None:
+    b = OpenAIBackend("http://phi4.invalid/v1", api_key=None, model="m", max_retries=0)
+    async with b:
+        with pytest.raises(ServerNotFound) as caught:
+            await collect(b, ask())
+        with pytest.raises(ServerNotFound):
+            await b.probe()
+    assert "phi4.invalid" in str(caught.value)
+
+
+@pytest.mark.parametrize("failure", ["500", "503", "429", "drop"])
+async def test_server_trouble_stays_transient_and_asks_to_try_again(
+    srv: FakeOpenAIServer, failure: str
+) -> None:
+    srv.fail_next(failure, after=2)
+    async with backend(srv) as b:
+        with pytest.raises(Phi4Error) as caught:
+            await collect(b, ask())
+    assert caught.value.failure_class is FailureClass.TRANSIENT
+    assert "try again" in caught.value.user_message.lower()
 
 
 async def test_a_stalled_stream_times_out(srv: FakeOpenAIServer) -> None:

@@ -16,13 +16,19 @@ from PIL import Image
 from bot.phi4.backend import Backend
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition, Turn
 from bot.phi4.errors import (
+    AccessDenied,
     BackendTimeout,
     BackendUnavailable,
+    ConnectionRefused,
     EmptyConversation,
+    FailureClass,
     QuotaExceeded,
+    ServerNotFound,
+    SpaceAsleep,
+    SpaceNotFound,
+    SpacePaused,
 )
 from bot.phi4.space.backend import CONNECTION_BROKE, SpaceBackend
-from bot.phi4.space.wire import ASLEEP
 from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
 from tests.fakes.space import FakeSpace
 
@@ -198,13 +204,46 @@ async def test_server_failures_become_backend_unavailable_never_an_empty_answer(
     assert "".join(await collect(backend, ask("again"))) == space.answer
 
 
-@pytest.mark.parametrize("state", ["sleeping", "paused"])
-async def test_a_sleeping_or_paused_space_is_reported_as_such(space: FakeSpace, state: str) -> None:
-    space.fail_next(state)
+async def test_a_sleeping_space_is_transient_and_says_it_is_waking_up(space: FakeSpace) -> None:
+    space.fail_next("sleeping")
     async with SpaceBackend(space.url) as backend:
-        with pytest.raises(BackendUnavailable) as caught:
+        with pytest.raises(SpaceAsleep) as caught:
             await collect(backend, ask("hi"))
-    assert caught.value.user_message == ASLEEP
+    assert caught.value.failure_class is FailureClass.TRANSIENT
+    assert "try again in a minute" in caught.value.user_message
+
+
+async def test_a_paused_space_is_a_configuration_failure(space: FakeSpace) -> None:
+    space.fail_next("paused")
+    async with SpaceBackend(space.url) as backend:
+        with pytest.raises(SpacePaused) as caught:
+            await collect(backend, ask("hi"))
+    assert caught.value.failure_class is FailureClass.CONFIGURATION
+    assert "not set up to answer" in caught.value.user_message
+    assert caught.value.where == space.url
+
+
+async def test_a_missing_space_is_a_configuration_failure(space: FakeSpace) -> None:
+    space.fail_next("missing")
+    async with SpaceBackend(space.url) as backend:
+        with pytest.raises(SpaceNotFound) as caught:
+            await backend.probe()
+    assert caught.value.failure_class is FailureClass.CONFIGURATION
+
+
+async def test_a_private_space_without_a_token_is_access_denied(space: FakeSpace) -> None:
+    space.fail_next("private")
+    async with SpaceBackend(space.url) as backend:
+        with pytest.raises(AccessDenied):
+            await collect(backend, ask("hi"))
+
+
+async def test_a_host_name_that_does_not_resolve_is_a_configuration_failure() -> None:
+    async with SpaceBackend("http://phi4-space.invalid", connect_timeout=5.0) as backend:
+        with pytest.raises(ServerNotFound) as caught:
+            await backend.probe()
+    assert "phi4-space.invalid" in str(caught.value)
+    assert caught.value.failure_class is FailureClass.CONFIGURATION
 
 
 @pytest.mark.parametrize("kind", ["broken", "truncated"])
@@ -233,11 +272,11 @@ async def test_a_stall_with_only_heartbeats_times_out(space: FakeSpace) -> None:
     assert space.cancels[0]["event_id"] == space.requests[-1].event_id
 
 
-async def test_a_closed_port_is_backend_unavailable() -> None:
+async def test_a_closed_local_port_is_a_configuration_failure() -> None:
     async with SpaceBackend(closed_port_url(), connect_timeout=2.0) as backend:
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(ConnectionRefused):
             await collect(backend, ask("hi"))
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(ConnectionRefused):
             await backend.probe()
 
 
@@ -353,9 +392,8 @@ async def test_probe_names_the_gradio_version_and_space(
 ) -> None:
     assert await backend.probe() == "Gradio 5.20.1 Space fake-owner/fake-phi4"
     space.fail_next("sleeping")
-    with pytest.raises(BackendUnavailable) as caught:
+    with pytest.raises(SpaceAsleep):
         await backend.probe()
-    assert caught.value.user_message == ASLEEP
 
 
 async def test_a_given_session_is_left_open_and_an_own_session_is_closed(space: FakeSpace) -> None:

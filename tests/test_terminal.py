@@ -184,11 +184,74 @@ async def test_check_fails_in_one_line_without_showing_the_rejected_key(
     assert "Traceback" not in text
 
 
-async def test_check_of_an_unreachable_backend_exits_1() -> None:
+def verdict(out: io.StringIO) -> tuple[str, str]:
+    """The FAILED line and the next-step line `check` ends with."""
+    failed, step = out.getvalue().splitlines()[-2:]
+    return failed, step
+
+
+async def test_check_of_a_refused_local_port_says_to_start_the_server() -> None:
     out = io.StringIO()
-    config = settings(OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
-    assert await run_check(config, stdout=out) == 1
-    assert out.getvalue().splitlines()[-1].startswith("FAILED: The model is unreachable")
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    assert await run_check(settings(OPENAI_BASE_URL=url), stdout=out) == 1
+    failed, step = verdict(out)
+    assert failed == f"FAILED (configuration): nothing listens at {url} (connection refused)"
+    assert step.startswith("next step: nothing listens there: start the model server")
+    assert "OPENAI_BASE_URL" in step and "README: Choose a model server" in step
+
+
+async def test_check_of_a_host_name_that_does_not_resolve_says_to_correct_the_address() -> None:
+    out = io.StringIO()
+    assert await run_check(settings(OPENAI_BASE_URL="http://phi4.invalid/v1"), stdout=out) == 1
+    failed, step = verdict(out)
+    assert failed.startswith("FAILED (configuration): the host name phi4.invalid does not")
+    assert step.startswith("next step: the host name in OPENAI_BASE_URL does not resolve")
+
+
+async def test_check_of_a_server_wanting_a_key_says_to_set_it(srv: FakeOpenAIServer) -> None:
+    srv.api_key = "sk-needed"
+    out = io.StringIO()
+    assert await run_check(settings(srv), stdout=out) == 1
+    failed, step = verdict(out)
+    assert failed.startswith("FAILED (configuration):") and "401" in failed
+    assert step.startswith("next step: the server wants an API key: set OPENAI_API_KEY")
+
+
+async def test_check_of_an_unknown_model_lists_what_the_server_serves(
+    srv: FakeOpenAIServer,
+) -> None:
+    out = io.StringIO()
+    assert await run_check(settings(srv, PHI4_MODEL="phi-9"), stdout=out) == 1
+    _, step = verdict(out)
+    served = ", ".join(srv.models)
+    assert step.startswith(
+        f"next step: the model `phi-9` is not served here: the server lists {served}; "
+        "set PHI4_MODEL to one of them"
+    )
+    assert srv.chat_requests == [], "the probe found it; no chat request is needed"
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind", "advice"),
+    [
+        ("sleeping", "transient", "the Space is asleep: open"),
+        ("missing", "configuration", "no Gradio Space answers at"),
+        ("paused", "configuration", "the Space is paused by its owner: duplicate the Space"),
+        ("private", "configuration", "the Space refused access: set HF_TOKEN"),
+        ("quota", "transient", "the Space is out of GPU quota for anonymous callers: set HF_TOKEN"),
+    ],
+)
+async def test_check_of_a_space_that_cannot_answer_tells_the_next_step(
+    failure: str, kind: str, advice: str
+) -> None:
+    async with FakeSpace() as space:
+        space.fail_next(failure)
+        config = settings(PHI4_BACKEND="space", PHI4_SPACE_URL=space.url)
+        out = io.StringIO()
+        assert await run_check(config, stdout=out) == 1
+    failed, step = verdict(out)
+    assert failed.startswith(f"FAILED ({kind}): ")
+    assert step.startswith(f"next step: {advice}")
 
 
 async def test_check_reaches_the_space_backend() -> None:

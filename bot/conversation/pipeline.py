@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 
 from bot.config import Settings
 from bot.conversation.errors import NothingToRetry
+from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes, StopReason
 from bot.conversation.ports import AnswerView, ChatReplies
 from bot.conversation.prompt import ChatSetting, build_conversation
@@ -41,12 +42,14 @@ class TurnPipeline:
         store: Store,
         backend: Backend,
         lanes: ConversationLanes,
+        health: BackendHealth | None = None,
     ) -> None:
         self.replies = replies
         self.settings = settings
         self.store = store
         self.backend = backend
         self.lanes = lanes
+        self.health = health
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
 
@@ -123,12 +126,21 @@ class TurnPipeline:
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
         if status is AnswerStatus.COMPLETE:
+            if self.health is not None:
+                self.health.answered()
             message_ids = await view.finish()
         elif status is AnswerStatus.STOPPED:
             message_ids = await view.finish(note=STOP_NOTES[reason])
         else:
             assert failure is not None
-            log.warning("answer failed in chat %s: %s", key.chat_id, failure)
+            log.warning(
+                "answer failed in chat %s (%s): %s",
+                key.chat_id,
+                failure.failure_class.value,
+                failure,
+            )
+            if self.health is not None:
+                self.health.failed(failure)
             message_ids = await view.fail(failure.user_message)
         await self.store.finish_answer(
             answer_id,

@@ -41,6 +41,65 @@ class BackendUnavailable(Phi4Error):
     user_message = "The model is unreachable right now. Please try again in a minute."
 
 
+class BackendMisconfigured(BackendUnavailable):
+    """The backend cannot answer until its configuration changes: waiting will not help.
+
+    Each subclass names one kind of mistake, so the operator can be told once per kind; the
+    chat user sees only that the bot is not set up yet. `where` is the address concerned.
+    """
+
+    user_message = (
+        "I am not set up to answer yet: my model server is misconfigured. "
+        "Whoever runs this bot has to fix that; trying again will not help."
+    )
+    failure_class = FailureClass.CONFIGURATION
+
+    def __init__(self, detail: str, *, where: str = "") -> None:
+        super().__init__(detail)
+        self.where = where
+
+
+class ServerNotFound(BackendMisconfigured):
+    """The server's host name does not resolve (a typo, or no network on this machine)."""
+
+
+class ConnectionRefused(BackendMisconfigured):
+    """Nothing listens at a local address: the server is not started, or the port is wrong."""
+
+
+class AccessDenied(BackendMisconfigured):
+    """The server refused our credentials (401/403), or the lack of them."""
+
+
+class UnknownModel(BackendMisconfigured):
+    """The server does not serve the model we ask for; `served` lists what it does, if known."""
+
+    def __init__(
+        self, detail: str, *, where: str = "", model: str, served: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(detail, where=where)
+        self.model = model
+        self.served = served
+
+
+class NoChatEndpoint(BackendMisconfigured):
+    """The address answers, but not as an OpenAI-compatible API (usually a missing `/v1`)."""
+
+
+class SpaceNotFound(BackendMisconfigured):
+    """No Gradio Space answers at the address (deleted, renamed or mistyped)."""
+
+
+class SpacePaused(BackendMisconfigured):
+    """The Space was paused by its owner; only they can restart it."""
+
+
+class SpaceAsleep(BackendUnavailable):
+    """The Space sleeps after a while without visitors and wakes on the next request."""
+
+    user_message = "The model is waking up. Please try again in a minute."
+
+
 class QuotaExceeded(Phi4Error):
     user_message = "The model is out of quota or overloaded. Please try again later."
 
@@ -73,14 +132,23 @@ class EmptyConversation(Phi4Error):
 
 
 __all__ = [
+    "AccessDenied",
+    "BackendMisconfigured",
     "BackendTimeout",
     "BackendUnavailable",
     "BadAnswer",
+    "ConnectionRefused",
     "EmptyConversation",
     "FailureClass",
     "MediaNotSupported",
+    "NoChatEndpoint",
     "Phi4Error",
     "QuotaExceeded",
+    "ServerNotFound",
+    "SpaceAsleep",
+    "SpaceNotFound",
+    "SpacePaused",
+    "UnknownModel",
     "UnreadableMedia",
     "UserFacingError",
 ]

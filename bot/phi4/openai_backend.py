@@ -22,7 +22,9 @@ from bot.phi4.errors import (
     MediaNotSupported,
     Phi4Error,
     QuotaExceeded,
+    UnknownModel,
 )
+from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
 from bot.shared import MediaKind, media_nouns
 
 log = logging.getLogger(__name__)
@@ -201,7 +203,11 @@ class OpenAIBackend(AsyncClosing):
                 await stream.close()
 
     async def probe(self) -> str:
-        """List the server's models: proves it is reachable and shows whether ours is there."""
+        """List the server's models: proves it is reachable and that it serves ours.
+
+        A server listing models without ours raises `UnknownModel`; one that lists none, or
+        has no `/models`, is taken at its word until a chat request says otherwise.
+        """
         try:
             page = await self._client.models.list()
         except openai.NotFoundError:
@@ -209,8 +215,15 @@ class OpenAIBackend(AsyncClosing):
         except openai.OpenAIError as exc:
             raise self._translate(exc, self.model, frozenset(), started=False) from exc
         ids = [m.id for m in page.data]
-        wanted = [m for m in (self.model, self.vision_model, self.speech_model) if m]
-        missing = [m for m in wanted if m not in ids]
+        if ids and not serves(ids, self.model):
+            raise UnknownModel(
+                f"{self.base_url} does not serve {self.model}; it serves {', '.join(ids[:10])}",
+                where=self.base_url,
+                model=self.model,
+                served=tuple(ids),
+            )
+        wanted = [m for m in (self.vision_model, self.speech_model) if m]
+        missing = [m for m in wanted if not serves(ids, m)]
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
         text = f"{self.base_url} serves {len(ids)} model(s): {shown or 'none'}"
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
@@ -229,7 +242,9 @@ class OpenAIBackend(AsyncClosing):
                     user_message="The connection to the model broke off mid-answer. "
                     "Please try again.",
                 )
-            return BackendUnavailable(f"cannot connect to {where}")
+            return misconfigured_connection(exc, where) or BackendUnavailable(
+                f"cannot connect to {where}"
+            )
         message = _server_message(exc) if isinstance(exc, openai.APIError) else str(exc)
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else _body_code(exc)
         detail = f"{where} answered {status}: {message}"
@@ -239,19 +254,9 @@ class OpenAIBackend(AsyncClosing):
                 detail,
                 user_message=f"The model server cannot take {media_nouns(kinds)}. Send text.",
             )
-        if status in (401, 403):
-            return BackendUnavailable(
-                detail,
-                user_message="The model server rejected the API key. Check OPENAI_API_KEY.",
-            )
-        if status == 404:
-            if "model" in lowered:
-                return BackendUnavailable(
-                    detail, user_message=f"The model server does not serve the model {model}."
-                )
-            return BackendUnavailable(
-                detail, user_message="The model server has no chat endpoint at this address."
-            )
+        misconfigured = misconfigured_answer(status, message, where=where, model=model)
+        if misconfigured is not None:
+            return misconfigured
         if status in (429, 503, "rate_limit_exceeded") or "rate limit" in lowered:
             return QuotaExceeded(detail)
         if "context length" in lowered or "too long" in lowered:

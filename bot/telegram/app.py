@@ -12,6 +12,7 @@ from telegram.ext import ApplicationBuilder
 from bot.config import Settings
 from bot.conversation.access import AccessPolicy, UserRateLimiter
 from bot.conversation.dispatcher import TurnDispatcher
+from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
@@ -71,18 +72,21 @@ async def _start_services(application: BotApplication) -> None:
     identity = BotIdentity(me.id, me.username)
     budget = RateBudget(bot_rate=settings.bot_rate)
     lanes = ConversationLanes()
+    replies = TelegramReplies(
+        application.bot,
+        budget,
+        edit_interval=settings.edit_interval,
+        group_edit_interval=settings.group_edit_interval,
+        private_streaming=settings.private_streaming,
+    )
+    health = BackendHealth(backend=backend, replies=replies, settings=settings)
     pipeline = TurnPipeline(
-        replies=TelegramReplies(
-            application.bot,
-            budget,
-            edit_interval=settings.edit_interval,
-            group_edit_interval=settings.group_edit_interval,
-            private_streaming=settings.private_streaming,
-        ),
+        replies=replies,
         settings=settings,
         store=store,
         backend=backend,
         lanes=lanes,
+        health=health,
     )
     recorder = TurnRecorder(
         store,
@@ -121,6 +125,7 @@ async def _start_services(application: BotApplication) -> None:
     )
     await application.bot.set_my_commands(MENU)
     log.info("@%s is up, backend %s", identity.username, backend.name)
+    health.start()  # in the background: updates are taken meanwhile
     resume_unfinished(dispatcher, await store.unfinished_answers())
 
 
@@ -130,6 +135,8 @@ async def _stop_answers(application: BotApplication) -> None:
     if services is None:
         return
     services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
+    if services.pipeline.health is not None:
+        await services.pipeline.health.aclose()
     dispatcher = services.dispatcher
     await dispatcher.recorder.drain(SHUTDOWN_GRACE)
     await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)

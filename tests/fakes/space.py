@@ -10,6 +10,7 @@ Usage::
         space.chunk_delay = 0.05    # seconds between two diffs
         space.queue_ahead = 2       # `estimation` events (rank 2, 1, 0) before processing starts
         space.fail_next("quota")    # the next turn fails (see `FAILURES`)
+        space.fail_next("sleeping", times=10)  # the next ten requests meet the sleeping page
         space.pause_after = 1       # hold every answer after one chunk until `space.resume()`
         space.requests[-1].history  # the chatbot history `/queue/join` received (`.files`, ...)
         space.uploads               # every uploaded file: `.data`, `.filename`, `.path`, ...
@@ -44,6 +45,8 @@ FAILURES = (
     "data_500",  # /queue/data answers 500
     "sleeping",  # every path answers 503 with Hugging Face's sleeping page, once
     "paused",  # the same for a Space paused by its owner
+    "missing",  # every path answers 404 with Hugging Face's not-found page, once
+    "private",  # every path answers 401, as a private Space does without a token, once
     "broken",  # the connection is dropped after `after` chunks
     "truncated",  # the stream ends cleanly after `after` chunks, without process_completed
     "stall",  # heartbeats only after `after` chunks, for `stall_seconds`, then the rest
@@ -51,6 +54,13 @@ FAILURES = (
 )
 STREAM_FAILURES = ("quota", "error", "unexpected_error", "data_500", "broken", "truncated", "stall")
 FAKE_VERSION = "5.20.1"
+_DOWN_PAGES = {
+    "sleeping": (503, "<html><body><h1>This Space is sleeping</h1></body></html>"),
+    "paused": (503, "<html><body><h1>This Space is paused</h1></body></html>"),
+    "missing": (404, "<html><body><h1>404</h1><p>Sorry, we can't find the page</p></body></html>"),
+    "private": (401, "<html><body><h1>401</h1><p>Unauthorized</p></body></html>"),
+}
+"""Failures that answer every request (but the hub's) with Hugging Face's page for that state."""
 
 
 @dataclass
@@ -114,11 +124,14 @@ class FakeSpace:
     def hub_url(self) -> str:
         return self.url
 
-    def fail_next(self, kind: str, *, after: int = 1) -> None:
-        """Make the next turn fail as `kind`; mid-stream kinds fail after `after` chunks."""
+    def fail_next(self, kind: str, *, after: int = 1, times: int = 1) -> None:
+        """Make the next `times` turns (or requests, for a down page) fail as `kind`.
+
+        Mid-stream kinds fail after `after` chunks.
+        """
         if kind not in FAILURES:
             raise ValueError(f"unknown failure {kind!r}; choose from {FAILURES}")
-        self._failures.append((kind, after))
+        self._failures.extend([(kind, after)] * times)
 
     def resume(self) -> None:
         """Let answers held by `pause_after` continue."""
@@ -196,10 +209,10 @@ class FakeSpace:
         self.seen.append(
             Seen(request.method, request.path, dict(request.headers), dict(request.query))
         )
-        asleep, _ = self._take(("sleeping", "paused"), request.path.startswith("/api/spaces/"))
-        if asleep:
-            page = f"<html><body><h1>This Space is {asleep}</h1></body></html>"
-            return web.Response(status=503, text=page, content_type="text/html")
+        down, _ = self._take(tuple(_DOWN_PAGES), request.path.startswith("/api/spaces/"))
+        if down:
+            status, page = _DOWN_PAGES[down]
+            return web.Response(status=status, text=page, content_type="text/html")
         try:
             return await handler(request)
         finally:

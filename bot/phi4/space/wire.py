@@ -10,17 +10,22 @@ from typing import Any
 import aiohttp
 
 from bot.phi4.conversation import Attachment
-from bot.phi4.errors import BackendTimeout, BackendUnavailable, BadAnswer, Phi4Error, QuotaExceeded
+from bot.phi4.errors import (
+    AccessDenied,
+    BackendTimeout,
+    BackendUnavailable,
+    BadAnswer,
+    Phi4Error,
+    QuotaExceeded,
+    SpaceAsleep,
+    SpaceNotFound,
+    SpacePaused,
+)
+from bot.phi4.failures import misconfigured_connection
 from bot.phi4.space.turn import is_asleep
 from bot.phi4.space.zerogpu import ZeroGpuAuth
 
 log = logging.getLogger(__name__)
-
-ASLEEP = (
-    "The Phi-4 Space is asleep or paused. It may take a minute to wake up, "
-    "or its owner has to restart it."
-)
-REFUSED = "The Phi-4 Space refused access. A private Space needs HF_TOKEN to be set."
 
 
 class SpaceWire:
@@ -154,7 +159,7 @@ class SpaceWire:
             ) as response:
                 log.debug("%s %s -> HTTP %s", method, url, response.status)
                 if response.status != 200:
-                    raise await _status_error(response, what)
+                    raise await _status_error(response, what, self.root)
                 yield response
         except Phi4Error:
             raise
@@ -165,7 +170,10 @@ class SpaceWire:
         except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
             raise BackendTimeout(f"{url}: no answer in time") from exc
         except aiohttp.ClientError as exc:
-            raise BackendUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
+            misconfigured = misconfigured_connection(exc, self.root)
+            raise misconfigured or BackendUnavailable(
+                f"{url}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
@@ -175,20 +183,24 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
         raise BadAnswer(f"{what} answered something other than JSON") from exc
 
 
-async def _status_error(response: aiohttp.ClientResponse, what: str) -> Phi4Error:
+async def _status_error(response: aiohttp.ClientResponse, what: str, root: str) -> Phi4Error:
     """The typed error for a non-200 answer, read from its status and the start of its body."""
     try:
         body = (await response.content.read(4096)).decode("utf-8", errors="replace")
     except aiohttp.ClientError:
         body = ""
     status = response.status
-    detail = f"{what} answered HTTP {status}: {' '.join(body.split())[:200]}"
+    detail = f"{root}: {what} answered HTTP {status}: {' '.join(body.split())[:200]}"
     if "queue is full" in body.lower():
         return QuotaExceeded(detail)
     if is_asleep(status, body):
-        return BackendUnavailable(detail, user_message=ASLEEP)
+        if "paused" in body.lower():
+            return SpacePaused(detail, where=root)
+        return SpaceAsleep(detail)
     if status in (401, 403):
-        return BackendUnavailable(detail, user_message=REFUSED)
+        return AccessDenied(detail, where=root)
+    if status == 404 and what == "/config":
+        return SpaceNotFound(detail, where=root)
     if status == 429:
         return QuotaExceeded(detail)
     return BackendUnavailable(detail)

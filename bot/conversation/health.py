@@ -1,0 +1,156 @@
+"""Whether the model can answer, told to the operator: at start-up, on failure and on recovery.
+
+At start-up the backend is probed in the background; if it cannot answer, one WARNING line
+names the failure class and the next step. Later failed answers log that line again at most
+once per cause per `notice_every` seconds, and configuration mistakes (which waiting will not
+mend) are also sent to every admin's private chat at the same pace, so the operator learns them
+from Telegram. The first answer after a failure logs one INFO line that the model is back.
+Secrets never reach a log line or a notice: only settings' names are printed, and any secret
+value in a server's message is masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+
+from bot.config import Settings
+from bot.conversation.ports import ChatReplies
+from bot.conversation.turns import ReplyTarget
+from bot.phi4 import Backend, BackendTimeout, Phi4Error
+from bot.phi4.diagnosis import next_step
+from bot.phi4.errors import FailureClass
+from storage import ConversationKey
+
+log = logging.getLogger(__name__)
+
+NOTICE_EVERY = 3600.0
+"""Seconds before the same cause is logged with its next step, or sent to admins, again."""
+
+REDACTED = "[redacted]"
+
+
+class BackendHealth:
+    """Tracks whether the backend answers, and tells the log and the admins what to do."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        replies: ChatReplies,
+        settings: Settings,
+        notice_every: float = NOTICE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.replies = replies
+        self.settings = settings
+        self.notice_every = notice_every
+        self._clock = clock
+        self._told: dict[str, float] = {}
+        self._failing: Phi4Error | None = None
+        self._admins_told = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def failing(self) -> Phi4Error | None:
+        """The last failure, while no answer has come since."""
+        return self._failing
+
+    def start(self) -> None:
+        """Probe the backend in the background; the bot takes updates meanwhile."""
+        self._spawn(self.check_now())
+
+    async def check_now(self) -> None:
+        """Probe the backend once: log what answered, or the failure and its next step."""
+        limit = self.settings.connect_timeout + 15.0
+        try:
+            async with asyncio.timeout(limit):
+                answered = await self.backend.probe()
+        except Phi4Error as exc:
+            self._report(exc, at_start=True)
+        except TimeoutError:
+            self._report(BackendTimeout(f"no answer to the start-up check within {limit:g} s"))
+        except Exception as exc:
+            self._report(Phi4Error(f"the start-up check failed: {type(exc).__name__}: {exc}"))
+        else:
+            log.info("the model answers: %s", self._redact(answered))
+
+    def answered(self) -> None:
+        """An answer came through: if the model was failing, say once that it is back."""
+        if self._failing is None:
+            return
+        self._failing = None
+        log.info("the model answers again (backend %s)", self.backend.name)
+        if self._admins_told:
+            self._admins_told = False
+            self._spawn(self._tell_admins("✅ The model answers again."))
+
+    def failed(self, error: Phi4Error) -> None:
+        """An answer failed; a failure of the request itself says nothing about the backend."""
+        if error.failure_class is not FailureClass.REQUEST:
+            self._report(error)
+
+    async def aclose(self) -> None:
+        """Stop the probe and any notice still being sent."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- telling ------------------------------------------------------------------------
+
+    def _report(self, error: Phi4Error, *, at_start: bool = False) -> None:
+        self._failing = error
+        cause = type(error).__name__
+        now = self._clock()
+        last = self._told.get(cause)
+        if not at_start and last is not None and now - last < self.notice_every:
+            return
+        self._told[cause] = now
+        kind = error.failure_class.value
+        hint = next_step(error, self.settings)
+        reason = self._redact(str(error))
+        log.warning(
+            "the model %s (%s failure: %s). Next step: %s",
+            "cannot answer yet" if at_start else "did not answer",
+            kind,
+            reason,
+            hint,
+        )
+        if error.failure_class is FailureClass.CONFIGURATION and self.settings.admins:
+            self._admins_told = True
+            self._spawn(self._tell_admins(admin_notice(reason, hint)))
+
+    async def _tell_admins(self, markdown: str) -> None:
+        for admin in sorted(self.settings.admins):
+            target = ReplyTarget(ConversationKey(admin, None), is_group=False)
+            try:
+                view = self.replies.open_answer(target, drafts=False)
+                view.append(markdown)
+                await view.finish()
+            except Exception as exc:
+                log.warning("could not send the notice to admin %s: %s", admin, exc)
+
+    def _redact(self, text: str) -> str:
+        for secret in self.settings.secrets():
+            if len(secret) >= 4:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def admin_notice(reason: str, hint: str) -> str:
+    """The Markdown an admin reads: the exact reason (verbatim, as code) and the next step."""
+    verbatim = reason.replace("`", "'")
+    return (
+        "⚠️ I cannot answer messages: the model server is misconfigured.\n"
+        f"Reason: `{verbatim}`\n"
+        f"Next step: {hint}\n"
+        "Run `phi4bot check` after the change."
+    )
