@@ -86,3 +86,22 @@ class BotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_lines(self, containing: str) -> list[str]:
+        """The log lines that contain `containing`."""
+        return [line for line in self.log().splitlines() if containing in line]
+
+    async def wait_for_log(self, containing: str, timeout: float = 15.0) -> str:
+        """The first log line containing `containing`, once the bot has written it.
+
+        The log is a file, so it is re-read every 50 ms until the line is there or time is up.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (found := self.log_lines(containing)):
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"no log line with {containing!r} in {timeout} s:\n{self.log()}"
+                )
+            await asyncio.sleep(0.05)
+        return found[0]

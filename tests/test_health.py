@@ -1,0 +1,238 @@
+"""BackendHealth: the start-up check, one notice per cause to admins, the line when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.conversation.health import BackendHealth
+from bot.conversation.turns import ReplyTarget
+from bot.phi4 import Conversation, QueueListener
+from bot.phi4.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConnectionRefused,
+    MediaNotSupported,
+    Phi4Error,
+    QuotaExceeded,
+    UnknownModel,
+)
+from bot.phi4.failures import is_local
+from bot.shared import MediaKind
+
+ADMINS = "7,8"
+KEY = "sk-admin-never-sees-this"
+
+
+class ProbedBackend:
+    """A backend whose probe answers or fails as a test says; it never streams."""
+
+    name = "stub"
+    accepts: frozenset[MediaKind] = frozenset()
+
+    def __init__(self, failure: Phi4Error | None = None) -> None:
+        self.failure = failure
+        self.probes = 0
+
+    def stream(
+        self, conversation: Conversation, *, on_queue: QueueListener | None = None
+    ) -> AsyncIterator[str]:
+        raise NotImplementedError
+
+    async def probe(self) -> str:
+        self.probes += 1
+        if self.failure is not None:
+            raise self.failure
+        return "a stub that answers"
+
+    async def aclose(self) -> None:
+        pass
+
+
+class SentView:
+    def __init__(self, chats: dict[int, list[str]], target: ReplyTarget) -> None:
+        self._chats, self._target, self.text = chats, target, ""
+        self.message_ids: list[int] = []
+
+    def append(self, chunk: str) -> None:
+        self.text += chunk
+
+    async def show_status(self, text: str) -> None:
+        pass
+
+    async def finish(self, *, note: str | None = None) -> list[int]:
+        self._chats.setdefault(self._target.key.chat_id, []).append(self.text)
+        return [1]
+
+    async def fail(self, user_message: str) -> list[int]:
+        return await self.finish()
+
+
+class RecordedReplies:
+    """The ChatReplies port, keeping each chat's finished messages; private targets only."""
+
+    def __init__(self) -> None:
+        self.chats: dict[int, list[str]] = {}
+
+    def open_answer(self, target: ReplyTarget, *, drafts: bool = True) -> SentView:
+        assert not target.is_group and not drafts
+        return SentView(self.chats, target)
+
+    @asynccontextmanager
+    async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
+        yield
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_health(
+    failure: Phi4Error | None = None, **env: Any
+) -> tuple[BackendHealth, RecordedReplies, Clock]:
+    values = {"PHI4BOT_ADMINS": ADMINS, "OPENAI_API_KEY": KEY, "PHI4_BACKEND": "openai"}
+    settings = Settings(_env_file=None, **(values | env))  # type: ignore[call-arg]
+    replies, clock = RecordedReplies(), Clock()
+    health = BackendHealth(
+        backend=ProbedBackend(failure), replies=replies, settings=settings, clock=clock
+    )
+    return health, replies, clock
+
+
+async def settle(health: BackendHealth) -> None:
+    """Let the notices being sent finish."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await health.aclose()
+
+
+def refused() -> ConnectionRefused:
+    return ConnectionRefused(
+        "nothing listens at http://127.0.0.1:8000/v1 (connection refused)",
+        where="http://127.0.0.1:8000/v1",
+    )
+
+
+async def test_a_failed_start_up_check_logs_one_warning_with_class_and_next_step(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, _, _ = make_health(refused())
+    with caplog.at_level(logging.INFO, logger="bot.conversation.health"):
+        await health.check_now()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "configuration failure" in warnings[0]
+    assert "nothing listens at http://127.0.0.1:8000/v1" in warnings[0]
+    assert "Next step: nothing listens there: start the model server" in warnings[0]
+    assert "OPENAI_BASE_URL" in warnings[0] and "README: Choose a model server" in warnings[0]
+    await settle(health)
+
+
+async def test_a_good_start_up_check_logs_what_answered_and_warns_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, replies, _ = make_health()
+    with caplog.at_level(logging.INFO, logger="bot.conversation.health"):
+        await health.check_now()
+    assert [r.getMessage() for r in caplog.records] == ["the model answers: a stub that answers"]
+    assert health.failing is None and replies.chats == {}
+
+
+async def test_a_configuration_failure_reaches_every_admin_once_per_cause() -> None:
+    health, replies, clock = make_health()
+    for _ in range(3):
+        health.failed(refused())
+        clock.now += 60
+    health.failed(AccessDenied("http://127.0.0.1:8000/v1 answered 401: no", where="x"))
+    await settle(health)
+    assert sorted(replies.chats) == [7, 8]
+    for notices in replies.chats.values():
+        assert len(notices) == 2
+        assert "connection refused" in notices[0] and "Next step:" in notices[0]
+        assert "answered 401" in notices[1] and "set a key it accepts" in notices[1]
+
+
+async def test_the_same_cause_is_told_again_after_an_hour() -> None:
+    health, replies, clock = make_health()
+    health.failed(refused())
+    clock.now += 3599
+    health.failed(refused())
+    clock.now += 2
+    health.failed(refused())
+    await settle(health)
+    assert len(replies.chats[7]) == 2
+
+
+async def test_transient_and_request_failures_are_not_sent_to_admins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, replies, _ = make_health()
+    with caplog.at_level(logging.WARNING, logger="bot.conversation.health"):
+        health.failed(QuotaExceeded("429 from the server"))
+        health.failed(QuotaExceeded("429 from the server"))
+        health.failed(MediaNotSupported("no images here"))
+    await settle(health)
+    assert replies.chats == {}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "transient failure" in warnings[0]
+    assert "Next step: the server is rate-limiting" in warnings[0]
+
+
+async def test_no_secret_reaches_an_admin_or_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    health, replies, _ = make_health()
+    with caplog.at_level(logging.WARNING, logger="bot.conversation.health"):
+        health.failed(UnknownModel(f"server echoed {KEY}", where="x", model="phi-9"))
+    await settle(health)
+    assert KEY not in replies.chats[7][0] and "[redacted]" in replies.chats[7][0]
+    assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+async def test_the_first_answer_after_a_failure_says_once_that_the_model_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, replies, _ = make_health()
+    with caplog.at_level(logging.INFO, logger="bot.conversation.health"):
+        health.answered()
+        health.failed(refused())
+        health.answered()
+        health.answered()
+    await settle(health)
+    back = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert back == ["the model answers again (backend stub)"]
+    assert replies.chats[7][-1] == "✅ The model answers again."
+
+
+async def test_without_admins_a_configuration_failure_is_only_logged() -> None:
+    health, replies, _ = make_health(PHI4BOT_ADMINS="")
+    health.failed(refused())
+    await settle(health)
+    assert replies.chats == {}
+    assert isinstance(health.failing, BackendUnavailable)
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://localhost:8000/v1", True),
+        ("http://127.0.0.1:11434/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://192.168.1.20:8000/v1", True),
+        ("http://vllm:8000/v1", True),
+        ("https://models.github.ai/inference", False),
+        ("http://8.8.8.8/v1", False),
+    ],
+)
+def test_a_refused_port_is_a_mistake_only_on_this_machine_or_its_network(
+    url: str, local: bool
+) -> None:
+    assert is_local(url) is local
