@@ -1,10 +1,11 @@
-# Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Two commands set everything up on a fresh machine: `make run` and `make test`
+# (`make check` first tells whether the model server answers).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench soak clean
+.PHONY: run check test lint format bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/phi4bot run
+
+check: $(STAMP)
+	$(BIN)/phi4bot check
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
