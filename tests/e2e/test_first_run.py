@@ -7,6 +7,7 @@ sleeping, missing or out-of-quota Space.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +166,31 @@ async def test_check_against_a_space_that_does_not_resolve_prints_the_next_step(
     failed, step = out.strip().splitlines()[-2:]
     assert failed.startswith("FAILED (configuration): the host name phi4-space.invalid")
     assert step.startswith("next step: the host name in PHI4_SPACE_URL does not resolve")
+
+
+async def test_the_start_up_check_never_holds_up_polling(
+    tg: FakeTelegram, start_bot: StartBot
+) -> None:
+    """A server that accepts connections and never answers keeps the check waiting, not the bot."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        started = asyncio.get_running_loop().time()
+        bot = await start_bot(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
+        assert asyncio.get_running_loop().time() - started < 8, "polling began at once"
+        for _ in range(100):  # the check connects right after start-up; give it 5 s
+            if silent:
+                break
+            await asyncio.sleep(0.05)
+        assert silent, "the check is under way"
+        assert bot.log_lines("cannot answer yet") == []
+        assert bot.log_lines("the model answers") == []
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
