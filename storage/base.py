@@ -106,6 +106,12 @@ class Store(Protocol):
         such as turns waiting behind another answer. Each is reported once: a second call
         does not report it again."""
 
+    async def claim_command(self, chat_id: int, message_id: int) -> bool:
+        """True the first time the command in message (chat_id, message_id) is claimed, False
+        on every later call (a re-delivered update): a command is carried out at most once.
+        Claims older than `COMMAND_CLAIM_DAYS` may be forgotten (Telegram re-delivers an
+        update for at most a day). `migrate_chat` moves claims with the chat."""
+
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:
         """A JSON-ready document of the conversation (attachments as metadata)."""

@@ -171,3 +171,19 @@ async def create_attachments(db: aiosqlite.Connection) -> None:
 async def add_turn_reported_at(db: aiosqlite.Connection) -> None:
     """When start-up reported a user turn left without an answer, so it is reported once."""
     await db.execute("ALTER TABLE turns ADD COLUMN reported_at REAL")
+
+
+@migration
+async def create_handled_commands(db: aiosqlite.Connection) -> None:
+    """Commands carried out, by their message, so a command Telegram delivers again after a
+    crash (/new above all) is carried out once."""
+    await _run(
+        db,
+        """CREATE TABLE handled_commands (
+            chat_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL,
+            handled_at REAL NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX handled_commands_by_time ON handled_commands (handled_at)",
+    )

@@ -7,6 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+# How long a claimed command is remembered (Telegram keeps an update for at most 24 hours).
+COMMAND_CLAIM_DAYS = 2
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationKey:

@@ -19,6 +19,7 @@ from storage.export import export_conversation, load_chat_stats
 from storage.history import load_history, load_last_user_turn
 from storage.migrations import SchemaTooNew, apply_migrations
 from storage.models import (
+    COMMAND_CLAIM_DAYS,
     AnswerStatus,
     ChatStats,
     ConversationKey,
@@ -146,6 +147,10 @@ class SQLiteStore:
                 "UPDATE OR IGNORE turns SET chat_id = ? WHERE chat_id = ?",
                 (new_chat_id, old_chat_id),
             )
+            await db.execute(
+                "UPDATE OR IGNORE handled_commands SET chat_id = ? WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
 
     # settings ------------------------------------------------------------
     async def get_setting(self, chat_id: int, name: str) -> str | None:
@@ -263,6 +268,23 @@ class SQLiteStore:
         """See `storage.recovery.collect_unfinished`; each is reported once."""
         async with self._session() as db:
             return await collect_unfinished(db)
+
+    async def claim_command(self, chat_id: int, message_id: int) -> bool:
+        """True the first time; claims older than `COMMAND_CLAIM_DAYS` are forgotten."""
+        now = time.time()
+        async with self._session() as db, transaction(db):
+            await db.execute(
+                "DELETE FROM handled_commands WHERE handled_at < ?",
+                (now - COMMAND_CLAIM_DAYS * 86400,),
+            )
+            rows = list(
+                await db.execute_fetchall(
+                    "INSERT INTO handled_commands (chat_id, message_id, handled_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING chat_id",
+                    (chat_id, message_id, now),
+                )
+            )
+        return bool(rows)
 
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:

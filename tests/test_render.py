@@ -61,7 +61,9 @@ def key(entity: MessageEntity) -> tuple[object, ...]:
     return (entity.type, entity.offset, entity.length, entity.url, entity.language)
 
 
-def check_split(rendered: RenderedText, pieces: list[RenderedText], limit: int) -> None:
+def check_split(
+    rendered: RenderedText, pieces: list[RenderedText], limit: int, max_entities: int = 100
+) -> None:
     """Every documented promise of `split_for_telegram`, checked exactly."""
     text = rendered.text.strip()
     lead = utf16_len(rendered.text) - utf16_len(rendered.text.lstrip())
@@ -70,6 +72,7 @@ def check_split(rendered: RenderedText, pieces: list[RenderedText], limit: int) 
         assert piece.text, "no empty pieces"
         assert piece.text == piece.text.strip(), "no whitespace at a piece's ends"
         assert piece.utf16_len <= limit
+        assert len(piece.entities) <= max_entities, "Telegram would drop the rest"
         gap = text[position : text.index(piece.text, position)] if index else ""
         assert gap == "" or gap.isspace(), "only whitespace lies between two pieces"
         assert text.startswith(piece.text, position + len(gap))
@@ -301,3 +304,35 @@ def test_raw_text_with_any_whitespace_splits_exactly(text: str, limit: int) -> N
 def test_many_entities_stay_inside_their_pieces(parts: list[str]) -> None:
     rendered = render_markdown("".join(parts))
     check_split(rendered, split_for_telegram(rendered, 50), 50)
+
+
+def test_an_answer_with_300_entities_is_cut_so_no_message_carries_more_than_100() -> None:
+    rendered = render_markdown(" ".join(f"**w{n}**" for n in range(300)))
+    assert len(rendered.entities) == 300 and rendered.utf16_len < 4096
+    pieces = split_for_telegram(rendered)
+    check_split(rendered, pieces, 4096)
+    assert [len(p.entities) for p in pieces] == [100, 100, 100]
+
+
+def test_an_entity_reaching_into_a_piece_counts_towards_its_limit() -> None:
+    rendered = render_markdown("**" + " ".join(f"*w{n}*" for n in range(30)) + "**")
+    pieces = split_for_telegram(rendered, max_entities=10)
+    check_split(rendered, pieces, 4096, max_entities=10)
+    assert len(pieces) > 3
+    assert all(any(e.type == "bold" for e in p.entities) for p in pieces)
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.sampled_from(["**b**", "*i*", "`c`", "[l](https://x.org)", " ", "\n", "😀"]),
+        max_size=300,
+    ),
+    st.integers(min_value=5, max_value=12),
+    st.integers(min_value=2, max_value=400),
+)
+def test_any_rendering_keeps_each_piece_under_the_entity_limit(
+    parts: list[str], most: int, limit: int
+) -> None:
+    rendered = render_markdown("".join(parts))
+    check_split(rendered, split_for_telegram(rendered, limit, most), limit, most)

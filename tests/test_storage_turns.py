@@ -269,3 +269,20 @@ async def test_export_is_json_ready_and_complete(store: Store) -> None:
     assert (failed["status"], failed["error"]) == ("failed", "timeout")
     with pytest.raises(LookupError):
         await store.export_conversation(conversation + 100)
+
+
+async def test_a_command_is_claimed_once_per_message(store: SQLiteStore) -> None:
+    assert await store.claim_command(-5, 10) is True
+    assert await store.claim_command(-5, 10) is False
+    assert await store.claim_command(-5, 11) is True
+    assert await store.claim_command(7, 10) is True
+    await store.migrate_chat(-5, -1005)
+    assert await store.claim_command(-1005, 10) is False, "claims follow a migrated group"
+
+
+async def test_old_command_claims_are_forgotten(store: SQLiteStore) -> None:
+    assert await store.claim_command(1, 1)
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE handled_commands SET handled_at = ?", (time.time() - 3 * 86400,))
+    assert await store.claim_command(1, 2)
+    assert _count(store, "SELECT count(*) FROM handled_commands") == 1

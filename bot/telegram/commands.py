@@ -172,6 +172,9 @@ def _lane_command(
         args = list(context.args or [])
 
         async def job() -> None:
+            if not await services.store.claim_command(message.chat_id, message.message_id):
+                log.info("/%s in chat %s was carried out before", name, message.chat_id)
+                return
             needs_admin = is_group(message) and name in services.settings.group_admin_only
             if needs_admin and not await _is_chat_admin(services, message):
                 await _say(services, message, f"Only group admins can use /{name} here.")
@@ -197,6 +200,8 @@ async def on_stop(update: Update, context: BotContext) -> None:
     if admitted is None:
         return
     services, message = admitted
+    if not await services.store.claim_command(message.chat_id, message.message_id):
+        return  # delivered again after a restart: the answer it stopped is long gone
     if not services.dispatcher.lanes.stop(conversation_key(message)):
         services.dispatcher.tell(reply_target(message), "There is no answer to stop.")
 

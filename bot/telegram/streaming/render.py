@@ -16,6 +16,8 @@ from telegram import MessageEntity, User
 log = logging.getLogger(__name__)
 
 TELEGRAM_LIMIT = 4096
+# Telegram honours the first 100 entities of a message and silently drops the rest.
+MAX_ENTITIES = 100
 CODE_TYPES = frozenset({MessageEntity.PRE, MessageEntity.CODE})
 # Ways to cut, best first: a paragraph break, a line break, a space.
 _SEPARATORS = ("\n\n", "\n", " ")
@@ -118,8 +120,11 @@ def join(first: RenderedText, second: RenderedText, separator: str = "\n\n") -> 
     return RenderedText(first.text + separator + second.text, first.entities + moved)
 
 
-def split_for_telegram(rendered: RenderedText, limit: int = TELEGRAM_LIMIT) -> list[RenderedText]:
-    """Cut `rendered` into pieces of at most `limit` UTF-16 units, one Telegram message each.
+def split_for_telegram(
+    rendered: RenderedText, limit: int = TELEGRAM_LIMIT, max_entities: int = MAX_ENTITIES
+) -> list[RenderedText]:
+    """Cut `rendered` into pieces of at most `limit` UTF-16 units and at most `max_entities`
+    entities, one Telegram message each (Telegram ignores entities past the 100th).
 
     Whitespace rule: every piece is a slice of `rendered.text.strip()` with no whitespace at
     either end, and the slices follow each other so that only whitespace lies between two
@@ -134,23 +139,33 @@ def split_for_telegram(rendered: RenderedText, limit: int = TELEGRAM_LIMIT) -> l
     not, and cuts outside `pre`/`code` entities win over cuts inside them. A code block longer
     than a piece is cut at its line breaks and every part keeps its own clipped `pre` entity
     with the same language. Entities are clipped to their piece and shifted; none is empty.
+    A piece that would hold more than `max_entities` entities ends before the first one too
+    many begins (with the same choice of cut inside that shorter window).
     """
     if limit < 2:
         raise ValueError("a piece must hold at least 2 UTF-16 units (one astral character)")
     text = rendered.text
     end = len(text.rstrip())
     start = len(text) - len(text.lstrip()) if end else 0
-    if start == 0 and end == len(text) and rendered.utf16_len <= limit:
+    few_entities = len(rendered.entities) <= max_entities
+    if start == 0 and end == len(text) and rendered.utf16_len <= limit and few_entities:
         return [rendered] if text else []
     units = _Units(text)
     code = _CodeSpans(rendered.entities)
+    counted = _EntityBudget(rendered.entities, max_entities)
     pieces: list[RenderedText] = []
     while start < end:
-        if units.at(end) - units.at(start) <= limit:
+        window = units.last_fitting(start, limit)
+        bound = counted.first_too_many(units.at(start))
+        if bound is not None:
+            window = min(window, max(start + 1, units.index_at(bound)))
+        if window >= end:
             stop, resume = end, end
         else:
-            stop, resume = _choose_cut(text, start, units.last_fitting(start, limit), units, code)
-        pieces.append(_piece(rendered, units.at(start), units.at(stop), text[start:stop]))
+            stop, resume = _choose_cut(text, start, window, units, code)
+        pieces.append(
+            _piece(rendered, units.at(start), units.at(stop), text[start:stop], max_entities)
+        )
         start = resume
     return pieces
 
@@ -167,11 +182,38 @@ class _Units:
     def at(self, index: int) -> int:
         return index if self._table is None else self._table[index]
 
+    def index_at(self, unit: int) -> int:
+        """The string index where UTF-16 offset `unit` falls (rounded down)."""
+        if self._table is None:
+            return unit
+        return max(0, bisect.bisect_right(self._table, unit) - 1)
+
     def last_fitting(self, start: int, limit: int) -> int:
         """The largest index whose distance from `start` is at most `limit` units."""
         if self._table is None:
             return start + limit
         return max(start + 1, bisect.bisect_right(self._table, self._table[start] + limit) - 1)
+
+
+class _EntityBudget:
+    """Where a piece must end so that it carries at most `most` entities."""
+
+    def __init__(self, entities: tuple[MessageEntity, ...], most: int) -> None:
+        self._spans = sorted((e.offset, e.offset + e.length) for e in entities)
+        self._most = most
+
+    def first_too_many(self, first: int) -> int | None:
+        """The UTF-16 offset where the entity one too many begins, for a piece starting at
+        `first`; None when the rest of the text holds few enough. Entities that began
+        earlier and reach into the piece count as well."""
+        if len(self._spans) <= self._most:
+            return None
+        carried = sum(1 for begin, end in self._spans if begin < first < end)
+        index = bisect.bisect_left(self._spans, (first, -1))
+        room = self._most - carried
+        if index + room >= len(self._spans):
+            return None
+        return max(first + 1, self._spans[index + max(room, 0)][0])
 
 
 class _CodeSpans:
@@ -253,15 +295,18 @@ def _skip_space(text: str, index: int) -> int:
     return index
 
 
-def _piece(rendered: RenderedText, first: int, stop: int, text: str) -> RenderedText:
-    """The slice [first, stop) (in UTF-16 units) with its entities clipped and shifted."""
+def _piece(rendered: RenderedText, first: int, stop: int, text: str, most: int) -> RenderedText:
+    """The slice [first, stop) (in UTF-16 units) with its entities clipped and shifted.
+
+    More than `most` entities remain only when they are stacked on one character; the
+    first `most` of them are kept, as Telegram would."""
     entities = []
     for entity in rendered.entities:
         begin = max(entity.offset, first)
         end = min(entity.offset + entity.length, stop)
         if end > begin:
             entities.append(_moved(entity, begin - first, end - begin))
-    return RenderedText(text, tuple(entities))
+    return RenderedText(text, tuple(entities[:most]))
 
 
 def _trim(text: str, entities: list[MessageEntity]) -> RenderedText:
