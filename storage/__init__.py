@@ -5,9 +5,11 @@ from __future__ import annotations
 from storage.base import Store
 from storage.errors import AttachmentTooLarge, StorageError
 from storage.models import (
+    AnswerRecord,
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    EditedTurn,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -39,10 +41,12 @@ async def open_store(database_url: str, *, max_attachment_bytes: int) -> Store:
 
 
 __all__ = [
+    "AnswerRecord",
     "AnswerStatus",
     "AttachmentTooLarge",
     "ChatStats",
     "ConversationKey",
+    "EditedTurn",
     "HistoryTurn",
     "NewAttachment",
     "PendingAnswer",

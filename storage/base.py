@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from storage.models import (
+    AnswerRecord,
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    EditedTurn,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -99,6 +101,17 @@ class Store(Protocol):
     async def replace_answers_after(self, user_turn_id: int) -> None:
         """Mark the answers to this turn (and later ones) `replaced`, for /retry; failed
         and interrupted answers keep that status."""
+
+    async def latest_answer(self, conversation_id: int) -> AnswerRecord | None:
+        """The conversation's newest answer not `replaced` (whatever else its status, the
+        one streaming included), with its messages and its question's message and sender;
+        None before the first answer. For the Stop and Regenerate buttons."""
+
+    async def edit_user_turn(self, chat_id: int, message_id: int, text: str) -> EditedTurn | None:
+        """The user edited message (chat_id, message_id): its stored turn takes `text`
+        (attachments stay). None when no turn came from that message. Says whether the
+        text changed, whether the turn is its conversation's newest user turn, and the
+        messages of the turn's newest answer not `replaced`."""
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
         """Answers a dead process left `streaming` (marked `interrupted` by this call),

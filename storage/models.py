@@ -89,3 +89,27 @@ class ChatStats:
     assistant_turns: int
     failed_turns: int
     last_activity: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """A conversation's newest answer with the question it answers: what Regenerate redoes
+    and who may ask for it."""
+
+    answer_turn_id: int
+    user_turn_id: int
+    status: AnswerStatus
+    message_ids: tuple[int, ...]
+    user_message_id: int | None
+    sender_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EditedTurn:
+    """A stored user turn whose Telegram message was edited, as `edit_user_turn` left it."""
+
+    conversation_id: int
+    user_turn_id: int
+    changed: bool  # the text differed from the stored one (an edit seen twice changes nothing)
+    newest: bool  # no later user turn in its conversation
+    answer_message_ids: tuple[int, ...]  # the messages of its newest answer, if any

@@ -20,14 +20,17 @@ from storage.history import load_history, load_last_user_turn
 from storage.migrations import SchemaTooNew, apply_migrations
 from storage.models import (
     COMMAND_CLAIM_DAYS,
+    AnswerRecord,
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    EditedTurn,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
 )
 from storage.recovery import collect_unfinished
+from storage.revisions import load_latest_answer, rewrite_user_turn
 from storage.turns import (
     check_and_hash,
     finish,
@@ -263,6 +266,16 @@ class SQLiteStore:
         """Mark the answers after this user turn `replaced`, for /retry."""
         async with self._session() as db:
             await replace_answers_after(db, user_turn_id)
+
+    async def latest_answer(self, conversation_id: int) -> AnswerRecord | None:
+        """See `storage.revisions.load_latest_answer`."""
+        async with self._session() as db:
+            return await load_latest_answer(db, conversation_id)
+
+    async def edit_user_turn(self, chat_id: int, message_id: int, text: str) -> EditedTurn | None:
+        """See `storage.revisions.rewrite_user_turn`."""
+        async with self._session() as db, transaction(db):
+            return await rewrite_user_turn(db, chat_id, message_id, text)
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
         """See `storage.recovery.collect_unfinished`; each is reported once."""

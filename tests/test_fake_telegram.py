@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from telegram import Bot, MessageEntity, ReplyParameters, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -151,6 +158,52 @@ async def test_edit_records_history_and_identical_content_is_not_modified(
     [message] = tg.messages(42)
     assert [text for _, text in message.history] == ["Hel", "Hello", "Hello"]
     assert message.entities == [{"type": "bold", "offset": 0, "length": 5}]
+
+
+async def test_inline_keyboards_ride_on_sends_and_edits_and_presses_are_answered_once(
+    tg: FakeTelegram, bot: Bot
+) -> None:
+    alice = tg.private_user(42, "Alice")
+    stop = InlineKeyboardMarkup([[InlineKeyboardButton("Stop", callback_data="stop")]])
+    sent = await bot.send_message(42, "Hel", reply_markup=stop)
+    [message] = tg.messages(42)
+    assert message.buttons == ["Stop"]
+    await bot.edit_message_text("Hello", 42, sent.message_id, reply_markup=stop)
+    assert message.buttons == ["Stop"]
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_text("Hello", 42, sent.message_id, reply_markup=stop)
+    query_id = tg.press_button(alice.chat, alice, sent.message_id, "Stop")
+    [update] = await bot.get_updates()
+    assert update.callback_query is not None and update.callback_query.data == "stop"
+    assert update.callback_query.message.message_id == sent.message_id
+    assert tg.unanswered_presses == [tg.press(query_id)]
+    await bot.answer_callback_query(query_id, "done")
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await bot.answer_callback_query(query_id)
+    assert tg.press(query_id).text == "done" and not tg.unanswered_presses
+    await bot.edit_message_text("Hello!", 42, sent.message_id)
+    assert message.buttons == [], "an edit without reply_markup removes the keyboard"
+    await bot.edit_message_reply_markup(42, sent.message_id, reply_markup=stop)
+    assert message.buttons == ["Stop"]
+    await bot.edit_message_reply_markup(42, sent.message_id)
+    assert message.buttons == []
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_reply_markup(42, sent.message_id)
+    with pytest.raises(ValueError, match="no button"):
+        tg.press_button(alice.chat, alice, sent.message_id, "Stop")
+
+
+async def test_a_user_edit_arrives_as_an_edited_message_update(tg: FakeTelegram, bot: Bot) -> None:
+    alice = tg.private_user(42, "Alice", language_code="ru")
+    sent = tg.send_text(alice.chat, alice, "helo")
+    tg.edit_text(alice.chat, sent, "hello @someone")
+    updates = await bot.get_updates()
+    assert [u.message is not None for u in updates] == [True, False]
+    edited = updates[1].edited_message
+    assert edited is not None and edited.message_id == sent["message_id"]
+    assert edited.text == "hello @someone" and edited.edit_date is not None
+    assert edited.entities[0].type == "mention"
+    assert edited.from_user is not None and edited.from_user.language_code == "ru"
 
 
 async def test_text_limits_are_counted_in_utf16_units_after_trimming(

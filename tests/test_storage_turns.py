@@ -286,3 +286,49 @@ async def test_old_command_claims_are_forgotten(store: SQLiteStore) -> None:
         db.execute("UPDATE handled_commands SET handled_at = ?", (time.time() - 3 * 86400,))
     assert await store.claim_command(1, 2)
     assert _count(store, "SELECT count(*) FROM handled_commands") == 1
+
+
+async def test_the_latest_answer_names_its_question_messages_and_asker(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(-7))
+    assert await store.latest_answer(conversation) is None
+    first = await store.add_user_turn(conversation, text="q1", chat_id=-7, message_id=1)
+    assert first is not None
+    answer = await store.start_answer(conversation, first)
+    await store.finish_answer(answer, text="a1", status=AnswerStatus.COMPLETE, message_ids=[2, 3])
+    second = await store.add_user_turn(
+        conversation, text="q2", chat_id=-7, message_id=4, sender_id=99
+    )
+    assert second is not None
+    streaming = await store.start_answer(conversation, second)
+    latest = await store.latest_answer(conversation)
+    assert latest is not None
+    assert (latest.answer_turn_id, latest.user_turn_id, latest.status) == (
+        streaming,
+        second,
+        AnswerStatus.STREAMING,
+    )
+    assert (latest.user_message_id, latest.sender_id) == (4, 99)
+    await store.finish_answer(streaming, text="a2", status=AnswerStatus.COMPLETE, message_ids=[5])
+    await store.replace_answers_after(second)
+    latest = await store.latest_answer(conversation)
+    assert latest is not None and latest.message_ids == (2, 3), "replaced answers are skipped"
+
+
+async def test_an_edited_message_rewrites_its_turn(store: SQLiteStore) -> None:
+    conversation = await store.current_conversation(ConversationKey(8))
+    assert await store.edit_user_turn(8, 1, "never stored") is None
+    first = await store.add_user_turn(conversation, text="old", chat_id=8, message_id=1)
+    assert first is not None
+    answer = await store.start_answer(conversation, first)
+    await store.finish_answer(answer, text="a", status=AnswerStatus.COMPLETE, message_ids=[2])
+    edited = await store.edit_user_turn(8, 1, "new")
+    assert edited is not None
+    assert (edited.user_turn_id, edited.changed, edited.newest) == (first, True, True)
+    assert edited.answer_message_ids == (2,)
+    again = await store.edit_user_turn(8, 1, "new")
+    assert again is not None and not again.changed, "an edit seen twice changes nothing"
+    await store.add_user_turn(conversation, text="later", chat_id=8, message_id=3)
+    older = await store.edit_user_turn(8, 1, "newer")
+    assert older is not None and older.changed and not older.newest
+    (turn,) = [t for t in await store.history(conversation, char_budget=10_000, media_limit=0)][:1]
+    assert turn.text == "newer"

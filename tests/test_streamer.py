@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from telegram import MessageEntity
 
 import bot.telegram.streaming.streamer as streamer_module
+from bot.telegram.streaming.buttons import Button, Keyboard
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.render import (
     RenderedText,
@@ -62,6 +63,7 @@ class MemorySink:
     flood: FloodControl | None = None
     script: Callable[[str, RenderedText], Exception | None] | None = None
     messages: dict[int, RenderedText] = field(default_factory=dict)
+    buttons: dict[int, Keyboard] = field(default_factory=dict)
     drafts: list[RenderedText] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     refused_429: int = 0
@@ -69,21 +71,35 @@ class MemorySink:
     next_id: int = 100
 
     async def send(
-        self, text: str, entities: Sequence[MessageEntity], *, reply_to: int | None
+        self,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        reply_to: int | None,
+        buttons: Keyboard = (),
     ) -> int:
         content = await self._request("send", None, text, entities, reply_to)
         self.next_id += 1
         self.messages[self.next_id] = content
+        self.buttons[self.next_id] = buttons
         return self.next_id
 
-    async def edit(self, message_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+    async def edit(
+        self,
+        message_id: int,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        buttons: Keyboard = (),
+    ) -> None:
         content = await self._request("edit", message_id, text, entities)
         if message_id not in self.messages:
             raise MessageGone("message to edit not found")
-        if self.messages[message_id] == content:
+        if self.messages[message_id] == content and self.buttons.get(message_id) == buttons:
             self.not_modified += 1
             raise NotModified("message is not modified")
         self.messages[message_id] = content
+        self.buttons[message_id] = buttons
 
     async def draft(self, draft_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
         assert draft_id != 0
@@ -681,3 +697,44 @@ def test_the_final_state_is_exact_whatever_telegram_answers_on_the_way(
     for got, want in zip(shown, expected, strict=True):
         assert got == want or got == want.without_entities()
     assert sink.not_modified == 0
+
+
+# -- buttons and rewriting an earlier answer ----------------------------------------------
+
+STOP_KEYS = (Button("Stop", "stop"),)
+AGAIN_KEYS = (Button("Again", "regenerate"),)
+
+
+async def test_stop_rides_on_the_last_message_and_becomes_regenerate_at_the_end(
+    clock: FakeClock, sink: MemorySink, budget: SpyBudget
+) -> None:
+    streamer = make(sink, budget, limit=60, streaming_buttons=STOP_KEYS, final_buttons=AGAIN_KEYS)
+    await clock.run(feed(clock, streamer, words(5), every=0.1))
+    await clock.run_for(2.0)
+    (first,) = sink.messages
+    assert sink.buttons[first] == STOP_KEYS, "the message being written offers Stop"
+    await clock.run(feed(clock, streamer, words(20), every=0.1))
+    await clock.run_for(3.0)
+    ids = sorted(sink.messages)
+    assert len(ids) >= 2
+    assert [sink.buttons[i] for i in ids] == [()] * (len(ids) - 1) + [STOP_KEYS]
+    requests_before = len(sink.requests)
+    final_ids = await clock.run(streamer.finish())
+    assert [sink.buttons[i] for i in final_ids] == [()] * (len(final_ids) - 1) + [AGAIN_KEYS]
+    # The text was already complete: swapping the buttons took exactly one edit.
+    assert len(sink.requests) == requests_before + 1
+
+
+async def test_an_answer_can_rewrite_the_messages_of_an_earlier_one(
+    clock: FakeClock, sink: MemorySink, budget: SpyBudget
+) -> None:
+    old = [await clock.run(sink.send(f"old {n}", [], reply_to=None)) for n in range(3)]
+    sink.requests.clear()
+    finished: list[list[int]] = []
+    streamer = make(sink, budget, take_over=old, on_finished=finished.append)
+    streamer.append("new answer")
+    ids = await clock.run(streamer.finish())
+    assert ids == old[:1]
+    assert sink.texts() == ["new answer"], "messages the new answer does not need are deleted"
+    assert [r.kind for r in sink.requests] == ["edit", "delete", "delete"]
+    assert finished == [ids]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 from bot.config import Settings
 from bot.conversation.errors import NothingToRetry
@@ -19,7 +19,7 @@ from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.shared import UserFacingError
-from storage import AnswerStatus, Store
+from storage import AnswerRecord, AnswerStatus, ConversationKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class TurnPipeline:
         self.backend = backend
         self.lanes = lanes
         self.health = health
+        self._writing: dict[ConversationKey, AnswerView] = {}
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
 
@@ -88,10 +89,44 @@ class TurnPipeline:
         await self.store.replace_answers_after(last.turn_id)
         await self.answer(target, conversation_id, last.turn_id)
 
+    async def regenerate(self, target: ReplyTarget, answer_turn_id: int) -> None:
+        """Answer again the question of the conversation's newest answer, rewriting that
+        answer's messages; nothing happens if a newer answer came first."""
+        conversation_id = await self.store.current_conversation(target.key)
+        latest = await self.store.latest_answer(conversation_id)
+        if latest is None or latest.answer_turn_id != answer_turn_id:
+            return
+        await self.store.replace_answers_after(latest.user_turn_id)
+        await self.answer(
+            target.replying_to(latest.user_message_id),
+            conversation_id,
+            latest.user_turn_id,
+            take_over=latest.message_ids,
+        )
+
+    async def latest_answer(self, key: ConversationKey) -> AnswerRecord | None:
+        """The current conversation's newest answer (the one being written, if any)."""
+        return await self.store.latest_answer(await self.store.current_conversation(key))
+
+    def answer_being_written(self, key: ConversationKey) -> list[int] | None:
+        """The messages of the answer being written in the conversation, if one is."""
+        view = self._writing.get(key)
+        return None if view is None else view.message_ids
+
     # -- the answer ---------------------------------------------------------------------
 
-    async def answer(self, target: ReplyTarget, conversation_id: int, user_turn_id: int) -> None:
-        """Stream the model's answer to the stored turn `user_turn_id` and record how it ended."""
+    async def answer(
+        self,
+        target: ReplyTarget,
+        conversation_id: int,
+        user_turn_id: int,
+        *,
+        take_over: Sequence[int] = (),
+    ) -> None:
+        """Stream the model's answer to the stored turn `user_turn_id` and record how it ended.
+
+        `take_over` names messages of an earlier answer to this turn, rewritten into this one.
+        """
         key = target.key
         system_prompt = await self.system_prompt(key.chat_id)
         history = await self.store.history(
@@ -104,10 +139,11 @@ class TurnPipeline:
             history, system_prompt=system_prompt, label_senders=target.is_group
         )
         answer_id = await self.store.start_answer(conversation_id, user_turn_id)
-        view = self.replies.open_answer(target)
+        view = self.replies.open_answer(target, controls=True, take_over=take_over)
         generation = asyncio.create_task(self._generate(target, conversation, view))
         checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
         self.lanes.set_generation(key, generation)
+        self._writing[key] = view
         status, failure = AnswerStatus.COMPLETE, None
         try:
             await generation
@@ -125,6 +161,7 @@ class TurnPipeline:
             checkpoints.cancel()
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
+            self._writing.pop(key, None)
         if status is AnswerStatus.COMPLETE:
             if self.health is not None:
                 self.health.answered()
@@ -204,6 +241,4 @@ class TurnPipeline:
 
     async def say(self, target: ReplyTarget, markdown: str) -> list[int]:
         """Send a short bot message through the same pacing and rendering as answers."""
-        view = self.replies.open_answer(target, drafts=False)
-        view.append(markdown)
-        return await view.finish()
+        return await self.replies.say(target, markdown)

@@ -41,10 +41,24 @@ class AnswerView(Protocol):
 
 
 class ChatReplies(Protocol):
-    """Opens answers and typing indicators in chats."""
+    """Opens answers, sends short messages and shows typing indicators in chats."""
 
-    def open_answer(self, target: ReplyTarget, *, drafts: bool = True) -> AnswerView:
-        """A fresh view for one answer; `drafts` allows draft streaming where configured."""
+    def open_answer(
+        self,
+        target: ReplyTarget,
+        *,
+        drafts: bool = True,
+        controls: bool = False,
+        take_over: Sequence[int] = (),
+    ) -> AnswerView:
+        """A fresh view for one answer; `drafts` allows draft streaming where configured,
+        `controls` offers Stop while it is written and Regenerate once it is the newest
+        finished answer, `take_over` names an earlier answer's messages to rewrite."""
+        ...
+
+    async def say(self, target: ReplyTarget, text: str) -> list[int]:
+        """Send a short message of the bot's own (a notice, a refusal) in the language of
+        `target`; the ids of the messages sent."""
         ...
 
     def typing(self, target: ReplyTarget) -> AbstractAsyncContextManager[None]:

@@ -115,6 +115,7 @@ async def _start_services(application: BotApplication) -> None:
         store=store,
         backend=backend,
         budget=budget,
+        replies=replies,
         dispatcher=dispatcher,
         admission=Admission(
             identity=identity,
@@ -155,7 +156,7 @@ async def _close_services(application: BotApplication) -> None:
 def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
     """Long-poll by default; behind a webhook when `webhook_url` is given."""
     application = build_application(settings)
-    updates = [Update.MESSAGE, Update.EDITED_MESSAGE]
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
     if webhook_url is None:
         application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
         return

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import BotCommand, ChatMember, Message, Update
+from telegram import Bot, BotCommand, ChatMember, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler
 
@@ -63,12 +63,17 @@ async def _is_chat_admin(services: BotServices, message: Message) -> bool:
         return True  # an anonymous admin posting as the group
     if user is None:
         return False
-    if services.admission.access.is_admin(user.id):
+    return await is_chat_admin(services, message.get_bot(), message.chat_id, user.id)
+
+
+async def is_chat_admin(services: BotServices, bot: Bot, chat_id: int, user_id: int) -> bool:
+    """Whether `user_id` administers the group (or is one of the bot's own admins)."""
+    if services.admission.access.is_admin(user_id):
         return True
     try:
-        member = await message.get_bot().get_chat_member(message.chat_id, user.id)
+        member = await bot.get_chat_member(chat_id, user_id)
     except TelegramError as exc:
-        log.warning("could not check admin rights in chat %s: %s", message.chat_id, exc)
+        log.warning("could not check admin rights in chat %s: %s", chat_id, exc)
         return False
     return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 

@@ -7,6 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import MessageHandler, filters
 
+from bot.telegram.callbacks import BUTTON_HANDLER
 from bot.telegram.commands import COMMAND_HANDLERS
 from bot.telegram.context import BotApplication, BotContext
 from bot.telegram.triggers import is_group, is_private, mentions_bot, replies_to_bot
@@ -47,6 +48,7 @@ async def on_error(update: object, context: BotContext) -> None:
 def register_handlers(application: BotApplication) -> None:
     for handler in COMMAND_HANDLERS:
         application.add_handler(handler)
+    application.add_handler(BUTTON_HANDLER)
     application.add_handler(
         MessageHandler(filters.StatusUpdate.MIGRATE & filters.UpdateType.MESSAGE, on_migration)
     )

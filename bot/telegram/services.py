@@ -10,6 +10,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.phi4 import Backend
 from bot.telegram.admission import Admission
 from bot.telegram.streaming.pacing import RateBudget
+from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
 from storage import Store
 
@@ -23,6 +24,7 @@ class BotServices:
     store: Store
     backend: Backend
     budget: RateBudget
+    replies: TelegramReplies
     dispatcher: TurnDispatcher
     admission: Admission
 

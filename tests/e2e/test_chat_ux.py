@@ -56,3 +56,99 @@ async def test_a_new_command_delivered_again_after_a_crash_is_carried_out_once(
             "SELECT count(*) FROM conversations WHERE chat_id = 42"
         ).fetchone()
     assert conversations == 2, "one conversation before /new and one after it"
+
+
+STOP = "⏹ Stop"
+REGENERATE = "🔄 Regenerate"
+
+
+def numbered_answers(model: FakeOpenAIServer) -> None:
+    """Each request gets "answer N", N counting the requests so far."""
+    model.reply = lambda body: f"answer {len(model.chat_requests)}"
+
+
+async def test_the_stop_button_under_an_answer_being_written_stops_it(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "word " * 300
+    model.chunk_size = 5
+    model.chunk_delay = 0.05  # about 15 s unless stopped
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "talk to me")
+    await tg.wait_until(
+        lambda: tg.messages(42) and tg.messages(42)[-1].buttons == [STOP],
+        timeout=10,
+        what="a Stop button under the answer",
+    )
+    query = tg.press_button(alice.chat, alice, tg.messages(42)[-1].message_id, STOP)
+    await tg.wait_until(lambda: tg.text_of(42).endswith("Stopped."), timeout=10)
+    await tg.wait_until(lambda: tg.press(query).answered, timeout=5)
+    (reply,) = tg.messages(42)
+    assert reply.buttons == [REGENERATE]
+    assert len(reply.text) < len("word " * 300)
+    assert tg.press(query).text is None
+    assert tg.stats.flood_429 == 0
+
+
+async def test_regenerate_answers_again_in_place_and_only_the_newest_answer_offers_it(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    numbered_answers(model)
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "a question")
+    await tg.wait_until(
+        lambda: [(m.text, m.buttons) for m in tg.messages(42)] == [("answer 1", [REGENERATE])],
+        timeout=10,
+    )
+    (first,) = tg.messages(42)
+    query = tg.press_button(alice.chat, alice, first.message_id, REGENERATE)
+    await tg.wait_until(lambda: first.text == "answer 2" and first.buttons == [REGENERATE])
+    assert tg.press(query).answered
+    assert len(tg.messages(42)) == 1, "the answer is written again in its own message"
+    history = model.chat_requests[-1].json["messages"]
+    assert [m["role"] for m in history] == ["system", "user"], "the old answer is replaced"
+
+    tg.send_text(alice.chat, alice, "another one")
+    await tg.wait_until(
+        lambda: (
+            [(m.text, m.buttons) for m in tg.messages(42)]
+            == [("answer 2", []), ("answer 3", [REGENERATE])]
+        ),
+        timeout=10,
+        what="Regenerate only under the newest answer",
+    )
+    assert [m["role"] for m in model.chat_requests[-1].json["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert tg.unanswered_presses == []
+    assert tg.stats.flood_429 == 0
+
+
+async def test_in_a_group_only_the_asker_or_an_admin_may_press_the_buttons(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    numbered_answers(model)
+    await start_bot()
+    group = tg.group(title="Team")
+    anna = tg.private_user(1, "Anna")
+    ben = tg.private_user(2, "Ben")
+    boss = tg.private_user(3, "Boss")
+    tg.set_member(group, boss, "administrator")
+    tg.send_text(group, anna, "@phi4_test_bot hello")
+    await tg.wait_until(lambda: tg.messages(group.id) and tg.messages(group.id)[-1].buttons)
+    await tg.wait_until(lambda: tg.messages(group.id)[-1].buttons == [REGENERATE], timeout=10)
+    answer = tg.messages(group.id)[-1]
+
+    refused = tg.press_button(group, ben, answer.message_id, REGENERATE)
+    await tg.wait_until(lambda: tg.press(refused).answered, timeout=5)
+    assert tg.press(refused).text == "Only the person who asked (or a group admin) can do that."
+    assert answer.text == "answer 1" and len(model.chat_requests) == 1
+
+    allowed = tg.press_button(group, boss, answer.message_id, REGENERATE)
+    await tg.wait_until(lambda: answer.text == "answer 2", timeout=10)
+    assert tg.press(allowed).answered and tg.press(allowed).text is None

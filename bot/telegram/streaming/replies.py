@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.conversation.turns import ReplyTarget
-from bot.telegram.streaming.pacing import RateBudget
-from bot.telegram.streaming.sink import TelegramSink
+from bot.telegram.streaming.buttons import NO_BUTTONS, Button
+from bot.telegram.streaming.pacing import Priority, RateBudget
+from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
 from bot.telegram.streaming.streamer import ReplyStreamer
+from storage import ConversationKey
 
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
+# Callback data of the buttons under answers.
+STOP = "stop"
+REGENERATE = "regenerate"
+STOP_LABEL = "⏹ Stop"
+REGENERATE_LABEL = "🔄 Regenerate"
 
 
 class TelegramReplies:
-    """Opens one `ReplyStreamer` per answer, all drawing on the bot's one `RateBudget`."""
+    """Opens one `ReplyStreamer` per answer, all drawing on the bot's one `RateBudget`.
+
+    Answers opened with `controls` carry a Stop button while they are written and a
+    Regenerate button once finished; only a conversation's newest answer keeps Regenerate,
+    so opening the next one removes it from the previous one with one paced edit.
+    """
 
     def __init__(
         self,
@@ -39,10 +51,32 @@ class TelegramReplies:
         self._edit_interval = edit_interval
         self._group_edit_interval = group_edit_interval
         self._private_streaming = private_streaming
+        self._regenerable: dict[ConversationKey, int] = {}
+        self._background: set[asyncio.Task[Any]] = set()
 
-    def open_answer(self, target: ReplyTarget, *, drafts: bool = True) -> ReplyStreamer:
+    def open_answer(
+        self,
+        target: ReplyTarget,
+        *,
+        drafts: bool = True,
+        controls: bool = False,
+        take_over: Sequence[int] = (),
+    ) -> ReplyStreamer:
         key = target.key
         private_drafts = drafts and not target.is_group and self._private_streaming == "draft"
+        streaming, final = NO_BUTTONS, NO_BUTTONS
+        on_finished = None
+        if controls:
+            streaming = (Button(STOP_LABEL, STOP),)
+            final = (Button(REGENERATE_LABEL, REGENERATE),)
+            previous = self._regenerable.pop(key, None)
+            if previous is not None and previous not in take_over:
+                self._spawn(self.remove_buttons(target, previous))
+
+            def on_finished(message_ids: list[int]) -> None:
+                if message_ids:
+                    self._regenerable[key] = message_ids[-1]
+
         return ReplyStreamer(
             TelegramSink(self.bot, key.chat_id, key.thread_id),
             self.budget,
@@ -51,7 +85,40 @@ class TelegramReplies:
             interval=self._group_edit_interval if target.is_group else self._edit_interval,
             reply_to=target.reply_to,
             mode="draft" if private_drafts else "edit",
+            streaming_buttons=streaming,
+            final_buttons=final,
+            take_over=take_over,
+            on_finished=on_finished,
         )
+
+    async def say(self, target: ReplyTarget, text: str) -> list[int]:
+        """Send a short bot message, paced and rendered like answers, without buttons."""
+        view = self.open_answer(target, drafts=False)
+        view.append(text)
+        return await view.finish()
+
+    async def remove_buttons(self, target: ReplyTarget, message_id: int) -> None:
+        """Remove the buttons under one message, with one request paced like every other;
+        a refusal is logged and the buttons left as they are."""
+        key = target.key
+        if self._regenerable.get(key) == message_id:
+            del self._regenerable[key]
+        await self.budget.acquire(key.chat_id, is_group=target.is_group, priority=Priority.FINAL)
+        try:
+            await TelegramSink(self.bot, key.chat_id, key.thread_id).edit_buttons(
+                message_id, NO_BUTTONS
+            )
+        except FloodWait as exc:
+            self.budget.penalize(key.chat_id, exc.retry_after)
+        except SinkError as exc:
+            log.info("chat %s: buttons of message %s left: %s", key.chat_id, message_id, exc)
+        finally:
+            self.budget.release()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:

@@ -7,9 +7,18 @@ import warnings
 from collections.abc import Sequence
 from typing import Protocol
 
-from telegram import Bot, LinkPreviewOptions, MessageEntity, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    MessageEntity,
+    ReplyParameters,
+)
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
+
+from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -46,13 +55,25 @@ class MessageSink(Protocol):
     """Where a reply's messages go; Telegram in production, memory in tests."""
 
     async def send(
-        self, text: str, entities: Sequence[MessageEntity], *, reply_to: int | None
+        self,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        reply_to: int | None,
+        buttons: Keyboard = NO_BUTTONS,
     ) -> int:
-        """Send a new message and return its id."""
+        """Send a new message (with `buttons` under it) and return its id."""
         ...
 
-    async def edit(self, message_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
-        """Replace a message's text and entities."""
+    async def edit(
+        self,
+        message_id: int,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        buttons: Keyboard = NO_BUTTONS,
+    ) -> None:
+        """Replace a message's text, entities and buttons (none given: none left)."""
         ...
 
     async def draft(self, draft_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
@@ -77,7 +98,12 @@ class TelegramSink:
         self.message_thread_id = message_thread_id
 
     async def send(
-        self, text: str, entities: Sequence[MessageEntity], *, reply_to: int | None
+        self,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        reply_to: int | None,
+        buttons: Keyboard = NO_BUTTONS,
     ) -> int:
         reply = None
         if reply_to is not None:
@@ -91,12 +117,20 @@ class TelegramSink:
                 message_thread_id=self.message_thread_id,
                 reply_parameters=reply,
                 link_preview_options=NO_PREVIEW,
+                reply_markup=markup(buttons),
             )
         except TelegramError as exc:
             raise translate(exc) from exc
         return message.message_id
 
-    async def edit(self, message_id: int, text: str, entities: Sequence[MessageEntity]) -> None:
+    async def edit(
+        self,
+        message_id: int,
+        text: str,
+        entities: Sequence[MessageEntity],
+        *,
+        buttons: Keyboard = NO_BUTTONS,
+    ) -> None:
         try:
             await self.bot.edit_message_text(
                 text,
@@ -105,6 +139,16 @@ class TelegramSink:
                 entities=list(entities) or None,
                 parse_mode=None,
                 link_preview_options=NO_PREVIEW,
+                reply_markup=markup(buttons),
+            )
+        except TelegramError as exc:
+            raise translate(exc) from exc
+
+    async def edit_buttons(self, message_id: int, buttons: Keyboard) -> None:
+        """Change only the buttons under a message (none given: remove them)."""
+        try:
+            await self.bot.edit_message_reply_markup(
+                chat_id=self.chat_id, message_id=message_id, reply_markup=markup(buttons)
             )
         except TelegramError as exc:
             raise translate(exc) from exc
@@ -127,6 +171,15 @@ class TelegramSink:
             await self.bot.delete_message(self.chat_id, message_id)
         except TelegramError as exc:
             raise translate(exc) from exc
+
+
+def markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
+    """One row of inline buttons, or None (Telegram then shows none)."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in buttons]]
+    )
 
 
 def translate(exc: TelegramError) -> SinkError:

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Literal
 
+from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
 from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
 from bot.telegram.streaming.render import (
     TELEGRAM_LIMIT,
@@ -48,6 +49,11 @@ class ReplyStreamer:
     so far, rendered once. Message `i` always holds piece `i` of `split_for_telegram`; an
     answer longer than one message continues in plain follow-up messages in the same chat
     (and topic), and only the first one replies to the user's message.
+
+    Buttons are part of the wanted state: the last message carries `streaming_buttons`
+    while the answer is written and `final_buttons` once it is finished, and they change
+    with the edits the text needs anyway (or with one paced edit of their own). An answer
+    may `take_over` the messages of an earlier one: they are edited into the new answer.
     """
 
     def __init__(
@@ -63,6 +69,11 @@ class ReplyStreamer:
         clock: Clock | None = None,
         draft_id: int | None = None,
         limit: int = TELEGRAM_LIMIT,
+        streaming_buttons: Keyboard = NO_BUTTONS,
+        final_buttons: Keyboard = NO_BUTTONS,
+        take_over: Sequence[int] = (),
+        on_finished: Callable[[list[int]], None] | None = None,
+        translate: Callable[[str], str] = str,
     ) -> None:
         self._sink = sink
         self._budget = budget
@@ -83,7 +94,11 @@ class ReplyStreamer:
         self._desired: list[RenderedText] = []
         self._desired_is_answer = False
         self._final: list[RenderedText] | None = None
-        self._view = ReplyView()
+        self._view = ReplyView.taking_over(list(take_over)) if take_over else ReplyView()
+        self._streaming_buttons = streaming_buttons
+        self._final_buttons = final_buttons
+        self._on_finished = on_finished
+        self._translate = translate
         self._anything_shown = False
         self._answer_shown = False
         self._last_request = -math.inf
@@ -126,7 +141,10 @@ class ReplyStreamer:
         Returns once it is shown (or made moot by the answer); cancelling the wait does not
         cancel the update, which the worker finishes on its own.
         """
-        if self._final is not None or self._has_text or text == self._status:
+        if self._final is not None or self._has_text:
+            return
+        text = self._translate(text)
+        if text == self._status:
             return
         self._status = text
         self._version += 1
@@ -139,11 +157,11 @@ class ReplyStreamer:
         Penalties are waited out and failures retried; the final state is sent even if an
         intermediate update was just sent or refused. Returns the message ids.
         """
-        return await self._conclude(italic(note) if note else None)
+        return await self._conclude(italic(self._translate(note)) if note else None)
 
     async def fail(self, user_message: str) -> list[int]:
         """End the answer with an error: what arrived so far is kept, the error appended."""
-        return await self._conclude(plain(user_message))
+        return await self._conclude(plain(self._translate(user_message)))
 
     # -- the worker -------------------------------------------------------------------
 
@@ -152,13 +170,16 @@ class ReplyStreamer:
             answer = render_markdown(self.text)
             final = join(answer, note) if note is not None else answer
             if not final.text:
-                final = italic(EMPTY_ANSWER)
+                final = italic(self._translate(EMPTY_ANSWER))
             self._final = split_for_telegram(final, self._limit)
             self._failures = 0
             self._finishing.set()
             self._wake()
         assert self._worker is not None
         await self._worker
+        if self._on_finished is not None:
+            self._on_finished(self.message_ids)
+            self._on_finished = None
         return self.message_ids
 
     def _wake(self) -> None:
@@ -253,7 +274,10 @@ class ReplyStreamer:
     def _next_op(self, *, render: bool) -> Step | None:
         final = self._final is not None
         drafting = self._mode == "draft" and not final
-        return self._view.next_step(self._wanted(render=render), drafting=drafting, final=final)
+        buttons = self._final_buttons if final else self._streaming_buttons
+        return self._view.next_step(
+            self._wanted(render=render), drafting=drafting, final=final, buttons=buttons
+        )
 
     def _priority(self, op: Step | None) -> Priority:
         """First sight of the answer, then completing messages, then growing the last one."""
@@ -276,9 +300,11 @@ class ReplyStreamer:
         try:
             if op.kind == "send":
                 reply_to = self._reply_to if op.index == 0 else None
-                message_id = await self._sink.send(text, entities, reply_to=reply_to)
+                message_id = await self._sink.send(
+                    text, entities, reply_to=reply_to, buttons=op.buttons
+                )
             elif op.kind == "edit":
-                await self._sink.edit(self._view.target(op), text, entities)
+                await self._sink.edit(self._view.target(op), text, entities, buttons=op.buttons)
             elif op.kind == "delete":
                 await self._sink.delete(self._view.target(op))
             else:

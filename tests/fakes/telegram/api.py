@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import chats, messages
+from . import chats, keyboards, messages
 from .params import Params
 from .state import World
 from .updates import get_updates
@@ -28,6 +28,8 @@ METHODS: dict[str, Handler] = {
     "getFile": chats.get_file,
     "sendMessage": messages.send_message,
     "editMessageText": messages.edit_message_text,
+    "editMessageReplyMarkup": messages.edit_message_reply_markup,
+    "answerCallbackQuery": keyboards.answer_callback_query,
     "deleteMessage": messages.delete_message,
     "sendMessageDraft": messages.send_message_draft,
     "sendDocument": messages.send_document,

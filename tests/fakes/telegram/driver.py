@@ -8,9 +8,11 @@ as the bot will receive it. Media bytes become files the bot can fetch with getF
 from __future__ import annotations
 
 import io
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from .keyboards import CallbackPress
 from .state import Chat, Message, User, World
 from .text import Entity, detect_entities
 
@@ -228,6 +230,52 @@ class ChatDriver:
             "emoji": emoji,
         }
         return self._user_message(chat, user, {"sticker": sticker}, reply_to, thread_id)
+
+    def edit_text(
+        self, chat: Chat, message: MessageRef, text: str, *, entities: list[Entity] | None = None
+    ) -> Message:
+        """The user edits a text message (or a caption): an `edited_message` update with the
+        whole message as it now stands, `edit_date` set."""
+        message_id = message["message_id"] if isinstance(message, dict) else message
+        stored = chat.messages[message_id]
+        if stored["from"]["id"] == self.world.bot.id:
+            raise ValueError("users edit their own messages; the bot's are edited by the bot")
+        field = "caption" if "caption" in stored else "text"
+        stored[field] = text
+        stored.pop(f"{field}_entities" if field == "caption" else "entities", None)
+        found = detect_entities(text) if entities is None else entities
+        if found:
+            stored["caption_entities" if field == "caption" else "entities"] = found
+        stored["edit_date"] = max(stored["date"], int(self.world.wall_clock()))
+        self.world.updates.push("edited_message", dict(stored))
+        self.world.notify()
+        return stored
+
+    def press_button(self, chat: Chat, user: User, message_id: int, label: str) -> str:
+        """`user` presses the button labelled `label` under the bot's message: a
+        `callback_query` update. Returns the query id, to find the bot's answer with
+        `press(query_id)`. A button that is not there cannot be pressed (ValueError)."""
+        record = chat.bot_index.get(message_id)
+        buttons = [b for row in (record.keyboard or []) for b in row] if record else []
+        button = next((b for b in buttons if b["text"] == label), None)
+        if button is None:
+            shown = [b["text"] for b in buttons]
+            raise ValueError(f"no button {label!r} under message {message_id}; there are {shown}")
+        self.world.users.setdefault(user.id, user)
+        query_id = str(secrets.randbits(62))
+        self.world.presses[query_id] = CallbackPress(
+            query_id, chat.id, message_id, user.id, button["callback_data"]
+        )
+        query = {
+            "id": query_id,
+            "from": user.to_api(),
+            "message": chat.messages[message_id],
+            "chat_instance": str(chat.id * 7919),
+            "data": button["callback_data"],
+        }
+        self.world.updates.push("callback_query", query)
+        self.world.notify()
+        return query_id
 
     def migrate_group(self, old_chat_id: int, new_chat_id: int, *, by: User | None = None) -> Chat:
         """Upgrade a group to a supergroup, with the two service messages Telegram sends."""

@@ -24,7 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 COUNTED_METHODS = frozenset(
-    {"sendmessage", "editmessagetext", "sendmessagedraft", "senddocument", "deletemessage"}
+    {
+        "sendmessage",
+        "editmessagetext",
+        "editmessagereplymarkup",
+        "sendmessagedraft",
+        "senddocument",
+        "deletemessage",
+    }
 )
 # Tolerance for float drift, so a bot waiting exactly `retry_after` is not refused again.
 _EPSILON = 1e-9

@@ -6,6 +6,7 @@ import mimetypes
 from typing import Any
 
 from .errors import bad_request
+from .keyboards import keyboard_of
 from .markup import parse_markup
 from .params import Params, Upload
 from .state import BotMessage, Chat, ChatAction, Draft, Message, SentDocument, World
@@ -79,11 +80,14 @@ def send_message(world: World, params: Params) -> Message:
     thread_id = _thread(chat, params)
     reply_to = _reply_target(chat, params)
     preview = params.structured("link_preview_options")
+    keyboard = keyboard_of(params)
     content: dict[str, Any] = {"text": text}
     if entities:
         content["entities"] = entities
     if preview:
         content["link_preview_options"] = preview
+    if keyboard:
+        content["reply_markup"] = {"inline_keyboard": keyboard}
     message = world.add_message(chat, world.bot, content, thread_id=thread_id, reply_to=reply_to)
     record = BotMessage(
         message_id=message["message_id"],
@@ -94,6 +98,7 @@ def send_message(world: World, params: Params) -> Message:
         reply_to=reply_to,
         history=[(world.clock(), text)],
         link_preview_options=preview,
+        keyboard=keyboard,
     )
     chat.bot_messages.append(record)
     chat.bot_index[record.message_id] = record
@@ -106,17 +111,12 @@ def edit_message_text(world: World, params: Params) -> Message:
     chat = world.chat(params.chat_id())
     message_id = params.integer("message_id")
     text, entities = formatted(params, "text", "entities")
-    stored = chat.messages.get(message_id)
-    if stored is None:
-        raise bad_request("message to edit not found")
-    if stored["from"]["id"] != world.bot.id:
-        raise bad_request("message can't be edited")
-    record = chat.bot_index.get(message_id)
-    if record is None:
-        raise bad_request("there is no text in the message to edit")
-    if record.text == text and record.entities == entities:
+    keyboard = keyboard_of(params)  # none given: the keyboard is removed, as on Telegram
+    record, stored = _own_message(world, chat, message_id)
+    if record.text == text and record.entities == entities and record.keyboard == keyboard:
         raise bad_request(NOT_MODIFIED)
     record.text, record.entities = text, entities
+    _set_keyboard(record, stored, keyboard)
     record.history.append((world.clock(), text))
     stored["text"] = text
     stored.pop("entities", None)
@@ -127,6 +127,40 @@ def edit_message_text(world: World, params: Params) -> Message:
     if preview:
         stored["link_preview_options"] = record.link_preview_options = preview
     return stored
+
+
+def edit_message_reply_markup(world: World, params: Params) -> Message:
+    """Change only the keyboard under a message; without `reply_markup` it is removed."""
+    if params.text("inline_message_id"):
+        raise bad_request("inline messages are not supported by this server")
+    chat = world.chat(params.chat_id())
+    record, stored = _own_message(world, chat, params.integer("message_id"))
+    keyboard = keyboard_of(params)
+    if record.keyboard == keyboard:
+        raise bad_request(NOT_MODIFIED)
+    _set_keyboard(record, stored, keyboard)
+    stored["edit_date"] = max(stored["date"], int(world.wall_clock()))
+    return stored
+
+
+def _own_message(world: World, chat: Chat, message_id: int) -> tuple[BotMessage, Message]:
+    """A text message of the bot's that may be edited, refused like Telegram otherwise."""
+    stored = chat.messages.get(message_id)
+    if stored is None:
+        raise bad_request("message to edit not found")
+    if stored["from"]["id"] != world.bot.id:
+        raise bad_request("message can't be edited")
+    record = chat.bot_index.get(message_id)
+    if record is None:
+        raise bad_request("there is no text in the message to edit")
+    return record, stored
+
+
+def _set_keyboard(record: BotMessage, stored: Message, keyboard: Any) -> None:
+    record.keyboard = keyboard
+    stored.pop("reply_markup", None)
+    if keyboard:
+        stored["reply_markup"] = {"inline_keyboard": keyboard}
 
 
 def delete_message(world: World, params: Params) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from .keyboards import CallbackPress
 from .state import BotMessage, Chat, ChatAction, Draft, SentDocument, World
 from .stats import Stats
 
@@ -40,6 +41,16 @@ class ChatObserver:
     def text_of(self, chat_id: int, thread_id: int | None = None, sep: str = "\n") -> str:
         """The current text of the bot's messages in a chat, joined with `sep`."""
         return sep.join(m.text for m in self.messages(chat_id, thread_id))
+
+    def press(self, query_id: str) -> CallbackPress:
+        """A button press and how the bot answered it (`answered`, `text`)."""
+        press: CallbackPress = self.world.presses[query_id]
+        return press
+
+    @property
+    def unanswered_presses(self) -> list[CallbackPress]:
+        """Button presses the bot has not answered with answerCallbackQuery (yet)."""
+        return [p for p in self.world.presses.values() if not p.answered]
 
     def drafts(self, chat_id: int) -> list[Draft]:
         chat = self.world.chats.get(chat_id)

@@ -55,6 +55,13 @@ class BotMessage:
     history: list[tuple[float, str]]
     link_preview_options: dict[str, Any] | None = None
     deleted: bool = False
+    # The inline keyboard under the message (rows of {"text", "callback_data"}), if any.
+    keyboard: list[list[dict[str, Any]]] | None = None
+
+    @property
+    def buttons(self) -> list[str]:
+        """The labels of the buttons under the message, row by row."""
+        return [button["text"] for row in self.keyboard or [] for button in row]
 
     @property
     def edits(self) -> int:
@@ -162,6 +169,7 @@ class World:
         self.webhook: dict[str, Any] = {}
         self.changed = asyncio.Event()
         self.serial = itertools.count(1)
+        self.presses: dict[str, Any] = {}  # callback query id -> keyboards.CallbackPress
 
     def notify(self) -> None:
         """Wake everyone waiting for a change (O(1): one event swapped for a fresh one)."""
