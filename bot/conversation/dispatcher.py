@@ -14,6 +14,7 @@ from bot.conversation.lanes import ConversationLanes
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.turns import IncomingTurn, ReplyTarget
+from storage import AnswerStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,35 @@ class TurnDispatcher:
             return
         accepted = self.recorder.accept(turn, exempt=exempt)
         self.lanes.submit(turn.key, partial(self.pipeline.respond, turn, accepted), user_id=sender)
+
+    def revise(self, turn: IncomingTurn) -> None:
+        """A message was edited: its stored turn (if the bot took it) gets the new text, and
+        the conversation's newest question, once answered, is answered again."""
+        self.recorder.in_order(turn.key, partial(self._revise, turn))
+
+    async def _revise(self, turn: IncomingTurn) -> None:
+        if turn.rejection is not None:
+            return  # now too long, say: the stored turn stays as it was answered
+        store = self.pipeline.store
+        edited = await store.edit_user_turn(turn.key.chat_id, turn.message_id, turn.text)
+        if edited is None or not edited.changed or not edited.newest:
+            return  # never taken, delivered twice, or an older message: history only
+        if await store.current_conversation(turn.key) != edited.conversation_id:
+            return
+        latest = await store.latest_answer(edited.conversation_id)
+        if latest is None or latest.user_turn_id != edited.user_turn_id:
+            return  # still waiting for its answer, which will read the new text
+        sender = turn.sender_id
+        target = turn.target.replying_to(turn.message_id)
+        try:
+            if sender is not None and not self.access.is_admin(sender):
+                self.limiter.check(sender)
+            if latest.status is AnswerStatus.STREAMING:
+                self.lanes.stop(turn.key)  # answering the old words is no use any more
+            job = partial(self.pipeline.answer_edited, target, edited.user_turn_id)
+            self.lanes.submit(turn.key, job, user_id=sender)
+        except TurnRejected as problem:
+            self.tell(target, problem.user_message)
 
     def tell(self, target: ReplyTarget, text: str) -> None:
         """Send a short reply at once, outside the conversation's lane."""

@@ -96,6 +96,23 @@ class TurnPipeline:
         latest = await self.store.latest_answer(conversation_id)
         if latest is None or latest.answer_turn_id != answer_turn_id:
             return
+        await self._answer_again(target, conversation_id, latest)
+
+    async def answer_edited(self, target: ReplyTarget, user_turn_id: int) -> None:
+        """Answer an edited question again, rewriting its answer's messages, if it is still
+        the newest question of the current conversation and was answered already."""
+        conversation_id = await self.store.current_conversation(target.key)
+        latest = await self.store.latest_answer(conversation_id)
+        last = await self.store.last_user_turn(conversation_id)
+        if latest is None or latest.user_turn_id != user_turn_id:
+            return
+        if last is None or last.turn_id != user_turn_id:
+            return  # a newer question came first; the edit stays in history
+        await self._answer_again(target, conversation_id, latest)
+
+    async def _answer_again(
+        self, target: ReplyTarget, conversation_id: int, latest: AnswerRecord
+    ) -> None:
         await self.store.replace_answers_after(latest.user_turn_id)
         await self.answer(
             target.replying_to(latest.user_message_id),

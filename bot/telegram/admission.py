@@ -6,7 +6,7 @@ from telegram import Message
 
 from bot.conversation.access import AccessPolicy
 from bot.conversation.dispatcher import TurnDispatcher
-from bot.conversation.turns import ReplyTarget
+from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.reading import turn_from_messages
 from bot.telegram.triggers import BotIdentity, conversation_key, is_group, is_private
@@ -63,6 +63,15 @@ class Admission:
 
     def _album_done(self, messages: list[Message]) -> None:
         self._submit(messages)
+
+    def read(self, message: Message, *, text_override: str | None = None) -> IncomingTurn:
+        """The turn `message` stands for, read as an arriving one would be."""
+        return turn_from_messages(
+            [message],
+            self.identity,
+            max_input_chars=self.max_input_chars,
+            text_override=text_override,
+        )
 
     def _submit(self, messages: list[Message], *, text_override: str | None = None) -> None:
         turn = turn_from_messages(

@@ -31,6 +31,26 @@ async def on_message(update: Update, context: BotContext) -> None:
         services.admission.take(message)
 
 
+async def on_edited(update: Update, context: BotContext) -> None:
+    """An edited message: the turn stored from it is rewritten (and answered again when it
+    is the newest question); a message the bot never took stays ignored."""
+    message = update.edited_message
+    if message is None or not (message.text or message.caption):
+        return
+    if not (is_private(message) or is_group(message)):
+        return
+    text = message.text or message.caption or ""
+    override = None
+    if text.startswith("/"):
+        command, _, rest = text.partition(" ")
+        if command.split("@")[0].lower() != "/ask":
+            return  # commands are carried out once, as sent
+        override = rest.strip()
+    services = context.services
+    if services.admission.admit(message):
+        services.dispatcher.revise(services.admission.read(message, text_override=override))
+
+
 async def on_migration(update: Update, context: BotContext) -> None:
     """A group upgraded to a supergroup gets a new id; its conversation follows it."""
     message = update.message
@@ -56,5 +76,8 @@ def register_handlers(application: BotApplication) -> None:
         MessageHandler(
             filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, on_message
         )
+    )
+    application.add_handler(
+        MessageHandler(filters.UpdateType.EDITED_MESSAGE & ~filters.StatusUpdate.ALL, on_edited)
     )
     application.add_error_handler(on_error)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.e2e.conftest import StartBot
+from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
 
@@ -152,3 +152,49 @@ async def test_in_a_group_only_the_asker_or_an_admin_may_press_the_buttons(
     allowed = tg.press_button(group, boss, answer.message_id, REGENERATE)
     await tg.wait_until(lambda: answer.text == "answer 2", timeout=10)
     assert tg.press(allowed).answered and tg.press(allowed).text is None
+
+
+async def test_an_edited_last_question_is_answered_again_once_in_the_same_message(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.reply = lambda body: f"about {last_user_text(body)}"
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    first = tg.send_text(alice.chat, alice, "cats")
+    await tg.wait_until(lambda: tg.text_of(42) == "about cats", timeout=10)
+    question = tg.send_text(alice.chat, alice, "dgos")
+    await tg.wait_until(lambda: tg.text_of(42) == "about cats\nabout dgos", timeout=10)
+    answer = tg.messages(42)[-1]
+
+    tg.edit_text(alice.chat, question, "dogs")
+    await tg.wait_until(lambda: answer.text == "about dogs", timeout=10)
+    await tg.wait_until(lambda: answer.buttons == [REGENERATE], timeout=10)
+    assert len(model.chat_requests) == 3
+    history = model.chat_requests[-1].json["messages"]
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "user"]
+    assert last_user_text(model.chat_requests[-1].json) == "dogs"
+
+    tg.edit_text(alice.chat, first, "kittens")  # an older message: stored, not answered
+    tg.send_text(alice.chat, alice, "and birds?")
+    await tg.wait_until(lambda: tg.messages(42)[-1].text == "about and birds?", timeout=10)
+    assert len(model.chat_requests) == 4
+    first_question = model.chat_requests[-1].json["messages"][1]
+    assert last_user_text({"messages": [first_question]}) == "kittens"
+    assert len(tg.messages(42)) == 3
+
+
+async def test_an_edit_of_a_group_message_the_bot_ignored_stays_ignored(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "hi"
+    await start_bot()
+    group = tg.group(title="Team")
+    anna = tg.private_user(1, "Anna")
+    chatter = tg.send_text(group, anna, "just chatting")
+    tg.send_text(group, anna, "@phi4_test_bot hello")
+    await tg.wait_until(lambda: tg.text_of(group.id) == "hi", timeout=10)
+    tg.edit_text(group, chatter, "@phi4_test_bot now I mention you")
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
+    tg.send_text(group, anna, "@phi4_test_bot and again")
+    await tg.wait_until(lambda: len(tg.messages(group.id)) == 2, timeout=10)
+    assert len(model.chat_requests) == 2
