@@ -124,3 +124,26 @@ def test_a_sticker_is_rejected_as_unsupported() -> None:
     turn = turn_from_messages([message(sticker=sticker)], ME, max_input_chars=10)
     assert turn.rejection is not None
     assert "text, photos" in turn.rejection.user_message
+
+
+def test_in_a_group_a_reply_to_the_bot_is_not_quoted_but_in_private_every_reply_is() -> None:
+    answer = {"message_id": 5, "date": 0, "chat": GROUP, "from": BOT_USER, "text": "Lima."}
+    in_group = turn_from_messages(
+        [message(text="and Chile?", reply_to_message=answer)], ME, max_input_chars=1000
+    )
+    assert in_group.text == "and Chile?"
+
+    private = {"id": 1, "type": "private", "first_name": "Anna"}
+    answer = {**answer, "chat": private}
+    photo = [{"file_id": "p", "file_unique_id": "u", "width": 1, "height": 1}]
+    own = {"message_id": 6, "date": 0, "chat": private, "from": ANNA, "photo": photo}
+    to_bot = turn_from_messages(
+        [message(chat=private, text="why?", reply_to_message=answer)], ME, max_input_chars=1000
+    )
+    assert to_bot.text == 'Replying to your earlier message: "Lima."\n\nwhy?'
+    to_self = turn_from_messages(
+        [message(chat=private, text="what is it?", reply_to_message=own)], ME, max_input_chars=99
+    )
+    assert to_self.text == "what is it?", "a photo without caption brings no words"
+    assert [ref.file_id for ref in to_self.context_media] == ["p"]
+    assert to_self.media == (), "the photo replied to is context, taken if still available"

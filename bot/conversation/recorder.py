@@ -126,15 +126,28 @@ class TurnRecorder:
         """The turn's media, ready for the model, or the reason it cannot be read."""
         if turn.rejection is not None:
             return turn.rejection, []
-        refused = frozenset(ref.kind for ref in turn.media) - self._accepts
+        every = turn.context_media + turn.media
+        refused = frozenset(ref.kind for ref in every) - self._accepts
         if refused:
             return MediaNotSupported.refusing(refused, self._accepts), []
+        context = await self._fetch_context(turn)
         if not turn.media:
-            return None, []
+            return None, context
         try:
-            return None, await self._media.fetch(list(turn.media))
+            return None, context + await self._media.fetch(list(turn.media))
         except UserFacingError as exc:
             return exc, []
         except Exception:
             log.exception("media of message %s could not be prepared", turn.message_id)
             return MediaUnavailable(), []
+
+    async def _fetch_context(self, turn: IncomingTurn) -> list[NewAttachment]:
+        """The replied-to message's media if it can still be had; the question goes on
+        without it otherwise."""
+        if not turn.context_media:
+            return []
+        try:
+            return await self._media.fetch(list(turn.context_media))
+        except Exception as exc:
+            log.info("media replied to by message %s left out: %s", turn.message_id, exc)
+            return []

@@ -56,6 +56,8 @@ class IncomingTurn:
     sender_name: str | None
     media: tuple[MediaRef, ...] = ()
     rejection: UserFacingError | None = None
+    # Media of the message replied to: context, taken along when it can still be downloaded.
+    context_media: tuple[MediaRef, ...] = ()
 
     @property
     def key(self) -> ConversationKey:

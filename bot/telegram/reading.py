@@ -27,8 +27,10 @@ def turn_from_messages(
     text_override: str | None = None,
 ) -> IncomingTurn:
     """One turn: the text (mention removed in groups), the media of every message, and,
-    when the message replies to someone else's message, that message quoted with its media,
-    so "@bot what does this say?" under a photo asks about the photo."""
+    when the message replies to another, that message quoted with its media as context, so
+    "@bot what does this say?" under a photo asks about the photo. In groups a reply to the
+    bot is not quoted (it is how people address it); in private chats every reply quotes,
+    the bot's messages and the user's own alike."""
     first = messages[0]
     group = is_group(first)
     text = text_override
@@ -46,16 +48,16 @@ def turn_from_messages(
     replied = first.reply_to_message
     quoting = (
         replied is not None
-        and not replies_to_bot(first, bot)
+        and (not group or not replies_to_bot(first, bot))
         and not (first.is_topic_message and replied.message_id == first.message_thread_id)
     )
+    context: list[MediaRef] = []
     if quoting and replied is not None:
         quoted = replied.text or replied.caption or ""
-        author = display_name(replied) or "Someone"
         if quoted:
-            text = f'{author} wrote: "{quoted}"\n\n{text}'.strip()
+            text = f'{_quoting(replied, bot, group=group)} "{quoted}"\n\n{text}'.strip()
         try:
-            media = media_of(replied) + media
+            context = media_of(replied)
         except UnsupportedMessage:
             pass
     if rejection is None and len(text) > max_input_chars:
@@ -70,4 +72,15 @@ def turn_from_messages(
         sender_name=display_name(first),
         media=tuple(media),
         rejection=rejection,
+        context_media=tuple(context),
     )
+
+
+def _quoting(replied: Message, bot: BotIdentity, *, group: bool) -> str:
+    """How the model is told whose words are quoted: a name in groups; in a private chat,
+    its own earlier answer or the user's earlier message."""
+    if group:
+        return f"{display_name(replied) or 'Someone'} wrote:"
+    if replied.from_user is not None and replied.from_user.id == bot.id:
+        return "Replying to your earlier message:"
+    return "Replying to my earlier message:"

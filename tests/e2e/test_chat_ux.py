@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_jpeg
 
 
 async def test_an_answer_with_300_entities_is_fully_formatted_over_several_messages(
@@ -198,3 +199,36 @@ async def test_an_edit_of_a_group_message_the_bot_ignored_stays_ignored(
     tg.send_text(group, anna, "@phi4_test_bot and again")
     await tg.wait_until(lambda: len(tg.messages(group.id)) == 2, timeout=10)
     assert len(model.chat_requests) == 2
+
+
+def image_parts(body: dict[str, object]) -> list[object]:
+    """The image parts of the newest user message of an OpenAI request."""
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    content = next(m for m in reversed(messages) if m["role"] == "user")["content"]
+    return [] if isinstance(content, str) else [p for p in content if p["type"] == "image_url"]
+
+
+async def test_a_quoted_reply_in_a_private_chat_gives_the_model_that_message_as_context(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    numbered_answers(model)
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    photo = tg.send_photo(alice.chat, alice, make_jpeg(), caption="my garden")
+    await tg.wait_until(lambda: tg.text_of(42) == "answer 1", timeout=10)
+    tg.send_text(alice.chat, alice, "something else")
+    await tg.wait_until(lambda: len(tg.messages(42)) == 2, timeout=10)
+    first_answer = tg.messages(42)[0]
+
+    tg.send_text(alice.chat, alice, "why?", reply_to=first_answer.message_id)
+    await tg.wait_until(lambda: len(tg.messages(42)) == 3, timeout=10)
+    assert last_user_text(model.chat_requests[-1].json) == (
+        'Replying to your earlier message: "answer 1"\n\nwhy?'
+    )
+
+    tg.send_text(alice.chat, alice, "which flowers?", reply_to=photo)
+    await tg.wait_until(lambda: len(tg.messages(42)) == 4, timeout=10)
+    body = model.chat_requests[-1].json
+    assert last_user_text(body) == 'Replying to my earlier message: "my garden"\n\nwhich flowers?'
+    assert len(image_parts(body)) == 1, "the photo replied to is sent along again"
