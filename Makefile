@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run check test lint format bench soak clean
+.PHONY: run check test lint format messages bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The bot's sentences: extract them from the code, merge them into every language's .po
+# (translate what is new there), and compile the .mo files the bot reads.
+LOCALE := bot/shared/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output --no-wrap -k Sentence -k N_ \
+		--project phi4bot --version 0.1.0 --copyright-holder phi4bot -o $(LOCALE)/phi4bot.pot bot
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete \
+		-i $(LOCALE)/phi4bot.pot -d $(LOCALE) -D phi4bot
+	$(BIN)/pybabel compile --statistics -d $(LOCALE) -D phi4bot
 
 bench: $(STAMP)
 	$(BIN)/python bench/storage.py

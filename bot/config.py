@@ -14,8 +14,8 @@ from pydantic_settings import NoDecode
 from bot.phi4.settings import Phi4Settings, split_csv
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are Phi-4, a helpful assistant in a Telegram chat. Answer concisely and use "
-    "Markdown sparingly."
+    "You are Phi-4, a helpful assistant in a Telegram chat. Answer in the language the "
+    "user writes in. Answer concisely and use Markdown sparingly."
 )
 
 IdSet = Annotated[frozenset[int], NoDecode]

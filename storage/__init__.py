@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storage.base import Store
-from storage.errors import AttachmentTooLarge, StorageError
+from storage.errors import AttachmentTooLarge, StorageError, megabytes
 from storage.models import (
     AnswerRecord,
     AnswerStatus,
@@ -55,6 +55,7 @@ __all__ = [
     "Store",
     "StoredAttachment",
     "database_engine",
+    "megabytes",
     "open_store",
     "parse_database_url",
     "store_for",

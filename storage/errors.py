@@ -17,12 +17,12 @@ class AttachmentTooLarge(StorageError):
         self.size = size
         self.limit = limit
         self.user_message = (
-            f"That file is too large: I can keep attachments of up to {_megabytes(limit)}."
+            f"That file is too large: I can keep attachments of up to {megabytes(limit)}."
         )
         super().__init__(self.user_message)
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
     """Sizes as people say them: `20 MB`, `1.5 MB`, `300 KB`."""
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.shared import UserFacingError
+from bot.shared import Sentence, UserFacingError
 
 
 class TurnRejected(UserFacingError):
     """The bot refuses a turn before the model is asked; `user_message` says why."""
 
-    user_message = "I cannot take that message."
+    user_message: str = Sentence("I cannot take that message.")
 
     def __init__(self, user_message: str | None = None) -> None:
         if user_message is not None:
@@ -17,32 +17,34 @@ class TurnRejected(UserFacingError):
 
 
 class FileTooLarge(TurnRejected):
-    user_message = "That file is too large: Telegram lets bots download at most 20 MB."
+    user_message = Sentence("That file is too large: Telegram lets bots download at most 20 MB.")
 
 
 class UnsupportedMessage(TurnRejected):
-    user_message = "I can read text, photos, voice notes and audio files."
+    user_message = Sentence("I can read text, photos, voice notes and audio files.")
 
 
 class InputTooLong(TurnRejected):
-    user_message = "That message is too long for me."
+    user_message = Sentence("That message is too long for me.")
 
 
 class RateLimited(TurnRejected):
-    user_message = "You are sending messages too quickly. Please wait a moment."
+    user_message = Sentence("You are sending messages too quickly. Please wait a moment.")
 
 
 class DailyQuotaReached(TurnRejected):
-    user_message = "You have reached today's message limit. Please come back tomorrow."
+    user_message = Sentence("You have reached today's message limit. Please come back tomorrow.")
 
 
 class QueueFull(TurnRejected):
-    user_message = "I am still answering your earlier message; send this one again afterwards."
+    user_message = Sentence(
+        "I am still answering your earlier message; send this one again afterwards."
+    )
 
 
 class NothingToRetry(TurnRejected):
-    user_message = "There is no earlier message to answer again."
+    user_message = Sentence("There is no earlier message to answer again.")
 
 
 class MediaUnavailable(TurnRejected):
-    user_message = "I could not download that file from Telegram. Please send it again."
+    user_message = Sentence("I could not download that file from Telegram. Please send it again.")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from bot.conversation.errors import QueueFull
+from bot.shared import Sentence
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ConversationLanes:
         """Raise `QueueFull` when `user_id` already has the allowed number of turns waiting
         (or the bot is shutting down), before anything is stored for a new one."""
         if self._closing:
-            raise QueueFull("I am restarting; please send that again in a moment.")
+            raise QueueFull(Sentence("I am restarting; please send that again in a moment."))
         lane = self._lanes.get(key)
         if lane is None or user_id is None or self._max_queued <= 0:
             return

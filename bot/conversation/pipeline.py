@@ -18,14 +18,16 @@ from bot.conversation.prompt import ChatSetting, build_conversation
 from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
-from bot.shared import UserFacingError
+from bot.shared import Sentence, UserFacingError
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store
 
 log = logging.getLogger(__name__)
 
 STOP_NOTES = {
-    StopReason.USER: "⏹ Stopped.",
-    StopReason.SHUTDOWN: "⏹ Stopped: the bot is restarting. Send /retry for a full answer.",
+    StopReason.USER: Sentence("⏹ Stopped."),
+    StopReason.SHUTDOWN: Sentence(
+        "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
+    ),
 }
 CHECKPOINT_EVERY = 2.0
 FIRST_CHECKPOINT_EVERY = 0.2
@@ -214,7 +216,7 @@ class TurnPipeline:
             if view.text:
                 return
             task = asyncio.create_task(
-                view.show_status(f"⏳ In queue: position {position.rank + 1}")
+                view.show_status(Sentence("⏳ In queue: position {n}", n=position.rank + 1))
             )
             pending_status.add(task)
             task.add_done_callback(pending_status.discard)

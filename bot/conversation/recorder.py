@@ -14,8 +14,8 @@ from bot.conversation.errors import DailyQuotaReached, FileTooLarge, MediaUnavai
 from bot.conversation.ports import MediaDownloader
 from bot.conversation.turns import IncomingTurn
 from bot.phi4 import MediaNotSupported
-from bot.shared import MediaKind, UserFacingError
-from storage import AttachmentTooLarge, ConversationKey, NewAttachment, Store
+from bot.shared import MediaKind, Sentence, UserFacingError
+from storage import AttachmentTooLarge, ConversationKey, NewAttachment, Store, megabytes
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,12 @@ class TurnRecorder:
         try:
             user_turn_id = await store_turn(text=text, attachments=attachments)
         except AttachmentTooLarge as exc:
-            problem = FileTooLarge(exc.user_message)
+            problem = FileTooLarge(
+                Sentence(
+                    "That file is too large: I can keep attachments of up to {size}.",
+                    size=megabytes(exc.limit),
+                )
+            )
             user_turn_id = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
         if user_turn_id is None:
             log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)

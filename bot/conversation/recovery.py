@@ -11,9 +11,10 @@ from functools import partial
 
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.turns import ReplyTarget
+from bot.shared import Sentence
 from storage import ConversationKey, PendingAnswer
 
-RESTART_NOTICE = (
+RESTART_NOTICE = Sentence(
     "⚠️ I was restarted before I finished this answer. Send /retry for a full answer "
     "(or, if you have written since, send that question again)."
 )
@@ -44,9 +45,10 @@ def restart_notice(pending: list[PendingAnswer]) -> str:
     """One message per conversation, however many of its turns the restart left open."""
     if len(pending) == 1:
         return RESTART_NOTICE
-    return (
-        f"⚠️ I was restarted before I finished {len(pending)} answers here. "
-        "Send /retry for the last one, and send the other questions again."
+    return Sentence(
+        "⚠️ I was restarted before I finished some answers here ({count}). "
+        "Send /retry for the last one, and send the other questions again.",
+        count=len(pending),
     )
 
 

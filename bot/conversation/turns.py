@@ -10,15 +10,18 @@ from storage import ConversationKey
 
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
-    """Where an answer goes: the conversation, whether it is a group, the message replied to.
+    """Where an answer goes: the conversation, whether it is a group, the message replied to,
+    and the language of the person it answers (a Telegram `language_code`; None: English).
 
     Groups get slower pacing and sender names in the prompt; private chats may stream as
-    drafts. Built once when a message is read, so no code below recomputes it.
+    drafts; the bot's own sentences are shown in `language`. Built once when a message is
+    read, so no code below recomputes it.
     """
 
     key: ConversationKey
     is_group: bool
     reply_to: int | None = None
+    language: str | None = None
 
     @classmethod
     def for_stored(cls, key: ConversationKey, reply_to: int | None) -> ReplyTarget:
@@ -30,7 +33,7 @@ class ReplyTarget:
         return cls(key, key.chat_id < 0, reply_to)
 
     def replying_to(self, message_id: int | None) -> ReplyTarget:
-        return ReplyTarget(self.key, self.is_group, message_id)
+        return ReplyTarget(self.key, self.is_group, message_id, self.language)
 
 
 @dataclass(frozen=True, slots=True)

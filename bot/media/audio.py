@@ -17,6 +17,7 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer
 
 from bot.media.errors import MediaError, UnreadableMedia
+from bot.shared import Sentence
 
 TARGET_RATE = 16_000
 """Phi-4 reads audio at 16 kHz; sending more only costs bandwidth."""
@@ -32,9 +33,9 @@ _BATCH_SECONDS = 0.5
 
 _MAX_BAD_PACKETS = 32
 
-_DAMAGED = "That audio file is damaged, so I could not listen to it."
+_DAMAGED = Sentence("That audio file is damaged, so I could not listen to it.")
 
-_CANNOT_OPEN = (
+_CANNOT_OPEN = Sentence(
     "I could not read that audio file. It may be damaged, or in a format I do not know "
     "(I take OGG/Opus voice notes, MP3, M4A, WAV and FLAC)."
 )
@@ -48,11 +49,13 @@ class DecodedAudio:
     duration: float
 
 
-def _span(seconds: int) -> str:
+def _span(seconds: int) -> Sentence:
     minutes, rest = divmod(seconds, 60)
     if minutes == 0:
-        return f"{rest} s"
-    return f"{minutes} min" if rest == 0 else f"{minutes} min {rest} s"
+        return Sentence("{seconds} s", seconds=rest)
+    if rest == 0:
+        return Sentence("{minutes} min", minutes=minutes)
+    return Sentence("{minutes} min {seconds} s", minutes=minutes, seconds=rest)
 
 
 class MediaTooLong(MediaError):
@@ -63,7 +66,7 @@ class MediaTooLong(MediaError):
     container's own duration was enough to refuse).
     """
 
-    user_message = "That recording is too long for me."
+    user_message = Sentence("That recording is too long for me.")
 
     def __init__(
         self, duration: float | None, limit: float, *, decoded_seconds: float = 0.0
@@ -73,11 +76,17 @@ class MediaTooLong(MediaError):
         self.decoded_seconds = decoded_seconds
         allowed = _span(math.floor(limit))
         if duration is None:
-            message = f"That recording is longer than the {allowed} I can listen to."
+            message = Sentence(
+                "That recording is longer than the {allowed} I can listen to.", allowed=allowed
+            )
         else:
             # Rounded, but never shown as within the limit it was refused for.
             shown = max(round(duration), math.floor(limit) + 1)
-            message = f"That recording is {_span(shown)} long; I can listen to at most {allowed}."
+            message = Sentence(
+                "That recording is {length} long; I can listen to at most {allowed}.",
+                length=_span(shown),
+                allowed=allowed,
+            )
         super().__init__(f"audio of {duration} s over the {limit} s limit", user_message=message)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.shared import UserFacingError
+from bot.shared import Sentence, UserFacingError
 
 
 class MediaError(UserFacingError):
     """Base of the media layer's refusals: `detail` for logs, `user_message` for the chat."""
 
-    user_message = "I could not read that file."
+    user_message: str = Sentence("I could not read that file.")
 
     def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
         if user_message is not None:
@@ -17,4 +17,4 @@ class MediaError(UserFacingError):
 
 
 class UnreadableMedia(MediaError):
-    user_message = "I could not read that file. Is it a valid image or audio file?"
+    user_message = Sentence("I could not read that file. Is it a valid image or audio file?")

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from PIL import Image, ImageOps
 
 from bot.media.errors import UnreadableMedia
+from bot.shared import Sentence
 
 ACCEPTED_FORMATS = {
     "JPEG": "image/jpeg",
@@ -35,9 +36,9 @@ _SUFFIXES = {
 MAX_IMAGE_PIXELS = 50_000_000
 """Above this an image costs hundreds of MB to decode: refused as a likely decompression bomb."""
 
-_TOO_BIG = (
-    "That image is too large to open safely; "
-    f"I can take at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
+_TOO_BIG = Sentence(
+    "That image is too large to open safely; I can take at most {megapixels} megapixels.",
+    megapixels=MAX_IMAGE_PIXELS // 1_000_000,
 )
 
 
@@ -95,7 +96,7 @@ def prepare_image(data: bytes, *, filename: str | None = None) -> PreparedImage:
     header, before any pixel is decoded.
     """
     if not data:
-        raise UnreadableMedia("empty image", user_message="That image file is empty.")
+        raise UnreadableMedia("empty image", user_message=Sentence("That image file is empty."))
     try:
         with Image.open(io.BytesIO(data), formats=_openable_formats()) as image:
             width, height = image.size
@@ -120,7 +121,7 @@ def prepare_image(data: bytes, *, filename: str | None = None) -> PreparedImage:
         # ValueError, struct.error, ...); all of them mean the same thing to the user.
         raise UnreadableMedia(
             f"cannot read image: {exc!r}",
-            user_message=(
+            user_message=Sentence(
                 "I could not read that image. It may be damaged, or in a format I do not know "
                 "(I take JPEG, PNG, GIF, WEBP, BMP and TIFF)."
             ),

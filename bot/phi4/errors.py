@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 from bot.media.errors import UnreadableMedia
-from bot.shared import MediaKind, UserFacingError, describe_accepts, media_nouns
+from bot.shared import MediaKind, Sentence, UserFacingError, describe_accepts, media_nouns
 
 
 class FailureClass(Enum):
@@ -28,7 +28,7 @@ class FailureClass(Enum):
 class Phi4Error(UserFacingError):
     """Base of every backend failure."""
 
-    user_message = "The model could not answer. Please try again."
+    user_message: str = Sentence("The model could not answer. Please try again.")
     failure_class = FailureClass.TRANSIENT
 
     def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
@@ -38,7 +38,7 @@ class Phi4Error(UserFacingError):
 
 
 class BackendUnavailable(Phi4Error):
-    user_message = "The model is unreachable right now. Please try again in a minute."
+    user_message = Sentence("The model is unreachable right now. Please try again in a minute.")
 
 
 class BackendMisconfigured(BackendUnavailable):
@@ -101,15 +101,15 @@ class SpaceAsleep(BackendUnavailable):
 
 
 class QuotaExceeded(Phi4Error):
-    user_message = "The model is out of quota or overloaded. Please try again later."
+    user_message = Sentence("The model is out of quota or overloaded. Please try again later.")
 
 
 class BackendTimeout(Phi4Error):
-    user_message = "The model stopped responding, so the answer was abandoned."
+    user_message = Sentence("The model stopped responding, so the answer was abandoned.")
 
 
 class MediaNotSupported(Phi4Error):
-    user_message = "This model cannot take that kind of media. Send text instead."
+    user_message = Sentence("This model cannot take that kind of media. Send text instead.")
     failure_class = FailureClass.REQUEST
 
     @classmethod
@@ -117,17 +117,21 @@ class MediaNotSupported(Phi4Error):
         cls, refused: frozenset[MediaKind], accepts: frozenset[MediaKind], detail: str = ""
     ) -> MediaNotSupported:
         """The error for media kinds a backend cannot take, naming what it can take."""
-        sentence = f"This model takes {describe_accepts(accepts)}, not {media_nouns(refused)}."
+        sentence = Sentence(
+            "This model takes {accepted}, not {refused}.",
+            accepted=describe_accepts(accepts),
+            refused=media_nouns(refused),
+        )
         return cls(detail or sentence, user_message=sentence)
 
 
 class BadAnswer(Phi4Error):
-    user_message = "The model sent an answer I could not understand. Please try again."
+    user_message = Sentence("The model sent an answer I could not understand. Please try again.")
     failure_class = FailureClass.REQUEST
 
 
 class EmptyConversation(Phi4Error):
-    user_message = "There is nothing to answer yet: send a message first."
+    user_message = Sentence("There is nothing to answer yet: send a message first.")
     failure_class = FailureClass.REQUEST
 
 

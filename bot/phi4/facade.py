@@ -18,7 +18,7 @@ from bot.phi4.backend import Backend, QueueListener
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import EmptyConversation, UnreadableMedia
 from bot.phi4.settings import Phi4Settings
-from bot.shared import MediaKind
+from bot.shared import MediaKind, Sentence
 
 MediaSource = bytes | str | os.PathLike[str]
 MediaItem = tuple[MediaSource, str | None]
@@ -100,14 +100,17 @@ async def load_attachment(
             data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise UnreadableMedia(
-                f"cannot read {path}: {exc}", user_message=f"I could not open the file {name}."
+                f"cannot read {path}: {exc}",
+                user_message=Sentence("I could not open the file {name}.", name=name),
             ) from exc
     if kind is None:
         mime = sniff_media(data, name)
         if mime is None:
             raise UnreadableMedia(
                 f"{name} is neither image nor audio",
-                user_message=f"{name} is not an image or audio file I can read.",
+                user_message=Sentence(
+                    "{name} is not an image or audio file I can read.", name=name
+                ),
             )
         kind = "image" if mime.startswith("image/") else "audio"
     if kind == "image":

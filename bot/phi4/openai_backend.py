@@ -25,7 +25,7 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
-from bot.shared import MediaKind, media_nouns
+from bot.shared import MediaKind, Sentence, media_nouns
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +239,9 @@ class OpenAIBackend(AsyncClosing):
             if started:
                 return BackendUnavailable(
                     f"{where} dropped the connection mid-answer",
-                    user_message="The connection to the model broke off mid-answer. "
-                    "Please try again.",
+                    user_message=Sentence(
+                        "The connection to the model broke off mid-answer. Please try again."
+                    ),
                 )
             return misconfigured_connection(exc, where) or BackendUnavailable(
                 f"cannot connect to {where}"
@@ -252,7 +253,9 @@ class OpenAIBackend(AsyncClosing):
         if kinds and status in (400, 422, "400") and any(w in lowered for w in _MEDIA_WORDS):
             return MediaNotSupported(
                 detail,
-                user_message=f"The model server cannot take {media_nouns(kinds)}. Send text.",
+                user_message=Sentence(
+                    "The model server cannot take {media}. Send text.", media=media_nouns(kinds)
+                ),
             )
         misconfigured = misconfigured_answer(status, message, where=where, model=model)
         if misconfigured is not None:
@@ -262,16 +265,21 @@ class OpenAIBackend(AsyncClosing):
         if "context length" in lowered or "too long" in lowered:
             return Phi4Error(
                 detail,
-                user_message="The conversation is too long for the model. Start a new one.",
+                user_message=Sentence(
+                    "The conversation is too long for the model. Start a new one."
+                ),
             )
         if type(exc) is openai.APIError:  # an error event in the middle of the stream
             return BackendUnavailable(
                 f"{where} failed mid-answer: {message}",
-                user_message="The model failed while answering. Please try again.",
+                user_message=Sentence("The model failed while answering. Please try again."),
             )
         if isinstance(status, int) and 400 <= status < 500:
             return BadAnswer(
-                detail, user_message=f"The model server refused the request: {message[:200]}"
+                detail,
+                user_message=Sentence(
+                    "The model server refused the request: {reason}", reason=message[:200]
+                ),
             )
         if isinstance(exc, openai.APIStatusError):
             return BackendUnavailable(detail)

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bot.shared.i18n import Sentence
+
 MediaKind = Literal["image", "audio"]
 
-MEDIA_NOUNS: dict[MediaKind, str] = {"image": "images", "audio": "audio"}
 
-
-def media_nouns(kinds: frozenset[MediaKind], joiner: str = " or ") -> str:
+def media_nouns(kinds: frozenset[MediaKind]) -> Sentence:
     """'images', 'audio' or 'images or audio', for sentences users read."""
-    return joiner.join(MEDIA_NOUNS[k] for k in ("image", "audio") if k in kinds)
+    if kinds == {"image"}:
+        return Sentence("images")
+    if kinds == {"audio"}:
+        return Sentence("audio")
+    return Sentence("images or audio")
 
 
-def describe_accepts(accepts: frozenset[MediaKind]) -> str:
+def describe_accepts(accepts: frozenset[MediaKind]) -> Sentence:
     """'text only' / 'text and images' / 'text and audio' / 'text, images and audio'."""
     if not accepts:
-        return "text only"
-    if len(accepts) == 1:
-        return f"text and {media_nouns(accepts)}"
-    return "text, images and audio"
+        return Sentence("text only")
+    if accepts == {"image"}:
+        return Sentence("text and images")
+    if accepts == {"audio"}:
+        return Sentence("text and audio")
+    return Sentence("text, images and audio")

@@ -7,9 +7,13 @@ from telegram import Message
 from bot.conversation.access import AccessPolicy
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.shared import Sentence
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.reading import turn_from_messages
-from bot.telegram.triggers import BotIdentity, conversation_key, is_group, is_private
+from bot.telegram.triggers import BotIdentity, is_private, reply_target
+
+NOT_ENABLED = Sentence("I am not enabled in this chat.")
+PRIVATE_BOT = Sentence("Sorry, this bot is private.")
 
 
 class Admission:
@@ -38,13 +42,13 @@ class Admission:
         """Allow-lists first: a refused user costs no model call and no stored turn."""
         user_id = message.from_user.id if message.from_user else None
         private = is_private(message)
-        target = ReplyTarget(conversation_key(message), is_group(message))
+        target = reply_target(message)
         if not self.access.chat_allowed(message.chat_id, private=private):
-            self._tell_once("chat", message.chat_id, target, "I am not enabled in this chat.")
+            self._tell_once("chat", message.chat_id, target, NOT_ENABLED)
             return False
         if not self.access.user_allowed(user_id, message.chat_id, private=private):
             if private and user_id is not None:
-                self._tell_once("user", user_id, target, "Sorry, this bot is private.")
+                self._tell_once("user", user_id, target, PRIVATE_BOT)
             return False
         return True
 

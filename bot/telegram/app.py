@@ -18,8 +18,9 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
 from bot.phi4 import create_backend
+from bot.shared.i18n import languages
 from bot.telegram.admission import Admission
-from bot.telegram.commands import MENU
+from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
@@ -124,7 +125,9 @@ async def _start_services(application: BotApplication) -> None:
             max_input_chars=settings.max_input_chars,
         ),
     )
-    await application.bot.set_my_commands(MENU)
+    await application.bot.set_my_commands(menu(None))
+    for language in languages()[1:]:
+        await application.bot.set_my_commands(menu(language), language_code=language)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
     resume_unfinished(dispatcher, await store.unfinished_answers())

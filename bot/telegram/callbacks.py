@@ -11,6 +11,8 @@ from telegram.ext import CallbackQueryHandler
 
 from bot.conversation.errors import TurnRejected
 from bot.conversation.turns import ReplyTarget
+from bot.shared import Sentence, translate
+from bot.telegram.admission import PRIVATE_BOT
 from bot.telegram.commands import is_chat_admin
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
@@ -20,10 +22,9 @@ from storage import AnswerStatus
 
 log = logging.getLogger(__name__)
 
-ONLY_THE_ASKER = "Only the person who asked (or a group admin) can do that."
-NOT_BEING_WRITTEN = "This answer is no longer being written."
-NOT_THE_LATEST = "Only the newest answer can be written again."
-PRIVATE_BOT = "Sorry, this bot is private."
+ONLY_THE_ASKER = Sentence("Only the person who asked (or a group admin) can do that.")
+NOT_BEING_WRITTEN = Sentence("This answer is no longer being written.")
+NOT_THE_LATEST = Sentence("Only the newest answer can be written again.")
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -36,7 +37,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         notice = await _press(context.services, query)
     finally:
         try:
-            await query.answer(notice)
+            await query.answer(translate(notice, query.from_user.language_code) if notice else None)
         except TelegramError as exc:
             log.info("a button press could not be answered: %s", exc)
 
@@ -49,7 +50,8 @@ async def _press(services: BotServices, query: CallbackQuery) -> str | None:
     private = is_private(message)
     if not services.admission.access.user_allowed(presser, message.chat_id, private=private):
         return PRIVATE_BOT
-    target = ReplyTarget(conversation_key(message), is_group(message))
+    language = query.from_user.language_code
+    target = ReplyTarget(conversation_key(message), is_group(message), language=language)
     if query.data == STOP:
         return await _stop(services, message, target, presser)
     if query.data == REGENERATE:

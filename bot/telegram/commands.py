@@ -13,14 +13,16 @@ from telegram.ext import CommandHandler
 
 from bot.conversation.errors import TurnRejected
 from bot.conversation.prompt import ChatSetting
+from bot.shared import Sentence, translate
+from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import Priority
-from bot.telegram.triggers import conversation_key, is_group, reply_target
+from bot.telegram.triggers import conversation_key, is_group, language_of, reply_target
 
 log = logging.getLogger(__name__)
 
-HELP = (
+HELP = Sentence(
     "I am Phi-4-multimodal, a small model from Microsoft that reads text, looks at photos "
     "and listens to voice notes. Send me any of these and I answer; I remember this chat "
     "until you start over.\n\n"
@@ -30,18 +32,36 @@ HELP = (
     "/system <text> — set how I should behave in this chat (`/system` shows it, "
     "`/system reset` restores the default)\n"
     "/ask <question> — ask in a group without mentioning me\n"
-    "/help — this message"
+    "/help — this message\n\n"
+    "Under an answer being written, ⏹ Stop stops it; under the newest answer, "
+    "🔄 Regenerate writes it again. Edit your last message and I answer it anew."
 )
-GROUP_HINT = "\n\nIn groups, mention me (@{username}) or reply to one of my messages."
+GROUP_HINT = N_("In groups, mention me (@{username}) or reply to one of my messages.")
 
 MENU = [
-    BotCommand("new", "Start a fresh conversation"),
-    BotCommand("stop", "Stop the answer being written"),
-    BotCommand("retry", "Answer the last message again"),
-    BotCommand("system", "Show or set the system prompt"),
-    BotCommand("ask", "Ask a question (in groups)"),
-    BotCommand("help", "What I can do"),
+    ("new", Sentence("Start a fresh conversation")),
+    ("stop", Sentence("Stop the answer being written")),
+    ("retry", Sentence("Answer the last message again")),
+    ("system", Sentence("Show or set the system prompt")),
+    ("ask", Sentence("Ask a question (in groups)")),
+    ("help", Sentence("What I can do")),
 ]
+NEW_CONVERSATION = Sentence("🆕 New conversation. I have forgotten what we said before.")
+SYSTEM_PROMPT_IS = N_("The system prompt here is:\n\n{prompt}")
+SYSTEM_PROMPT_RESET = Sentence("The system prompt is back to the default.")
+SYSTEM_PROMPT_TOO_LONG = Sentence("That system prompt is too long.")
+SYSTEM_PROMPT_SET = Sentence("✅ System prompt set for this chat.")
+ADMINS_ONLY = N_("Only group admins can use /{command} here.")
+NOTHING_TO_STOP = Sentence("There is no answer to stop.")
+ASK_USAGE = Sentence("Usage: /ask <question>")
+EXPORT_USAGE = Sentence("Usage: /export [chat_id [topic_id]]")
+NO_CONVERSATIONS = Sentence("No conversations yet.")
+
+
+def menu(language: str | None) -> list[BotCommand]:
+    """The command menu (`setMyCommands`) with descriptions in `language`."""
+    return [BotCommand(name, translate(about, language)) for name, about in MENU]
+
 
 Command = Callable[[BotServices, Message, list[str]], Awaitable[None]]
 
@@ -87,15 +107,17 @@ async def cmd_start(services: BotServices, message: Message, args: list[str]) ->
 
 
 async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:
-    text = HELP
+    language = language_of(message)
+    text = translate(HELP, language)
     if is_group(message):
-        text += GROUP_HINT.format(username=services.identity.username)
+        hint = Sentence(GROUP_HINT, username=services.identity.username)
+        text += "\n\n" + translate(hint, language)
     await _say(services, message, text)
 
 
 async def cmd_new(services: BotServices, message: Message, args: list[str]) -> None:
     await services.store.new_conversation(conversation_key(message))
-    await _say(services, message, "🆕 New conversation. I have forgotten what we said before.")
+    await _say(services, message, NEW_CONVERSATION)
 
 
 async def cmd_retry(services: BotServices, message: Message, args: list[str]) -> None:
@@ -107,23 +129,23 @@ async def cmd_system(services: BotServices, message: Message, args: list[str]) -
     text = (message.text or "").partition(" ")[2].strip()
     if not text:
         current = await services.pipeline.system_prompt(message.chat_id)
-        await _say(services, message, f"The system prompt here is:\n\n{current}")
+        await _say(services, message, Sentence(SYSTEM_PROMPT_IS, prompt=current))
         return
     if text.lower() in ("reset", "default"):
         await store.set_setting(message.chat_id, ChatSetting.SYSTEM_PROMPT, None)
-        await _say(services, message, "The system prompt is back to the default.")
+        await _say(services, message, SYSTEM_PROMPT_RESET)
         return
     if len(text) > services.settings.max_input_chars:
-        await _say(services, message, "That system prompt is too long.")
+        await _say(services, message, SYSTEM_PROMPT_TOO_LONG)
         return
     await store.set_setting(message.chat_id, ChatSetting.SYSTEM_PROMPT, text)
-    await _say(services, message, "✅ System prompt set for this chat.")
+    await _say(services, message, SYSTEM_PROMPT_SET)
 
 
 async def cmd_stats(services: BotServices, message: Message, args: list[str]) -> None:
     rows = await services.store.chat_stats()
     if not rows:
-        await _say(services, message, "No conversations yet.")
+        await _say(services, message, NO_CONVERSATIONS)
         return
     lines = ["chat · conversations · user turns · answers · failed · last"]
     for row in rows[:50]:
@@ -141,7 +163,7 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
         try:
             key = type(key)(int(args[0]), int(args[1]) if len(args) > 1 else None)
         except ValueError:
-            await _say(services, message, "Usage: /export [chat_id [topic_id]]")
+            await _say(services, message, EXPORT_USAGE)
             return
     store = services.store
     conversation_id = await store.current_conversation(key)
@@ -182,7 +204,7 @@ def _lane_command(
                 return
             needs_admin = is_group(message) and name in services.settings.group_admin_only
             if needs_admin and not await _is_chat_admin(services, message):
-                await _say(services, message, f"Only group admins can use /{name} here.")
+                await _say(services, message, Sentence(ADMINS_ONLY, command=name))
                 return
             await run(services, message, args)
 
@@ -208,7 +230,7 @@ async def on_stop(update: Update, context: BotContext) -> None:
     if not await services.store.claim_command(message.chat_id, message.message_id):
         return  # delivered again after a restart: the answer it stopped is long gone
     if not services.dispatcher.lanes.stop(conversation_key(message)):
-        services.dispatcher.tell(reply_target(message), "There is no answer to stop.")
+        services.dispatcher.tell(reply_target(message), NOTHING_TO_STOP)
 
 
 async def on_ask(update: Update, context: BotContext) -> None:
@@ -219,7 +241,7 @@ async def on_ask(update: Update, context: BotContext) -> None:
     services, message = admitted
     question = (message.text or message.caption or "").partition(" ")[2].strip()
     if not question and message.reply_to_message is None:
-        services.dispatcher.tell(reply_target(message), "Usage: /ask <question>")
+        services.dispatcher.tell(reply_target(message), ASK_USAGE)
         return
     services.admission.take(message, text_override=question)
 

@@ -8,12 +8,14 @@ from telegram import Message
 
 from bot.conversation.errors import InputTooLong, TurnRejected, UnsupportedMessage
 from bot.conversation.turns import IncomingTurn, MediaRef, ReplyTarget
+from bot.shared import Sentence
 from bot.telegram.downloads import media_of
 from bot.telegram.triggers import (
     BotIdentity,
     conversation_key,
     display_name,
     is_group,
+    language_of,
     replies_to_bot,
     strip_mention,
 )
@@ -62,10 +64,14 @@ def turn_from_messages(
             pass
     if rejection is None and len(text) > max_input_chars:
         rejection = InputTooLong(
-            f"That message is {len(text)} characters long; I read at most {max_input_chars}."
+            Sentence(
+                "That message is {length} characters long; I read at most {most}.",
+                length=len(text),
+                most=max_input_chars,
+            )
         )
     return IncomingTurn(
-        target=ReplyTarget(conversation_key(first), group),
+        target=ReplyTarget(conversation_key(first), group, language=language_of(first)),
         text=text,
         message_id=first.message_id,
         sender_id=first.from_user.id if first.from_user else None,

@@ -38,8 +38,16 @@ def conversation_key(message: Message) -> ConversationKey:
 
 
 def reply_target(message: Message) -> ReplyTarget:
-    """Where answers to `message` go: its conversation, replying to it."""
-    return ReplyTarget(conversation_key(message), is_group(message), message.message_id)
+    """Where answers to `message` go: its conversation, replying to it, in its sender's
+    language."""
+    return ReplyTarget(
+        conversation_key(message), is_group(message), message.message_id, language_of(message)
+    )
+
+
+def language_of(message: Message) -> str | None:
+    """The sender's Telegram `language_code`, if Telegram told it."""
+    return message.from_user.language_code if message.from_user else None
 
 
 def _all_entities(message: Message) -> list[tuple[MessageEntity, str]]:

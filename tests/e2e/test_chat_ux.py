@@ -232,3 +232,31 @@ async def test_a_quoted_reply_in_a_private_chat_gives_the_model_that_message_as_
     body = model.chat_requests[-1].json
     assert last_user_text(body) == 'Replying to my earlier message: "my garden"\n\nwhich flowers?'
     assert len(image_parts(body)) == 1, "the photo replied to is sent along again"
+
+
+async def test_a_russian_speaker_reads_help_errors_and_buttons_in_russian(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "Ответ."
+    model.fail_next("503", times=2)  # the client retries once
+    await start_bot()
+    ivan = tg.private_user(77, "Иван", language_code="ru")
+    alice = tg.private_user(42, "Alice", language_code="en")
+    tg.send_text(ivan.chat, ivan, "привет")
+    await tg.wait_until(lambda: "У модели закончилась квота" in tg.text_of(77), timeout=15)
+    await tg.wait_until(lambda: tg.messages(77)[-1].buttons == ["🔄 Заново"], timeout=10)
+
+    tg.send_text(ivan.chat, ivan, "/help")
+    await tg.wait_until(lambda: "Я Phi-4-multimodal" in tg.text_of(77), timeout=10)
+    tg.send_text(ivan.chat, ivan, "x" * 9000)
+    await tg.wait_until(lambda: "В этом сообщении 9000 символов" in tg.text_of(77), timeout=10)
+
+    tg.send_text(alice.chat, alice, "/help")
+    await tg.wait_until(lambda: "I am Phi-4-multimodal" in tg.text_of(42), timeout=10)
+    assert {c["command"]: c["description"] for c in tg.commands}["new"] == (
+        "Start a fresh conversation"
+    )
+    russian = {c["command"]: c["description"] for c in tg.commands_for(language_code="ru")}
+    assert russian["new"] == "Начать новый разговор"
+    system_prompt = model.chat_requests[-1].json["messages"][0]["content"]
+    assert "in the language the user writes in" in system_prompt

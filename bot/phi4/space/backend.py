@@ -52,7 +52,7 @@ from bot.phi4.space.turn import (
 from bot.phi4.space.wire import SpaceWire
 from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
 from bot.phi4.sse import SSEParser
-from bot.shared import MediaKind
+from bot.shared import MediaKind, Sentence
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ QUEUED_SILENCE = 60.0
 """Seconds without a single byte, heartbeats included, after which a queued request is given up:
 Gradio sends a heartbeat every 15 s, so this much silence means the connection is dead."""
 
-CONNECTION_BROKE = (
+CONNECTION_BROKE = Sentence(
     "The connection to the model broke before the answer was complete. Please try again."
 )
 
@@ -236,7 +236,9 @@ class SpaceBackend(AsyncClosing):
                         event.done = True
                         raise BackendUnavailable(
                             f"Space unexpected_error: {str(message.get('message'))[:200]}",
-                            user_message="The Space hit an unexpected error. Please try again.",
+                            user_message=Sentence(
+                                "The Space hit an unexpected error. Please try again."
+                            ),
                         )
                     elif kind == "close_stream":
                         raise BackendUnavailable(

@@ -17,6 +17,7 @@ from typing import Any
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition
 from bot.phi4.errors import BackendUnavailable, BadAnswer, Phi4Error, QuotaExceeded
 from bot.phi4.space.gradio_diff import AnswerTracker, DiffError
+from bot.shared import Sentence
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,12 @@ def completed_error(output: Mapping[str, Any] | None) -> Phi4Error:
     message = one_sentence(raw) if isinstance(raw, str) else ""
     if message:
         return BackendUnavailable(
-            f"Space error: {message}", user_message=f"The Space could not answer: {message}"
+            f"Space error: {message}",
+            user_message=Sentence("The Space could not answer: {reason}", reason=message),
         )
     return BackendUnavailable(
         "Space reported failure without a message",
-        user_message="The Space failed while answering. Please try again.",
+        user_message=Sentence("The Space failed while answering. Please try again."),
     )
 
 

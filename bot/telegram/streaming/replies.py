@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Literal
 
 from telegram import Bot
@@ -13,6 +14,7 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.conversation.turns import ReplyTarget
+from bot.shared import Sentence, translate
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
@@ -25,8 +27,8 @@ TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
 # Callback data of the buttons under answers.
 STOP = "stop"
 REGENERATE = "regenerate"
-STOP_LABEL = "⏹ Stop"
-REGENERATE_LABEL = "🔄 Regenerate"
+STOP_LABEL = Sentence("⏹ Stop")
+REGENERATE_LABEL = Sentence("🔄 Regenerate")
 
 
 class TelegramReplies:
@@ -67,8 +69,8 @@ class TelegramReplies:
         streaming, final = NO_BUTTONS, NO_BUTTONS
         on_finished = None
         if controls:
-            streaming = (Button(STOP_LABEL, STOP),)
-            final = (Button(REGENERATE_LABEL, REGENERATE),)
+            streaming = (Button(translate(STOP_LABEL, target.language), STOP),)
+            final = (Button(translate(REGENERATE_LABEL, target.language), REGENERATE),)
             previous = self._regenerable.pop(key, None)
             if previous is not None and previous not in take_over:
                 self._spawn(self.remove_buttons(target, previous))
@@ -89,12 +91,14 @@ class TelegramReplies:
             final_buttons=final,
             take_over=take_over,
             on_finished=on_finished,
+            translate=partial(translate, language=target.language),
         )
 
     async def say(self, target: ReplyTarget, text: str) -> list[int]:
-        """Send a short bot message, paced and rendered like answers, without buttons."""
+        """Send a short bot message in the reader's language, paced and rendered like
+        answers, without buttons."""
         view = self.open_answer(target, drafts=False)
-        view.append(text)
+        view.append(translate(text, target.language))
         return await view.finish()
 
     async def remove_buttons(self, target: ReplyTarget, message_id: int) -> None:

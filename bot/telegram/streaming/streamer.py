@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Literal
 
+from bot.shared import Sentence
 from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
 from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
 from bot.telegram.streaming.render import (
@@ -34,7 +35,7 @@ from bot.telegram.streaming.sink import (
 
 log = logging.getLogger(__name__)
 
-EMPTY_ANSWER = "The model returned an empty answer."
+EMPTY_ANSWER = Sentence("The model returned an empty answer.")
 # Network failures: wait 0.5, 1, 2, 4, 8, 8 ... seconds; the final state gives up after 8.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
