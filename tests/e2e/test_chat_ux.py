@@ -260,3 +260,25 @@ async def test_a_russian_speaker_reads_help_errors_and_buttons_in_russian(
     assert russian["new"] == "Начать новый разговор"
     system_prompt = model.chat_requests[-1].json["messages"][0]["content"]
     assert "in the language the user writes in" in system_prompt
+
+
+async def test_a_question_edited_while_its_answer_is_written_is_answered_anew(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.reply = lambda body: f"about {last_user_text(body)} " + "and more " * 40
+    model.chunk_size = 4
+    model.chunk_delay = 0.05
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    question = tg.send_text(alice.chat, alice, "dgos")
+    await tg.wait_until(lambda: tg.text_of(42).startswith("about dgos"), timeout=10)
+    tg.edit_text(alice.chat, question, "dogs")
+    await tg.wait_until(
+        lambda: (
+            tg.text_of(42).startswith("about dogs") and tg.messages(42)[-1].buttons == [REGENERATE]
+        ),
+        timeout=20,
+    )
+    assert len(tg.messages(42)) == 1
+    assert len(model.chat_requests) == 2
+    assert [m["role"] for m in model.chat_requests[-1].json["messages"]] == ["system", "user"]
