@@ -87,6 +87,11 @@ TABLES = (
         ),
         identity=True,
     ),
+    Table(
+        "handled_commands",
+        ("chat_id", "message_id"),
+        (("chat_id", "plain"), ("message_id", "plain"), ("handled_at", "time")),
+    ),
 )
 """In the order they are written: every row refers only to rows of tables before it (or, for
 a turn's `reply_to`, to an earlier turn)."""

@@ -23,7 +23,14 @@ from tests.databases import execute, opened_store
 
 PHOTO = NewAttachment("image", "image/jpeg", b"\xff\xd8 the same photo", "cat.jpg", "tg-cat")
 VOICE = NewAttachment("audio", "audio/ogg", b"OggS voice", "voice.ogg", "tg-voice")
-EXPECTED_ROWS = {"conversations": 4, "chat_settings": 2, "blobs": 2, "turns": 8, "attachments": 3}
+EXPECTED_ROWS = {
+    "conversations": 4,
+    "chat_settings": 2,
+    "blobs": 2,
+    "turns": 8,
+    "attachments": 3,
+    "handled_commands": 1,
+}
 
 
 async def _fill(store: Store) -> list[int]:
@@ -51,6 +58,7 @@ async def _fill(store: Store) -> list[int]:
     cut = await store.start_answer(private, question)
     await store.update_answer(cut, text="Once upon", message_ids=[10, 11])
     await store.new_conversation(ConversationKey(42))
+    assert await store.claim_command(42, 11)  # the /new just carried out
     fresh = await store.new_conversation(ConversationKey(42))
     await store.add_user_turn(fresh, text="waiting", chat_id=42, message_id=12)
     await store.add_user_turn(fresh, text="no message id", chat_id=42, message_id=None)
@@ -98,6 +106,7 @@ async def test_everything_arrives_and_the_copy_is_verified(urls: tuple[str, str]
             await copied.add_user_turn(conversations[0], text="x", chat_id=-100, message_id=3)
             is None
         )
+        assert not await copied.claim_command(42, 11), "a copied claim still holds"
         newer = await copied.add_user_turn(conversations[2], text="new", chat_id=42, message_id=13)
         assert newer is not None and newer > 8
         assert await copied.new_conversation(ConversationKey(1)) > 4
@@ -125,7 +134,7 @@ async def test_running_the_copy_again_adds_what_is_new_and_duplicates_nothing(
     third = await copy_database(source, target)
     assert third.ok, third.lines()
     new = {t.table: t.after - t.before for t in third.tables}
-    assert new == {"conversations": 0, "chat_settings": 0, "blobs": 0, "turns": 1, "attachments": 0}
+    assert new == {name: 1 if name == "turns" else 0 for name in EXPECTED_ROWS}
     async with opened_store(target) as copied:
         assert await copied.get_setting(42, "system_prompt") == "Be verbose."
         turns = (await copied.export_conversation(conversations[1]))["turns"]

@@ -14,8 +14,9 @@ from storage import (
     NewAttachment,
     StorageError,
     Store,
+    database_engine,
 )
-from tests.databases import scalar
+from tests.databases import execute, scalar
 
 CAP = 1000  # the `attachment_cap` fixture's default
 
@@ -271,7 +272,7 @@ async def test_export_is_json_ready_and_complete(store: Store) -> None:
         await store.export_conversation(conversation + 100)
 
 
-async def test_a_command_is_claimed_once_per_message(store: SQLiteStore) -> None:
+async def test_a_command_is_claimed_once_per_message(store: Store) -> None:
     assert await store.claim_command(-5, 10) is True
     assert await store.claim_command(-5, 10) is False
     assert await store.claim_command(-5, 11) is True
@@ -280,15 +281,15 @@ async def test_a_command_is_claimed_once_per_message(store: SQLiteStore) -> None
     assert await store.claim_command(-1005, 10) is False, "claims follow a migrated group"
 
 
-async def test_old_command_claims_are_forgotten(store: SQLiteStore) -> None:
+async def test_old_command_claims_are_forgotten(store: Store, store_url: str) -> None:
     assert await store.claim_command(1, 1)
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE handled_commands SET handled_at = ?", (time.time() - 3 * 86400,))
+    three_days = "259200" if database_engine(store_url) == "sqlite" else "interval '3 days'"
+    await execute(store_url, f"UPDATE handled_commands SET handled_at = handled_at - {three_days}")
     assert await store.claim_command(1, 2)
-    assert _count(store, "SELECT count(*) FROM handled_commands") == 1
+    assert await scalar(store_url, "SELECT count(*) FROM handled_commands") == 1
 
 
-async def test_the_latest_answer_names_its_question_messages_and_asker(store: SQLiteStore) -> None:
+async def test_the_latest_answer_names_its_question_messages_and_asker(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(-7))
     assert await store.latest_answer(conversation) is None
     first = await store.add_user_turn(conversation, text="q1", chat_id=-7, message_id=1)
@@ -314,7 +315,7 @@ async def test_the_latest_answer_names_its_question_messages_and_asker(store: SQ
     assert latest is not None and latest.message_ids == (2, 3), "replaced answers are skipped"
 
 
-async def test_an_edited_message_rewrites_its_turn(store: SQLiteStore) -> None:
+async def test_an_edited_message_rewrites_its_turn(store: Store) -> None:
     conversation = await store.current_conversation(ConversationKey(8))
     assert await store.edit_user_turn(8, 1, "never stored") is None
     first = await store.add_user_turn(conversation, text="old", chat_id=8, message_id=1)

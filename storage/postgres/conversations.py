@@ -50,6 +50,13 @@ async def migrate_chat(db: Db, old_chat_id: int, new_chat_id: int) -> None:
             new_chat_id,
             old_chat_id,
         )
+        await db.execute(
+            "UPDATE handled_commands h SET chat_id = $1 WHERE h.chat_id = $2 AND NOT EXISTS "
+            "(SELECT 1 FROM handled_commands n WHERE n.chat_id = $1 "
+            "AND n.message_id = h.message_id)",
+            new_chat_id,
+            old_chat_id,
+        )
 
 
 async def _find_current(db: Db, key: ConversationKey) -> int | None:

@@ -163,3 +163,19 @@ async def create_attachments(db: Db) -> None:
 async def add_turn_reported_at(db: Db) -> None:
     """When start-up reported a user turn left without an answer, so it is reported once."""
     await db.execute("ALTER TABLE turns ADD COLUMN reported_at timestamptz")
+
+
+@migration
+async def create_handled_commands(db: Db) -> None:
+    """Commands carried out, by their message, so a command Telegram delivers again after a
+    crash (/new above all) is carried out once, whichever process receives it."""
+    await _run(
+        db,
+        """CREATE TABLE handled_commands (
+            chat_id bigint NOT NULL,
+            message_id bigint NOT NULL,
+            handled_at timestamptz NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        )""",
+        "CREATE INDEX handled_commands_by_time ON handled_commands (handled_at)",
+    )

@@ -13,9 +13,11 @@ import asyncpg
 from storage.errors import StorageError
 from storage.migrations import SchemaTooNew
 from storage.models import (
+    AnswerRecord,
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    EditedTurn,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -30,6 +32,7 @@ from storage.postgres.export import export_conversation, load_chat_stats
 from storage.postgres.history import load_history, load_last_user_turn
 from storage.postgres.migrations import apply_migrations
 from storage.postgres.recovery import collect_unfinished
+from storage.postgres.revisions import claim_command, load_latest_answer, rewrite_user_turn
 from storage.postgres.turns import (
     finish,
     insert_answer,
@@ -235,6 +238,21 @@ class PostgresStore:
         """Mark the answers after this user turn `replaced`, for /retry."""
         async with self._session() as db:
             await replace_answers_after(db, user_turn_id)
+
+    async def latest_answer(self, conversation_id: int) -> AnswerRecord | None:
+        """See `storage.postgres.revisions.load_latest_answer`."""
+        async with self._session() as db:
+            return await load_latest_answer(db, conversation_id)
+
+    async def edit_user_turn(self, chat_id: int, message_id: int, text: str) -> EditedTurn | None:
+        """See `storage.postgres.revisions.rewrite_user_turn`."""
+        async with self._session() as db:
+            return await rewrite_user_turn(db, chat_id, message_id, text)
+
+    async def claim_command(self, chat_id: int, message_id: int) -> bool:
+        """See `storage.postgres.revisions.claim_command`."""
+        async with self._session() as db:
+            return await claim_command(db, chat_id, message_id)
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
         """See `storage.postgres.recovery.collect_unfinished`; each is reported once."""

@@ -1,0 +1,89 @@
+"""Redoing answers on PostgreSQL: the newest answer read back, an edited question rewritten,
+and commands claimed once; the same behaviour as `storage.revisions` on SQLite."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from storage.models import COMMAND_CLAIM_DAYS, AnswerRecord, AnswerStatus, EditedTurn
+from storage.postgres.turns import now
+
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
+
+
+async def load_latest_answer(db: Db, conversation_id: int) -> AnswerRecord | None:
+    """The newest answer of the conversation that was not replaced, whatever its status."""
+    row = await db.fetchrow(
+        "SELECT a.id, a.reply_to, a.status, a.reply_message_ids, u.message_id, u.sender_id "
+        "FROM turns a JOIN turns u ON u.id = a.reply_to "
+        "WHERE a.conversation_id = $1 AND a.role = 'assistant' AND a.status != 'replaced' "
+        "ORDER BY a.id DESC LIMIT 1",
+        conversation_id,
+    )
+    if row is None:
+        return None
+    return AnswerRecord(
+        answer_turn_id=int(row[0]),
+        user_turn_id=int(row[1]),
+        status=AnswerStatus(row[2]),
+        message_ids=tuple(int(i) for i in row[3]),
+        user_message_id=row[4],
+        sender_id=row[5],
+    )
+
+
+async def rewrite_user_turn(db: Db, chat_id: int, message_id: int, text: str) -> EditedTurn | None:
+    """Give the user turn stored from message (chat_id, message_id) its new text; None when
+    no turn came from that message. One transaction, the turn's row locked meanwhile."""
+    async with db.transaction():
+        row = await db.fetchrow(
+            "SELECT id, conversation_id, text FROM turns "
+            "WHERE chat_id = $1 AND message_id = $2 AND role = 'user' FOR UPDATE",
+            chat_id,
+            message_id,
+        )
+        if row is None:
+            return None
+        turn_id, conversation_id = int(row[0]), int(row[1])
+        changed = row[2] != text
+        if changed:
+            await db.execute("UPDATE turns SET text = $1 WHERE id = $2", text, turn_id)
+        later = await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM turns WHERE conversation_id = $1 "
+            "AND role = 'user' AND id > $2)",
+            conversation_id,
+            turn_id,
+        )
+        answer = await db.fetchval(
+            "SELECT reply_message_ids FROM turns WHERE reply_to = $1 AND role = 'assistant' "
+            "AND status != 'replaced' ORDER BY id DESC LIMIT 1",
+            turn_id,
+        )
+    return EditedTurn(
+        conversation_id=conversation_id,
+        user_turn_id=turn_id,
+        changed=changed,
+        newest=not later,
+        answer_message_ids=tuple(int(i) for i in answer) if answer is not None else (),
+    )
+
+
+async def claim_command(db: Db, chat_id: int, message_id: int) -> bool:
+    """True the first time, even when two processes claim at once (the primary key
+    decides); claims older than `COMMAND_CLAIM_DAYS` are forgotten."""
+    when = now()
+    async with db.transaction():
+        await db.execute(
+            "DELETE FROM handled_commands WHERE handled_at < $1",
+            when - timedelta(days=COMMAND_CLAIM_DAYS),
+        )
+        claimed = await db.fetchval(
+            "INSERT INTO handled_commands (chat_id, message_id, handled_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            chat_id,
+            message_id,
+            when,
+        )
+    return bool(claimed)
