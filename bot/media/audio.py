@@ -164,7 +164,8 @@ def _open(data: bytes) -> InputContainer:
 def _audio_stream(container: InputContainer) -> AudioStream:
     if not container.streams.audio:
         raise UnreadableMedia(
-            "no audio stream", user_message="That file has no sound in it that I can find."
+            "no audio stream",
+            user_message=Sentence("That file has no sound in it that I can find."),
         )
     return container.streams.audio[0]
 
@@ -213,7 +214,7 @@ def decode_audio_to_wav(data: bytes, *, max_seconds: float) -> DecodedAudio:
     if max_seconds <= 0:
         raise ValueError("max_seconds must be positive")
     if not data:
-        raise UnreadableMedia("empty audio", user_message="That audio file is empty.")
+        raise UnreadableMedia("empty audio", user_message=Sentence("That audio file is empty."))
     with _open(data) as container:
         stream = _audio_stream(container)
         declared = _declared_seconds(container, stream)
@@ -235,7 +236,8 @@ def decode_audio_to_wav(data: bytes, *, max_seconds: float) -> DecodedAudio:
             writer.close()
     if writer.samples == 0:
         raise UnreadableMedia(
-            "no audio decoded", user_message="That audio file has no sound I could decode."
+            "no audio decoded",
+            user_message=Sentence("That audio file has no sound I could decode."),
         )
     return DecodedAudio(wav=wav, duration=writer.samples / TARGET_RATE)
 

@@ -48,7 +48,7 @@ class BackendMisconfigured(BackendUnavailable):
     chat user sees only that the bot is not set up yet. `where` is the address concerned.
     """
 
-    user_message = (
+    user_message = Sentence(
         "I am not set up to answer yet: my model server is misconfigured. "
         "Whoever runs this bot has to fix that; trying again will not help."
     )
@@ -97,7 +97,7 @@ class SpacePaused(BackendMisconfigured):
 class SpaceAsleep(BackendUnavailable):
     """The Space sleeps after a while without visitors and wakes on the next request."""
 
-    user_message = "The model is waking up. Please try again in a minute."
+    user_message = Sentence("The model is waking up. Please try again in a minute.")
 
 
 class QuotaExceeded(Phi4Error):
