@@ -15,8 +15,6 @@ from bot.config import Settings
 from bot.phi4 import (
     Attachment,
     Backend,
-    BackendTimeout,
-    BadAnswer,
     Conversation,
     MediaNotSupported,
     Phi4Error,
@@ -28,10 +26,10 @@ from bot.phi4 import (
 from bot.phi4.diagnosis import next_step
 from bot.phi4.errors import FailureClass
 from bot.phi4.facade import load_attachment
+from bot.phi4.health import survey
 from bot.shared import UserFacingError
 
 QUIT = "/quit"
-CHECK_PROMPT = "Say OK."
 
 
 async def _read_line(stdin: TextIO) -> str:
@@ -194,46 +192,31 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-async def _check_backend(settings: Settings, say: TextIO) -> str:
-    """Probe the backend, then have it answer a tiny prompt; return the answer."""
-    backend = create_backend(settings)
-    try:
-        print(f"probe: {await backend.probe()}", file=say)
-        async with asyncio.timeout(settings.connect_timeout + settings.stream_timeout):
-            conversation = Conversation((Turn("user", CHECK_PROMPT),))
-            return "".join([chunk async for chunk in backend.stream(conversation)])
-    finally:
-        await backend.aclose()
-
-
 async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:
-    """Print the configuration (secrets masked) and whether the backend answers; exit 0 if so."""
+    """Print the configuration (secrets masked) and what every backend and replica answered.
+
+    Exit 0 when at least one of them can answer, since the bot then still answers.
+    """
     out = stdout or sys.stdout
     secrets = settings.secrets()
     print("configuration:", file=out)
     for name, info in Settings.model_fields.items():
         shown = describe_setting(getattr(settings, name))
         print(_redact(f"  {info.alias or name.upper()} = {shown}", secrets), file=out)
-    where = (
-        settings.openai_base_url if settings.phi4_backend == "openai" else settings.phi4_space_url
-    )
-    print(f"backend: {settings.phi4_backend} at {_redact(where, secrets)}", file=out)
-    error: Phi4Error
+    backend = create_backend(settings)
     try:
-        answer = await _check_backend(settings, out)
-    except Phi4Error as exc:
-        error = exc
-    except TimeoutError:
-        limit = settings.connect_timeout + settings.stream_timeout
-        error = BackendTimeout(f"no complete answer within {limit:g} s")
-    except Exception as exc:
-        error = Phi4Error(f"{type(exc).__name__}: {exc}")
-    else:
-        if answer.strip():
-            print(_redact(f"answer: {answer.strip()[:200]}", secrets), file=out)
-            print("OK: the backend answered.", file=out)
-            return 0
-        error = BadAnswer("the backend sent an empty answer")
+        results = await survey(backend, timeout=settings.connect_timeout + settings.stream_timeout)
+    finally:
+        await backend.aclose()
+    print("backends:", file=out)
+    for result in results:
+        line = f"  {result.backend} {result.where}: {result.state} ({result.seconds:.2f} s)"
+        print(_redact(f"{line}: {result.detail}", secrets), file=out)
+    able = [r for r in results if r.can_answer]
+    if able:
+        print(f"OK: {len(able)} of {len(results)} can answer.", file=out)
+        return 0
+    error = results[0].error or Phi4Error("no answer")
     print(_redact(f"FAILED ({error.failure_class.value}): {error}", secrets), file=out)
     print(_redact(f"next step: {next_step(error, settings)}", secrets), file=out)
     return 1

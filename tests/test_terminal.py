@@ -167,7 +167,7 @@ async def test_check_prints_every_setting_masks_secrets_and_exits_0(
         assert f"  {info.alias} = " in text
     assert "PHI4BOT_WEBHOOK_SECRET = not set" in text
     assert f"answer: {srv.answer}" in text
-    assert text.rstrip().endswith("OK: the backend answered.")
+    assert text.rstrip().endswith("OK: 1 of 1 can answer.")
     assert srv.chat_requests[-1].json["messages"][-1]["content"] == "Say OK."
 
 

@@ -30,10 +30,21 @@ class Phi4Error(UserFacingError):
 
     user_message: str = Sentence("The model could not answer. Please try again.")
     failure_class = FailureClass.TRANSIENT
+    status: int | None = None
+    """The HTTP status the server answered, when the failure was an answer; replicas use it to
+    tell a sick server (5xx, 429) from a request it refused (another 4xx)."""
 
-    def __init__(self, detail: str | None = None, *, user_message: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        user_message: str | None = None,
+        status: int | None = None,
+    ) -> None:
         if user_message is not None:
             self.user_message = user_message
+        if status is not None:
+            self.status = status
         super().__init__(detail or self.user_message)
 
 

@@ -221,5 +221,5 @@ def _with_key(settings: Phi4Settings | None, api_key: str | None) -> Phi4Setting
     settings = settings or Phi4Settings()
     if not api_key:
         return settings
-    field_name = "openai_api_key" if settings.phi4_backend == "openai" else "hf_token"
+    field_name = "openai_api_key" if settings.backend_chain[0] == "openai" else "hf_token"
     return settings.model_copy(update={field_name: SecretStr(api_key)})

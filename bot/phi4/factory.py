@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 from bot.phi4.backend import Backend
-from bot.phi4.settings import Phi4Settings, secret_value
+from bot.phi4.settings import BackendName, Phi4Settings, secret_value
 
 
 def create_backend(settings: Phi4Settings) -> Backend:
     """The backend `PHI4_BACKEND` names, configured from the settings.
 
+    A list of names becomes a `FallbackChain` over them, and several `OPENAI_BASE_URL`s a
+    `ReplicaPool`; a single name and URL build the plain backend, exactly as before.
     The backend modules are imported here, not at package import, so importing `bot.phi4`
     for its plain values never pulls in an HTTP client.
     """
-    if settings.phi4_backend == "openai":
-        from bot.phi4.openai_backend import OpenAIBackend
+    members = [_one(name, settings) for name in settings.backend_chain]
+    if len(members) == 1:
+        return members[0]
+    from bot.phi4.chain import FallbackChain
 
-        return OpenAIBackend(
-            settings.openai_base_url,
-            api_key=secret_value(settings.openai_api_key),
-            model=settings.phi4_model,
-            accepts=settings.openai_accepts,
-            vision_model=settings.openai_vision_model or None,
-            speech_model=settings.openai_speech_model or None,
-            connect_timeout=settings.connect_timeout,
-            stream_timeout=settings.stream_timeout,
-        )
+    return FallbackChain(members)
+
+
+def _one(name: BackendName, settings: Phi4Settings) -> Backend:
+    if name == "openai":
+        return _openai(settings)
     from bot.phi4.space import SpaceBackend
 
     return SpaceBackend(
@@ -35,4 +35,36 @@ def create_backend(settings: Phi4Settings) -> Backend:
         trigger_id=settings.space_trigger_id,
         connect_timeout=settings.connect_timeout,
         stream_timeout=settings.stream_timeout,
+    )
+
+
+def _openai(settings: Phi4Settings) -> Backend:
+    """One server, or a pool of replicas; a replica never retries itself (the pool moves on)."""
+    from bot.phi4.openai_backend import OpenAIBackend
+
+    urls = settings.openai_base_urls
+    replicas = [
+        OpenAIBackend(
+            url,
+            api_key=secret_value(settings.openai_api_key),
+            model=settings.phi4_model,
+            accepts=settings.openai_accepts,
+            vision_model=settings.openai_vision_model or None,
+            speech_model=settings.openai_speech_model or None,
+            connect_timeout=settings.connect_timeout,
+            stream_timeout=settings.stream_timeout,
+            max_retries=1 if len(urls) == 1 else 0,
+        )
+        for url in urls
+    ]
+    if len(replicas) == 1:
+        return replicas[0]
+    from bot.phi4.replicas import ReplicaPool
+
+    return ReplicaPool(
+        replicas,
+        urls=urls,
+        backoff=settings.replica_backoff,
+        backoff_max=settings.replica_backoff_max,
+        probe_timeout=settings.connect_timeout,
     )

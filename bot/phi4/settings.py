@@ -7,7 +7,7 @@ else of `bot/`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +16,8 @@ from bot.shared import MediaKind
 
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 MediaSet = Annotated[frozenset[MediaKind], NoDecode]
+BackendName = Literal["space", "openai"]
+BACKEND_NAMES: tuple[BackendName, ...] = ("space", "openai")
 
 
 def split_csv(value: object) -> object:
@@ -39,7 +41,11 @@ class Phi4Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
-    phi4_backend: Literal["space", "openai"] = Field("space", alias="PHI4_BACKEND")
+    phi4_backend: str = Field(
+        "space",
+        alias="PHI4_BACKEND",
+        description="space, openai, or a chain tried in order per answer, e.g. space,openai",
+    )
     phi4_space_url: str = Field(DEFAULT_SPACE_URL, alias="PHI4_SPACE_URL")
     hf_token: SecretStr | None = Field(None, alias="HF_TOKEN")
     hf_endpoint: str = Field("https://huggingface.co", alias="HF_ENDPOINT")
@@ -57,6 +63,15 @@ class Phi4Settings(BaseSettings):
     openai_vision_model: str | None = Field(None, alias="PHI4_VISION_MODEL")
     openai_speech_model: str | None = Field(None, alias="PHI4_SPEECH_MODEL")
 
+    replica_backoff: float = Field(
+        2.0,
+        alias="PHI4_REPLICA_BACKOFF",
+        gt=0,
+        description="seconds a failed replica stays out before its first probe; doubles after "
+        "each failed probe or relapse",
+    )
+    replica_backoff_max: float = Field(60.0, alias="PHI4_REPLICA_BACKOFF_MAX", gt=0)
+
     connect_timeout: float = Field(15.0, alias="PHI4_CONNECT_TIMEOUT", gt=0)
     stream_timeout: float = Field(120.0, alias="PHI4BOT_STREAM_TIMEOUT", gt=0)
     max_audio_seconds: float = Field(300.0, alias="PHI4BOT_MAX_AUDIO_SECONDS", gt=0)
@@ -71,10 +86,41 @@ class Phi4Settings(BaseSettings):
                 raise ValueError(f"unknown media kind {', '.join(unknown)}: use image and/or audio")
         return value
 
-    @field_validator("phi4_space_url", "hf_endpoint", "openai_base_url")
+    @field_validator("phi4_backend")
+    @classmethod
+    def _backend_chain(cls, value: str) -> str:
+        names = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = sorted(set(names) - set(BACKEND_NAMES))
+        if unknown or not names:
+            raise ValueError(
+                f"unknown backend {', '.join(unknown) or '(empty)'}: use space, openai"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("name each backend once")
+        return ",".join(names)
+
+    @field_validator("phi4_space_url", "hf_endpoint")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_urls(cls, value: str) -> str:
+        urls = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        if not urls:
+            raise ValueError("give at least one base URL")
+        return ",".join(urls)
+
+    @property
+    def backend_chain(self) -> tuple[BackendName, ...]:
+        """`PHI4_BACKEND` as the backends to try in order; one name is a chain of one."""
+        return tuple(cast(BackendName, name) for name in self.phi4_backend.split(","))
+
+    @property
+    def openai_base_urls(self) -> tuple[str, ...]:
+        """`OPENAI_BASE_URL` as its replicas; one URL is a single server, as before."""
+        return tuple(self.openai_base_url.split(","))
 
     def client_secrets(self) -> list[str]:
         """The model client's secret values, for log redaction."""
