@@ -56,7 +56,9 @@ class Replica:
 
     def __init__(self, backend: Backend, url: str) -> None:
         self.backend = backend
-        self.url = url
+        self.url = display_url(url)
+        parts = urlsplit(url)
+        self._hidden = [p for p in (parts.netloc.rpartition("@")[0], parts.query) if p]
         self.healthy = True
         self.in_flight = 0
         self.answered = 0
@@ -65,6 +67,12 @@ class Replica:
         self.probe_at: float | None = None
         self.last_error: str | None = None
         self.prober: asyncio.Task[None] | None = None
+
+    def scrub(self, text: str) -> str:
+        """An error's text fit for the log: the URL's credentials and query masked."""
+        for hidden in self._hidden:
+            text = text.replace(hidden, "***")
+        return text
 
 
 class ReplicaPool(AsyncClosing):
@@ -84,9 +92,7 @@ class ReplicaPool(AsyncClosing):
     ) -> None:
         if not backends or len(backends) != len(urls):
             raise ValueError("a pool needs one URL per replica, and at least one replica")
-        self.replicas = tuple(
-            Replica(b, display_url(u)) for b, u in zip(backends, urls, strict=True)
-        )
+        self.replicas = tuple(Replica(b, u) for b, u in zip(backends, urls, strict=True))
         self.accepts: frozenset[MediaKind] = backends[0].accepts
         self.backoff, self.backoff_max = backoff, backoff_max
         self.probe_timeout = probe_timeout
@@ -127,7 +133,9 @@ class ReplicaPool(AsyncClosing):
                     raise
                 last = exc
                 log.info(
-                    "replica %s failed before answering (%s); trying another", replica.url, exc
+                    "replica %s failed before answering (%s); trying another",
+                    replica.url,
+                    replica.last_error,
                 )
                 continue
             finally:
@@ -152,9 +160,9 @@ class ReplicaPool(AsyncClosing):
 
     def _failed(self, replica: Replica, exc: Phi4Error) -> None:
         replica.failed += 1
-        replica.last_error = str(exc)
+        replica.last_error = replica.scrub(str(exc))
         if server_is_sick(exc):
-            self.take_out(replica, str(exc))
+            self.take_out(replica, replica.last_error)
 
     def _delay(self, replica: Replica) -> float:
         return float(min(self.backoff * 2 ** max(replica.times_out - 1, 0), self.backoff_max))
@@ -183,7 +191,7 @@ class ReplicaPool(AsyncClosing):
             except Exception as exc:
                 replica.times_out += 1
                 delay = self._delay(replica)
-                replica.last_error = str(exc) or type(exc).__name__
+                replica.last_error = replica.scrub(str(exc) or type(exc).__name__)
                 log.info(
                     "replica %s still out (probe: %s); next probe in %g s",
                     replica.url,

@@ -14,6 +14,9 @@ Usage::
         srv.text_only = True    # refuse images/audio with 400, as Ollama does
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
+        srv.max_streams = 4     # serve at most 4 answers at once; later ones wait (vLLM's batch)
+        await srv.kill()        # die at once: listening stops, open streams are cut
+        await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
 
 Models are those of a vLLM serving Phi-4 with its LoRA adapters (`srv.models`); a request
 for any other model draws vLLM's 404.
@@ -79,7 +82,8 @@ def _has_media(body: dict[str, Any]) -> set[str]:
 class FakeOpenAIServer:
     """aiohttp on 127.0.0.1 (random port) speaking `/v1/chat/completions` and `/v1/models`."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self.answer = "Hello from the fake Phi-4."
         self.reply: Callable[[dict[str, Any]], str] | None = None
         self.chunk_size = 4
@@ -92,6 +96,9 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.streaming_now = 0
         self.most_streaming_at_once = 0
+        self.max_streams: int | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._open: set[asyncio.BaseTransport] = set()
         self._failures: list[_Failure] = []
         self._resume = asyncio.Event()
         self._closing = asyncio.Event()
@@ -130,16 +137,30 @@ class FakeOpenAIServer:
         return [text[i : i + size] for i in range(0, len(text), size)]
 
     async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1: a random port the first time, the same one after `kill()`."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        self._closing = asyncio.Event()
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self
+        self.port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    async def kill(self) -> None:
+        """Die like a crashed replica: stop listening and cut every open connection at once."""
+        self._closing.set()
+        for transport in list(self._open):
+            transport.abort()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def __aexit__(
         self,
@@ -151,11 +172,14 @@ class FakeOpenAIServer:
         self._resume.set()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def _record(self, request: web.Request) -> RecordedRequest:
         recorded = RecordedRequest(
             request.method, request.path, dict(request.headers), dict(request.query)
         )
+        if request.transport is not None:
+            self._open.add(request.transport)  # for `kill()`; keep-alive reuses them
         if request.can_read_body:
             recorded.json = await request.json()
         self.requests.append(recorded)
@@ -221,6 +245,15 @@ class FakeOpenAIServer:
         )
 
     async def _stream(
+        self, request: web.Request, recorded: RecordedRequest, body: dict, kind: str, after: int
+    ) -> web.StreamResponse:
+        if self.max_streams is not None:
+            self._slots = self._slots or asyncio.Semaphore(self.max_streams)
+            async with self._slots:
+                return await self._stream_now(request, recorded, body, kind, after)
+        return await self._stream_now(request, recorded, body, kind, after)
+
+    async def _stream_now(
         self, request: web.Request, recorded: RecordedRequest, body: dict, kind: str, after: int
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
