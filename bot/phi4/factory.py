@@ -14,7 +14,8 @@ def create_backend(settings: Phi4Settings) -> Backend:
     The backend modules are imported here, not at package import, so importing `bot.phi4`
     for its plain values never pulls in an HTTP client.
     """
-    members = [_one(name, settings) for name in settings.backend_chain]
+    alone = len(settings.backend_chain) == 1
+    members = [_one(name, settings, alone=alone) for name in settings.backend_chain]
     if len(members) == 1:
         return members[0]
     from bot.phi4.chain import FallbackChain
@@ -22,9 +23,9 @@ def create_backend(settings: Phi4Settings) -> Backend:
     return FallbackChain(members)
 
 
-def _one(name: BackendName, settings: Phi4Settings) -> Backend:
+def _one(name: BackendName, settings: Phi4Settings, *, alone: bool) -> Backend:
     if name == "openai":
-        return _openai(settings)
+        return _openai(settings, alone=alone)
     from bot.phi4.space import SpaceBackend
 
     return SpaceBackend(
@@ -38,8 +39,12 @@ def _one(name: BackendName, settings: Phi4Settings) -> Backend:
     )
 
 
-def _openai(settings: Phi4Settings) -> Backend:
-    """One server, or a pool of replicas; a replica never retries itself (the pool moves on)."""
+def _openai(settings: Phi4Settings, *, alone: bool) -> Backend:
+    """One server, or a pool of replicas.
+
+    Only a server with nothing behind it retries a failed request itself; a replica or a
+    chain member leaves that to the pool or chain, which move on to another server.
+    """
     from bot.phi4.openai_backend import OpenAIBackend
 
     urls = settings.openai_base_urls
@@ -53,7 +58,7 @@ def _openai(settings: Phi4Settings) -> Backend:
             speech_model=settings.openai_speech_model or None,
             connect_timeout=settings.connect_timeout,
             stream_timeout=settings.stream_timeout,
-            max_retries=1 if len(urls) == 1 else 0,
+            max_retries=1 if alone and len(urls) == 1 else 0,
         )
         for url in urls
     ]
