@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/streaming.py
+	$(BIN)/python bench/backends.py
 
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py
