@@ -238,3 +238,17 @@ def test_urls_are_shown_without_credentials_or_query() -> None:
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_with_every_replica_out_the_turn_reads_why_they_failed(
+    servers: list[FakeOpenAIServer],
+) -> None:
+    for srv in servers:
+        srv.api_key = "the-right-key"
+    urls = [s.base_url for s in servers]
+    async with pool_of(*urls, OPENAI_API_KEY="wrong", PHI4_REPLICA_BACKOFF="30") as pool:
+        for _ in range(2):
+            with pytest.raises(Phi4Error) as failure:
+                await collect(pool)
+            assert "API key" in failure.value.user_message
+    assert chats(servers) == [1, 1, 1], "the second turn asked nobody"

@@ -66,6 +66,7 @@ class Replica:
         self.times_out = 0
         self.probe_at: float | None = None
         self.last_error: str | None = None
+        self.last_failure: Phi4Error | None = None
         self.prober: asyncio.Task[None] | None = None
 
     def scrub(self, text: str) -> str:
@@ -150,17 +151,23 @@ class ReplicaPool(AsyncClosing):
         """The one error a turn gets when no replica could answer it."""
         if last is not None:
             return last
-        errors = [r.last_error for r in self.replicas if r.last_error]
-        detail = f"all {len(self.replicas)} replicas are out" + (
-            f"; last: {errors[-1]}" if errors else ""
+        failures = [r for r in self.replicas if r.last_failure is not None]
+        detail = f"all {len(self.replicas)} replicas are out"
+        if not failures:
+            return BackendUnavailable(detail)
+        latest = failures[-1]
+        assert latest.last_failure is not None
+        # The sentence the failure itself gave ("rejected the API key", "unreachable", ...).
+        return BackendUnavailable(
+            f"{detail}; last: {latest.last_error}", user_message=latest.last_failure.user_message
         )
-        return BackendUnavailable(detail)
 
     # -- health ----------------------------------------------------------------------------
 
     def _failed(self, replica: Replica, exc: Phi4Error) -> None:
         replica.failed += 1
         replica.last_error = replica.scrub(str(exc))
+        replica.last_failure = exc
         if server_is_sick(exc):
             self.take_out(replica, replica.last_error)
 
