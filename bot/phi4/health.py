@@ -55,7 +55,7 @@ def endpoints(backend: Backend) -> list[Endpoint]:
     if isinstance(backend, FallbackChain):
         return [e for member in backend.backends for e in endpoints(member)]
     if isinstance(backend, ReplicaPool):
-        return [Endpoint(backend.name, r.url, r.backend) for r in backend.replicas]
+        return [Endpoint(backend.name, r.url, r.backend, r.scrub) for r in backend.replicas]
     where = getattr(backend, "base_url", None) or getattr(backend, "root", None) or ""
     return [Endpoint(backend.name, display_url(str(where)), backend)]
 
