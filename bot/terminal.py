@@ -216,7 +216,7 @@ async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:
     if able:
         print(f"OK: {len(able)} of {len(results)} can answer.", file=out)
         return 0
-    error = results[0].error or Phi4Error("no answer")
+    error = results[-1].error or Phi4Error("no answer")  # the one a chat would read last
     print(_redact(f"FAILED ({error.failure_class.value}): {error}", secrets), file=out)
     print(_redact(f"next step: {next_step(error, settings)}", secrets), file=out)
     return 1

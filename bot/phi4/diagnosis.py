@@ -107,7 +107,7 @@ def _fix_model(error: UnknownModel, settings: Phi4Settings) -> str:
 
 def _wait_or_move(error: Phi4Error, settings: Phi4Settings) -> str:
     """Transient failures: what helps other than waiting."""
-    on_space = settings.phi4_backend == "space"
+    on_space = settings.backend_chain[-1] == "space"  # a chain's error is its last backend's
     if isinstance(error, SpaceAsleep):
         return (
             f"the Space is asleep: open {settings.phi4_space_url} once in a browser to wake "

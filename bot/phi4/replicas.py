@@ -66,7 +66,6 @@ class Replica:
         self.times_out = 0
         self.probe_at: float | None = None
         self.last_error: str | None = None
-        self.last_failure: Phi4Error | None = None
         self.prober: asyncio.Task[None] | None = None
 
     def scrub(self, text: str) -> str:
@@ -99,6 +98,7 @@ class ReplicaPool(AsyncClosing):
         self.probe_timeout = probe_timeout
         self._clock = clock
         self._turn = 0
+        self._last_failure: Phi4Error | None = None
 
     # -- choosing --------------------------------------------------------------------------
 
@@ -148,27 +148,26 @@ class ReplicaPool(AsyncClosing):
         raise self._nobody_left(last)
 
     def _nobody_left(self, last: Phi4Error | None) -> Phi4Error:
-        """The one error a turn gets when no replica could answer it."""
+        """The one error a turn gets when no replica could answer it.
+
+        With every replica out and none asked, it is the failure that took the last one out:
+        its type, class and sentence ("nothing listens", "rejected the key") still hold, and
+        the operator's diagnosis reads them.
+        """
         if last is not None:
             return last
-        failures = [r for r in self.replicas if r.last_failure is not None]
-        detail = f"all {len(self.replicas)} replicas are out"
-        if not failures:
-            return BackendUnavailable(detail)
-        latest = failures[-1]
-        assert latest.last_failure is not None
-        # The sentence the failure itself gave ("rejected the API key", "unreachable", ...).
-        return BackendUnavailable(
-            f"{detail}; last: {latest.last_error}", user_message=latest.last_failure.user_message
-        )
+        if self._last_failure is None:
+            return BackendUnavailable(f"all {len(self.replicas)} replicas are out")
+        log.debug("all %d replicas are out; the turn fails at once", len(self.replicas))
+        return self._last_failure.with_traceback(None)
 
     # -- health ----------------------------------------------------------------------------
 
     def _failed(self, replica: Replica, exc: Phi4Error) -> None:
         replica.failed += 1
         replica.last_error = replica.scrub(str(exc))
-        replica.last_failure = exc
         if server_is_sick(exc):
+            self._last_failure = exc
             self.take_out(replica, replica.last_error)
 
     def _delay(self, replica: Replica) -> float:
