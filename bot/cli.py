@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.logs import configure_logging
+from bot.ops import MetricsPortUnavailable
 from bot.telegram.app import run_bot
 from bot.terminal import run_chat, run_check
 from storage.errors import StorageError
@@ -67,7 +68,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "db":
         return _copy_database(args.source, args.target)
     settings = _settings()
-    configure_logging(settings.log_level, settings.secrets())
+    configure_logging(settings.log_level, settings.secrets(), settings.log_format)
     if args.command == "run":
         if (
             settings.telegram_bot_token is None
@@ -77,7 +78,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
         try:
             run_bot(settings, webhook_url=args.webhook_url, listen=args.listen, port=args.port)
-        except StorageError as exc:
+        except (StorageError, MetricsPortUnavailable) as exc:
             print(f"phi4bot: {exc}", file=sys.stderr)
             return 2
         return 0

@@ -50,6 +50,9 @@ class Settings(Phi4Settings):
 
     webhook_secret: SecretStr | None = Field(None, alias="PHI4BOT_WEBHOOK_SECRET")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+    metrics_port: int | None = Field(None, alias="PHI4BOT_METRICS_PORT", gt=0, lt=65536)
+    metrics_host: str = Field("127.0.0.1", alias="PHI4BOT_METRICS_HOST")
 
     @field_validator(
         "allowed_users",
@@ -61,6 +64,16 @@ class Settings(Phi4Settings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return split_csv(value)
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("group_admin_only", mode="after")
     @classmethod

@@ -1,12 +1,34 @@
-"""Logging set-up that keeps every secret out of every log line, at every level."""
+"""Logging set-up that keeps every secret out of every log line, at every level, as text or JSON."""
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dtm
+import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 REDACTED = "[redacted]"
+
+# The conversation and turn a line was logged for; tasks started inside inherit it.
+_IDS: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "phi4bot_log_ids", default=None
+)
+
+
+@contextmanager
+def log_ids(**ids: int | None) -> Iterator[None]:
+    """Tag every log line written inside the block (and its tasks) with these ids."""
+    merged = dict(_IDS.get() or {})
+    merged.update({name: value for name, value in ids.items() if value is not None})
+    token = _IDS.set(merged)
+    try:
+        yield
+    finally:
+        _IDS.reset(token)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -31,12 +53,56 @@ class RedactingFormatter(logging.Formatter):
         return self.redact(super().format(record))
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
-    """Route all logging to stderr through the redacting formatter."""
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line: time, level, logger, message, ids where known, exception.
+
+    Every value is masked before it is encoded (escaping could otherwise hide a secret from
+    the mask), and the finished line is masked again, as text lines are.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": dtm.datetime.fromtimestamp(record.created, dtm.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": self.redact(record.getMessage()),
+        }
+        entry.update(_IDS.get() or {})
+        if record.exc_info:
+            entry["exception"] = self.redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            entry["exception"] = self.redact(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = self.redact(self.formatStack(record.stack_info))
+        return self.redact(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+class _TextWithIds(RedactingFormatter):
+    """The text format, with ` [conversation_id=3 turn_id=17]` appended where known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = _IDS.get()
+        if not ids:
+            return line
+        tag = " ".join(f"{name}={value}" for name, value in ids.items())
+        head, newline, rest = line.partition("\n")
+        return f"{head} [{tag}]{newline}{rest}"
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str], log_format: Literal["text", "json"] = "text"
+) -> None:
+    """Route all logging to stderr through the redacting formatter of `log_format`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter(secrets, "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(secrets))
+    else:
+        handler.setFormatter(
+            _TextWithIds(secrets, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot import metrics
 from bot.conversation.errors import QueueFull
 from bot.shared import Sentence
 from storage import ConversationKey
@@ -68,6 +69,7 @@ class ConversationLanes:
         self.check_room(key, user_id=user_id)
         lane = self._lanes.setdefault(key, _ConversationLane())
         lane.jobs.append((job, user_id))
+        metrics.TURNS_WAITING.inc()
         if lane.worker is None:
             lane.worker = asyncio.create_task(self._work(key, lane), name=f"lane-{key}")
 
@@ -75,6 +77,7 @@ class ConversationLanes:
         try:
             while lane.jobs:
                 job, _ = lane.jobs.popleft()
+                metrics.TURNS_WAITING.dec()
                 try:
                     await job()
                 except asyncio.CancelledError:
@@ -113,6 +116,7 @@ class ConversationLanes:
         """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
         self._closing = True
         for lane in self._lanes.values():
+            metrics.TURNS_WAITING.dec(len(lane.jobs))
             lane.jobs.clear()
         for key in list(self._lanes):
             self.stop(key, StopReason.SHUTDOWN)

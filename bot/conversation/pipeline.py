@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
+from bot import metrics
 from bot.config import Settings
 from bot.conversation.errors import NothingToRetry
 from bot.conversation.health import BackendHealth
@@ -17,6 +20,7 @@ from bot.conversation.ports import AnswerView, ChatReplies
 from bot.conversation.prompt import ChatSetting, build_conversation
 from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.shared import Sentence, UserFacingError
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store
@@ -31,6 +35,18 @@ STOP_NOTES = {
 }
 CHECKPOINT_EVERY = 2.0
 FIRST_CHECKPOINT_EVERY = 0.2
+OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
+    AnswerStatus.COMPLETE: "answered",
+    AnswerStatus.STOPPED: "stopped",
+    AnswerStatus.FAILED: "failed",
+}
+
+
+@dataclass(slots=True)
+class _FirstChunk:
+    """When the model's first chunk of an answer arrived (`time.monotonic()`), once it has."""
+
+    at: float | None = None
 
 
 class TurnPipeline:
@@ -65,7 +81,9 @@ class TurnPipeline:
         if stored.problem is not None:
             await self._refuse(stored, target, stored.problem)
             return
-        await self.answer(target, stored.conversation_id, stored.user_turn_id)
+        await self.answer(
+            target, stored.conversation_id, stored.user_turn_id, received_at=turn.received_at
+        )
 
     async def _refuse(
         self, stored: AcceptedTurn, target: ReplyTarget, problem: UserFacingError
@@ -80,6 +98,7 @@ class TurnPipeline:
             message_ids=message_ids,
             error=type(problem).__name__,
         )
+        metrics.count_turn("failed")
 
     async def retry(self, target: ReplyTarget) -> None:
         """Answer the conversation's last user turn again, replacing its earlier answer."""
@@ -141,11 +160,25 @@ class TurnPipeline:
         user_turn_id: int,
         *,
         take_over: Sequence[int] = (),
+        received_at: float | None = None,
     ) -> None:
         """Stream the model's answer to the stored turn `user_turn_id` and record how it ended.
 
         `take_over` names messages of an earlier answer to this turn, rewritten into this one.
+        `received_at` is when the user's message was read (`time.monotonic()`), for the time
+        to first text; log lines written meanwhile carry the conversation and turn ids.
         """
+        with log_ids(conversation_id=conversation_id, turn_id=user_turn_id):
+            await self._answer(target, conversation_id, user_turn_id, take_over, received_at)
+
+    async def _answer(
+        self,
+        target: ReplyTarget,
+        conversation_id: int,
+        user_turn_id: int,
+        take_over: Sequence[int],
+        received_at: float | None,
+    ) -> None:
         key = target.key
         system_prompt = await self.system_prompt(key.chat_id)
         history = await self.store.history(
@@ -159,11 +192,13 @@ class TurnPipeline:
         )
         answer_id = await self.store.start_answer(conversation_id, user_turn_id)
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
-        generation = asyncio.create_task(self._generate(target, conversation, view))
+        started_at, first_chunk = time.monotonic(), _FirstChunk()
+        generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
         checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
         status, failure = AnswerStatus.COMPLETE, None
+        metrics.ANSWERS_STREAMING.inc()
         try:
             await generation
         except asyncio.CancelledError:
@@ -177,6 +212,7 @@ class TurnPipeline:
             log.exception("the answer in chat %s failed", key.chat_id)
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
+            metrics.ANSWERS_STREAMING.dec()
             checkpoints.cancel()
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
@@ -205,9 +241,22 @@ class TurnPipeline:
             message_ids=message_ids,
             error=None if failure is None else type(failure).__name__,
         )
+        metrics.record_answer(
+            OUTCOMES[status],
+            received_at=received_at,
+            started_at=started_at,
+            first_chunk_at=first_chunk.at,
+            shown_at=view.answer_shown_at,
+            ended_at=time.monotonic(),
+            length=len(view.text),
+        )
 
     async def _generate(
-        self, target: ReplyTarget, conversation: Conversation, view: AnswerView
+        self,
+        target: ReplyTarget,
+        conversation: Conversation,
+        view: AnswerView,
+        first_chunk: _FirstChunk,
     ) -> None:
         """Pump the model's chunks into the view; typing is shown until the first one."""
         pending_status: set[asyncio.Task[None]] = set()
@@ -226,6 +275,7 @@ class TurnPipeline:
             async with self.replies.typing(target):
                 first = await anext(chunks, None)
             if first is not None:
+                first_chunk.at = time.monotonic()
                 view.append(first)
                 async for chunk in chunks:
                     view.append(chunk)

@@ -23,6 +23,11 @@ class AnswerView(Protocol):
     @property
     def message_ids(self) -> list[int]: ...
 
+    @property
+    def answer_shown_at(self) -> float | None:
+        """When (`time.monotonic()`) the chat first showed the answer; None until it has."""
+        ...
+
     def append(self, chunk: str) -> None:
         """Add model text; the view decides when the chat is brought up to date."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from bot import metrics
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence
@@ -29,6 +30,8 @@ def resume_unfinished(dispatcher: TurnDispatcher, found: list[PendingAnswer]) ->
             job = partial(pipeline.answer, target, pending.conversation_id, pending.user_turn_id)
             dispatcher.lanes.submit(pending.key, job)
     cut = [p for p in found if p.assistant_turn_id is not None]
+    for _ in cut:
+        metrics.count_turn("interrupted")
     for key, pending_here in _by_conversation(cut).items():
         target = ReplyTarget.for_stored(key, _notice_target(pending_here))
         dispatcher.tell(target, restart_notice(pending_here))

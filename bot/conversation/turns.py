@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from bot.shared import MediaKind, UserFacingError
 from storage import ConversationKey
@@ -61,6 +62,7 @@ class IncomingTurn:
     rejection: UserFacingError | None = None
     # Media of the message replied to: context, taken along when it can still be downloaded.
     context_media: tuple[MediaRef, ...] = ()
+    received_at: float = field(default_factory=time.monotonic, compare=False)  # monotonic
 
     @property
     def key(self) -> ConversationKey:

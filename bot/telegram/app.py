@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 from telegram import Update
 from telegram.ext import ApplicationBuilder
 
+from bot import metrics
 from bot.config import Settings
 from bot.conversation.access import AccessPolicy, UserRateLimiter
 from bot.conversation.dispatcher import TurnDispatcher
@@ -17,18 +18,22 @@ from bot.conversation.lanes import ConversationLanes
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
-from bot.phi4 import create_backend
+from bot.logs import RedactingFormatter
+from bot.ops import OpsServer, Readiness, timed_store
+from bot.phi4 import Backend, create_backend
+from bot.phi4.instrumented import InstrumentedBackend
 from bot.shared.i18n import languages
 from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
+from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
-from storage import open_store
+from storage import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,15 @@ def build_application(settings: Settings) -> BotApplication:
     """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
     assert settings.telegram_bot_token is not None
     api = settings.telegram_api_url
+    pulse = TelegramPulse()
+    requests = MeteredRequest(
+        pulse,
+        connection_pool_size=64,
+        connect_timeout=10.0,
+        read_timeout=30.0,
+        write_timeout=30.0,
+        pool_timeout=30.0,
+    )
     application: BotApplication = (
         ApplicationBuilder()
         .context_types(CONTEXT_TYPES)
@@ -46,18 +60,15 @@ def build_application(settings: Settings) -> BotApplication:
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(True)
-        .connect_timeout(10.0)
-        .read_timeout(30.0)
-        .write_timeout(30.0)
-        .pool_timeout(30.0)
-        .connection_pool_size(64)
-        .get_updates_read_timeout(45.0)
+        .request(requests)
+        .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
         .post_init(_start_services)
         .post_stop(_stop_answers)
         .post_shutdown(_close_services)
         .build()
     )
     application.bot_data.settings = settings
+    application.bot_data.pulse = pulse
     register_handlers(application)
     return application
 
@@ -65,13 +76,18 @@ def build_application(settings: Settings) -> BotApplication:
 async def _start_services(application: BotApplication) -> None:
     settings = application.bot_data.settings
     assert settings is not None
-    store = await open_store(
-        settings.database_url, max_attachment_bytes=settings.max_attachment_bytes
+    store = timed_store(
+        await open_store(settings.database_url, max_attachment_bytes=settings.max_attachment_bytes)
     )
-    backend = create_backend(settings)
+    backend = InstrumentedBackend(create_backend(settings))
     me = application.bot
     identity = BotIdentity(me.id, me.username)
     budget = RateBudget(bot_rate=settings.bot_rate)
+    metrics.watch_budget(
+        penalty_seconds=budget.penalty_remaining,
+        used=budget.window_used,
+        limit=budget.window_cap,
+    )
     lanes = ConversationLanes()
     replies = TelegramReplies(
         application.bot,
@@ -128,9 +144,29 @@ async def _start_services(application: BotApplication) -> None:
     await application.bot.set_my_commands(menu(None))
     for language in languages()[1:]:
         await application.bot.set_my_commands(menu(language), language_code=language)
+    await _start_ops(application, store=store, backend=backend)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
     resume_unfinished(dispatcher, await store.unfinished_answers())
+
+
+async def _start_ops(application: BotApplication, *, store: Store, backend: Backend) -> None:
+    """Serve /metrics, /healthz and /readyz when `PHI4BOT_METRICS_PORT` is set."""
+    settings = application.bot_data.settings
+    assert settings is not None
+    if settings.metrics_port is None:
+        return
+    pulse = application.bot_data.pulse
+    readiness = Readiness(
+        store=store,
+        backend=backend,
+        telegram_answered_at=lambda: pulse.answered_at,
+        ask_telegram=application.bot.get_me,
+        redact=RedactingFormatter(settings.secrets()).redact,
+    )
+    server = OpsServer(settings.metrics_host, settings.metrics_port, readiness)
+    await server.start()
+    application.bot_data.ops = server
 
 
 async def _stop_answers(application: BotApplication) -> None:
@@ -151,6 +187,9 @@ async def _close_services(application: BotApplication) -> None:
     services = application.bot_data.services
     if services is None:
         return
+    if application.bot_data.ops is not None:
+        await application.bot_data.ops.stop()
+        application.bot_data.ops = None
     await services.backend.aclose()
     await services.store.close()
     log.info("stopped cleanly")

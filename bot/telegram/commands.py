@@ -11,6 +11,7 @@ from telegram import Bot, BotCommand, ChatMember, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import CommandHandler
 
+from bot import metrics
 from bot.conversation.errors import TurnRejected
 from bot.conversation.prompt import ChatSetting
 from bot.shared import Sentence, translate
@@ -70,6 +71,7 @@ def _admitted(update: Update, context: BotContext) -> tuple[BotServices, Message
     message = update.message
     if message is None:
         return None
+    metrics.count_update("command")
     services = context.services
     if not services.admission.admit(message):
         return None

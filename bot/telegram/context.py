@@ -7,6 +7,8 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot
 
 from bot.config import Settings
+from bot.ops import OpsServer
+from bot.telegram.metered_request import TelegramPulse
 from bot.telegram.services import BotServices
 
 
@@ -16,6 +18,8 @@ class BotData:
     def __init__(self) -> None:
         self.settings: Settings | None = None
         self.services: BotServices | None = None
+        self.pulse = TelegramPulse()
+        self.ops: OpsServer | None = None  # the metrics and health port, when configured
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):

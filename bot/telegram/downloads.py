@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Literal
 from telegram import Bot, Message
 from telegram.error import BadRequest, NetworkError, TimedOut
 
+from bot import metrics
 from bot.conversation.errors import FileTooLarge, MediaUnavailable, UnsupportedMessage
 from bot.conversation.turns import MediaRef
 from bot.media import MediaTooLong, decode_audio_to_wav_async, media_kind, prepare_image
@@ -121,7 +123,18 @@ class MediaFetcher:
 
 
 async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
-    """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV."""
+    """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV.
+
+    The time it takes is recorded in `phi4bot_media_decode_seconds`.
+    """
+    started = time.perf_counter()
+    try:
+        return await _prepare(ref, data, max_audio_seconds)
+    finally:
+        metrics.observe_media_decode(ref.kind, time.perf_counter() - started)
+
+
+async def _prepare(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
     kind: Literal["image", "audio"] = ref.kind
     if kind == "image":
         image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)

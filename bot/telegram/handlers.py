@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import MessageHandler, filters
 
+from bot import metrics
 from bot.telegram.callbacks import BUTTON_HANDLER
 from bot.telegram.commands import COMMAND_HANDLERS
 from bot.telegram.context import BotApplication, BotContext
@@ -24,9 +25,12 @@ async def on_message(update: Update, context: BotContext) -> None:
     if is_group(message):
         me = services.identity
         if not (mentions_bot(message, me) or replies_to_bot(message, me)):
+            metrics.count_update("ignored")
             return
     elif not is_private(message):
+        metrics.count_update("ignored")
         return
+    metrics.count_update(update_kind(message))
     if services.admission.admit(message):
         services.admission.take(message)
 
@@ -49,6 +53,19 @@ async def on_edited(update: Update, context: BotContext) -> None:
     services = context.services
     if services.admission.admit(message):
         services.dispatcher.revise(services.admission.read(message, text_override=override))
+def update_kind(message: Message) -> metrics.UpdateKind:
+    """What an addressed message holds, for `phi4bot_updates_total`."""
+    if message.photo:
+        return "photo"
+    if message.voice:
+        return "voice"
+    if message.audio:
+        return "audio"
+    if message.document:
+        return "document"
+    if message.text:
+        return "text"
+    return "other"
 
 
 async def on_migration(update: Update, context: BotContext) -> None:

@@ -113,6 +113,7 @@ class RateBudget:
         self._seq = itertools.count()
         self._grants = 0
         self._penalties: deque[tuple[float, int]] = deque()
+        self._penalty_until = -math.inf
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._forget_at = self.clock.now() + _FORGET_AFTER
@@ -147,6 +148,7 @@ class RateBudget:
         """
         now = self.clock.now()
         until = now + max(0.0, retry_after)
+        self._penalty_until = max(self._penalty_until, until)
         lane = self._lane(chat_id, is_group=chat_id < 0)
         lane.next_free = max(lane.next_free, until)
         self._penalties.append((now, chat_id))
@@ -169,6 +171,22 @@ class RateBudget:
             self._in_flight.popleft()
         self._window.append(self.clock.now())
         self._dispatch()
+
+    # -- what an operator sees (read when metrics are scraped) --------------------------
+
+    @property
+    def window_cap(self) -> int:
+        """Requests allowed in any one-second window."""
+        return self._window_cap
+
+    def penalty_remaining(self) -> float:
+        """Seconds until the longest 429 penalty still running is over; 0 when none is."""
+        return max(0.0, self._penalty_until - self.clock.now())
+
+    def window_used(self) -> int:
+        """Requests counted against the bot-wide window right now (in flight or recent)."""
+        since = self.clock.now() - _WINDOW
+        return len(self._in_flight) + sum(1 for t in self._window if t > since)
 
     def _bot_free_at(self, now: float, priority: Priority) -> float:
         """When the bot-wide budget next allows a request of `priority`: after any penalty,

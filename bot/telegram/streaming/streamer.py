@@ -102,6 +102,7 @@ class ReplyStreamer:
         self._translate = translate
         self._anything_shown = False
         self._answer_shown = False
+        self.answer_shown_at: float | None = None
         self._last_request = -math.inf
         self._failures = 0
         self._broken = False
@@ -341,6 +342,8 @@ class ReplyStreamer:
         if op.kind != "delete":
             self._anything_shown = True
             self._answer_shown |= self._final is not None or self._desired_is_answer
+            if self._answer_shown and self.answer_shown_at is None:
+                self.answer_shown_at = self._clock.now()
 
     async def _back_off(self, exc: TransientSendError) -> None:
         self._failures += 1
