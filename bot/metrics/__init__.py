@@ -11,8 +11,18 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
+
+# `*_created` series would double the output and tell an operator nothing.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 UpdateKind = Literal["text", "photo", "voice", "audio", "document", "command", "ignored", "other"]
 TurnOutcome = Literal["answered", "failed", "stopped", "interrupted"]

@@ -13,6 +13,7 @@ Usage::
         srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
         srv.text_only = True    # refuse images/audio with 400, as Ollama does
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
+        srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
         srv.max_streams = 4     # serve at most 4 answers at once; later ones wait (vLLM's batch)
         await srv.kill()        # die at once: listening stops, open streams are cut
@@ -91,6 +92,7 @@ class FakeOpenAIServer:
         self.models = [DEFAULT_MODEL, "vision", "speech"]
         self.text_only = False
         self.api_key: str | None = None
+        self.down = False
         self.pause_after: int | None = None
         self.keepalive: float | None = None
         self.requests: list[RecordedRequest] = []
@@ -186,6 +188,8 @@ class FakeOpenAIServer:
         return recorded
 
     def _unauthorised(self, request: web.Request) -> web.Response | None:
+        if self.down:  # the model server is gone; the reverse proxy in front of it says so
+            return web.Response(status=502, text="502 Bad Gateway", content_type="text/plain")
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "Incorrect API key provided.", "invalid_request_error", "401")
         return None
