@@ -69,7 +69,7 @@ class ConversationLanes:
         self.check_room(key, user_id=user_id)
         lane = self._lanes.setdefault(key, _ConversationLane())
         lane.jobs.append((job, user_id))
-        metrics.TURNS_WAITING.inc()
+        metrics.turns_waiting(+1)
         if lane.worker is None:
             lane.worker = asyncio.create_task(self._work(key, lane), name=f"lane-{key}")
 
@@ -77,7 +77,7 @@ class ConversationLanes:
         try:
             while lane.jobs:
                 job, _ = lane.jobs.popleft()
-                metrics.TURNS_WAITING.dec()
+                metrics.turns_waiting(-1)
                 try:
                     await job()
                 except asyncio.CancelledError:
@@ -116,7 +116,7 @@ class ConversationLanes:
         """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
         self._closing = True
         for lane in self._lanes.values():
-            metrics.TURNS_WAITING.dec(len(lane.jobs))
+            metrics.turns_waiting(-len(lane.jobs))
             lane.jobs.clear()
         for key in list(self._lanes):
             self.stop(key, StopReason.SHUTDOWN)

@@ -198,7 +198,7 @@ class TurnPipeline:
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
         status, failure = AnswerStatus.COMPLETE, None
-        metrics.ANSWERS_STREAMING.inc()
+        metrics.answers_streaming(+1)
         try:
             await generation
         except asyncio.CancelledError:
@@ -212,7 +212,7 @@ class TurnPipeline:
             log.exception("the answer in chat %s failed", key.chat_id)
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
-            metrics.ANSWERS_STREAMING.dec()
+            metrics.answers_streaming(-1)
             checkpoints.cancel()
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)

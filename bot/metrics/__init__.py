@@ -93,13 +93,34 @@ DATABASE_OPERATION = Histogram(
 )
 
 _METHOD_NAME = re.compile(r"[A-Za-z]{1,40}")
+_recording = True
+
+
+def stop_recording() -> None:
+    """Make every call below a no-op: a bot without a metrics port records nothing."""
+    global _recording
+    _recording = False
+
+
+def answers_streaming(change: int) -> None:
+    if _recording:
+        ANSWERS_STREAMING.inc(change)
+
+
+def turns_waiting(change: int) -> None:
+    if _recording:
+        TURNS_WAITING.inc(change)
 
 
 def count_update(kind: UpdateKind) -> None:
+    if not _recording:
+        return
     UPDATES.labels(kind).inc()
 
 
 def count_turn(outcome: TurnOutcome) -> None:
+    if not _recording:
+        return
     TURNS.labels(outcome).inc()
 
 
@@ -118,6 +139,8 @@ def record_answer(
     `received_at` is when the user's message was read; answers with no such moment
     (/retry, turns recovered after a restart) count from `started_at` instead.
     """
+    if not _recording:
+        return
     TURNS.labels(outcome).inc()
     ANSWER_DURATION.observe(max(0.0, ended_at - started_at))
     ANSWER_LENGTH.observe(length)
@@ -134,6 +157,8 @@ def telegram_method(name: str) -> str:
 
 
 def count_telegram_request(method: str, outcome: TelegramOutcome) -> None:
+    if not _recording:
+        return
     TELEGRAM_REQUESTS.labels(telegram_method(method), outcome).inc()
 
 
@@ -152,24 +177,34 @@ def watch_budget(
     *, penalty_seconds: Callable[[], float], used: Callable[[], float], limit: float
 ) -> None:
     """Read the pacing budget's state when scraped, so pacing itself records nothing."""
+    if not _recording:
+        return
     TELEGRAM_PENALTY.set_function(penalty_seconds)
     TELEGRAM_BUDGET_USED.set_function(used)
     TELEGRAM_BUDGET_LIMIT.set(limit)
 
 
 def count_backend_request(backend: str, outcome: str) -> None:
+    if not _recording:
+        return
     BACKEND_REQUESTS.labels(backend, outcome).inc()
 
 
 def observe_backend_first_chunk(backend: str, seconds: float) -> None:
+    if not _recording:
+        return
     BACKEND_FIRST_CHUNK.labels(backend).observe(seconds)
 
 
 def observe_media_decode(kind: str, seconds: float) -> None:
+    if not _recording:
+        return
     MEDIA_DECODE.labels(kind).observe(seconds)
 
 
 def observe_database(operation: str, seconds: float) -> None:
+    if not _recording:
+        return
     DATABASE_OPERATION.labels(operation).observe(seconds)
 
 
@@ -179,11 +214,10 @@ def exposition() -> tuple[bytes, str]:
 
 
 __all__ = [
-    "ANSWERS_STREAMING",
-    "TURNS_WAITING",
     "TelegramOutcome",
     "TurnOutcome",
     "UpdateKind",
+    "answers_streaming",
     "count_backend_request",
     "count_telegram_request",
     "count_turn",
@@ -193,7 +227,9 @@ __all__ = [
     "observe_database",
     "observe_media_decode",
     "record_answer",
+    "stop_recording",
     "telegram_method",
     "telegram_outcome",
+    "turns_waiting",
     "watch_budget",
 ]

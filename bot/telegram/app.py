@@ -43,6 +43,8 @@ SHUTDOWN_GRACE = 10.0
 def build_application(settings: Settings) -> BotApplication:
     """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
     assert settings.telegram_bot_token is not None
+    if settings.metrics_port is None:
+        metrics.stop_recording()  # nobody can read them: spend nothing on them
     api = settings.telegram_api_url
     pulse = TelegramPulse()
     requests = MeteredRequest(
