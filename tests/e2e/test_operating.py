@@ -206,3 +206,18 @@ async def test_readyz_follows_the_backend_going_down_and_coming_back(
 
     model.down = False
     await eventually(readiness(200), timeout=20, what="ready again")
+
+
+async def test_a_metrics_port_in_use_stops_the_start_with_one_line(
+    tg: FakeTelegram, start_bot: StartBot
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = await start_bot(PHI4BOT_METRICS_PORT=str(port), wait=False)
+        assert bot.proc is not None
+        code = await asyncio.wait_for(bot.proc.wait(), 30)
+    assert code == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in bot.log()
+    assert "Traceback" not in bot.log()
