@@ -486,6 +486,23 @@ async def test_the_queue_status_becomes_the_first_message_and_then_the_answer(
     assert streamer.message_ids == [101]
 
 
+async def test_the_moment_the_answer_was_first_shown_is_kept_and_a_status_does_not_count(
+    clock: FakeClock, sink: MemorySink, budget: SpyBudget
+) -> None:
+    streamer = make(sink, budget)
+    await clock.run(streamer.show_status("⏳ In queue: position 1"))
+    assert streamer.answer_shown_at is None
+    await clock.run_for(2.0)
+    streamer.append("The answer")
+    appended_at = clock.now()
+    await clock.run_for(1.5)
+    shown_at = streamer.answer_shown_at
+    assert shown_at is not None and appended_at < shown_at < appended_at + 0.5
+    streamer.append(" grows")
+    await clock.run(streamer.finish())
+    assert streamer.answer_shown_at == shown_at, "only the first sight counts"
+
+
 async def test_a_cancelled_status_wait_still_leaves_a_consistent_reply(
     clock: FakeClock, sink: MemorySink, budget: SpyBudget
 ) -> None:
