@@ -24,7 +24,9 @@ from prometheus_client.exposition import generate_latest
 # `*_created` series would double the output and tell an operator nothing.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-UpdateKind = Literal["text", "photo", "voice", "audio", "document", "command", "ignored", "other"]
+UpdateKind = Literal[
+    "text", "photo", "voice", "audio", "document", "command", "edited", "button", "ignored", "other"
+]
 TurnOutcome = Literal["answered", "failed", "stopped", "interrupted"]
 TelegramOutcome = Literal["ok", "429", "4xx", "5xx", "network"]
 

@@ -9,6 +9,7 @@ from telegram import CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler
 
+from bot import metrics
 from bot.conversation.errors import TurnRejected
 from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence, translate
@@ -32,6 +33,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     if query is None:
         return
+    metrics.count_update("button")
     notice: str | None = None
     try:
         notice = await _press(context.services, query)

@@ -43,6 +43,7 @@ async def on_edited(update: Update, context: BotContext) -> None:
         return
     if not (is_private(message) or is_group(message)):
         return
+    metrics.count_update("edited")
     text = message.text or message.caption or ""
     override = None
     if text.startswith("/"):
@@ -53,6 +54,8 @@ async def on_edited(update: Update, context: BotContext) -> None:
     services = context.services
     if services.admission.admit(message):
         services.dispatcher.revise(services.admission.read(message, text_override=override))
+
+
 def update_kind(message: Message) -> metrics.UpdateKind:
     """What an addressed message holds, for `phi4bot_updates_total`."""
     if message.photo:
