@@ -179,6 +179,7 @@ async def test_the_image_install_and_start_commands_work_in_a_fresh_venv(tmp_pat
     output, _ = await installed.communicate()
     assert installed.returncode == 0, output.decode(errors="replace")[-3000:]
     assert (site_packages(venv) / "bot" / "ops" / "server.py").exists(), "every package is in"
+    assert list((site_packages(venv) / "bot" / "shared" / "locale").glob("*/LC_MESSAGES/*.mo"))
 
     port = free_port()
     workdir = tmp_path / "data"

@@ -14,7 +14,9 @@ from bot.ops import Readiness, timed_store
 from bot.ops.readiness import BACKEND_RECHECK, TELEGRAM_FRESH
 from bot.phi4 import BackendUnavailable, Conversation, Turn
 from bot.phi4.backend import QueueListener
-from bot.phi4.instrumented import InstrumentedBackend
+from bot.phi4.chain import FallbackChain
+from bot.phi4.instrumented import InstrumentedBackend, instrument
+from bot.phi4.replicas import ReplicaPool
 from bot.shared import MediaKind
 from bot.telegram.streaming.pacing import Priority, RateBudget
 
@@ -102,16 +104,22 @@ def test_an_answer_that_failed_before_any_text_adds_no_time_to_first_text() -> N
 async def test_backend_requests_are_counted_by_outcome_and_timed_to_the_first_chunk() -> None:
     backend = InstrumentedBackend(ScriptedBackend("m-ok", ["a", "b"]))
     assert [c async for c in backend.stream(CONVERSATION)] == ["a", "b"]
-    assert value("phi4bot_backend_requests_total", backend="m-ok", outcome="ok") == 1
-    assert value("phi4bot_backend_first_chunk_seconds_count", backend="m-ok") == 1
+    assert value("phi4bot_backend_requests_total", backend="m-ok", replica="", outcome="ok") == 1
+    assert value("phi4bot_backend_first_chunk_seconds_count", backend="m-ok", replica="") == 1
 
     failing = InstrumentedBackend(ScriptedBackend("m-bad", [], BackendUnavailable("down")))
     with pytest.raises(BackendUnavailable):
         [c async for c in failing.stream(CONVERSATION)]
     assert (
-        value("phi4bot_backend_requests_total", backend="m-bad", outcome="BackendUnavailable") == 1
+        value(
+            "phi4bot_backend_requests_total",
+            backend="m-bad",
+            replica="",
+            outcome="BackendUnavailable",
+        )
+        == 1
     )
-    assert value("phi4bot_backend_first_chunk_seconds_count", backend="m-bad") == 0
+    assert value("phi4bot_backend_first_chunk_seconds_count", backend="m-bad", replica="") == 0
 
 
 async def test_a_stream_closed_by_the_caller_counts_as_cancelled() -> None:
@@ -119,7 +127,45 @@ async def test_a_stream_closed_by_the_caller_counts_as_cancelled() -> None:
     chunks = backend.stream(CONVERSATION)
     assert await anext(chunks) == "a"
     await chunks.aclose()  # type: ignore[attr-defined]
-    assert value("phi4bot_backend_requests_total", backend="m-stop", outcome="cancelled") == 1
+    assert (
+        value("phi4bot_backend_requests_total", backend="m-stop", replica="", outcome="cancelled")
+        == 1
+    )
+
+
+async def test_each_server_of_a_chain_is_counted_under_its_own_name() -> None:
+    chain = instrument(
+        FallbackChain(
+            [
+                ScriptedBackend("c-space", [], BackendUnavailable("quota")),
+                ScriptedBackend("c-openai", ["fine"]),
+            ]
+        )
+    )
+    assert [c async for c in chain.stream(CONVERSATION)] == ["fine"]
+    failed = value(
+        "phi4bot_backend_requests_total",
+        backend="c-space",
+        replica="",
+        outcome="BackendUnavailable",
+    )
+    assert failed == 1
+    assert (
+        value("phi4bot_backend_requests_total", backend="c-openai", replica="", outcome="ok") == 1
+    )
+
+
+async def test_each_replica_of_a_pool_is_counted_by_url_and_watched_in_service() -> None:
+    urls = ["http://user:pw@gpu1:8000/v1", "http://gpu2:8000/v1?key=k"]
+    pool = ReplicaPool([ScriptedBackend("openai", ["a"]) for _ in urls], urls=urls)
+    backend = instrument(pool)
+    assert [c async for c in backend.stream(CONVERSATION)] == ["a"]
+    labels = {"backend": "openai", "replica": "http://gpu1:8000/v1"}
+    assert value("phi4bot_backend_requests_total", **labels, outcome="ok") == 1
+    assert value("phi4bot_backend_replica_up", **labels) == 1
+    pool.replicas[0].healthy = False
+    assert value("phi4bot_backend_replica_up", **labels) == 0
+    assert value("phi4bot_backend_replica_up", backend="openai", replica="http://gpu2:8000/v1") == 1
 
 
 class MemoryStore:

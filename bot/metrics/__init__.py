@@ -73,13 +73,20 @@ TELEGRAM_BUDGET_LIMIT = Gauge(
 )
 
 BACKEND_REQUESTS = Counter(
-    "phi4bot_backend_requests", "Model requests, by backend and outcome", ["backend", "outcome"]
+    "phi4bot_backend_requests",
+    "Model requests, by backend, replica (empty for a single server) and outcome",
+    ["backend", "replica", "outcome"],
 )
 BACKEND_FIRST_CHUNK = Histogram(
     "phi4bot_backend_first_chunk_seconds",
     "From sending a model request to its first chunk of text",
-    ["backend"],
+    ["backend", "replica"],
     buckets=_SECONDS_WAIT,
+)
+BACKEND_REPLICA_UP = Gauge(
+    "phi4bot_backend_replica_up",
+    "1 while a replica of a pool is in service, 0 while it is taken out",
+    ["backend", "replica"],
 )
 MEDIA_DECODE = Histogram(
     "phi4bot_media_decode_seconds",
@@ -186,16 +193,23 @@ def watch_budget(
     TELEGRAM_BUDGET_LIMIT.set(limit)
 
 
-def count_backend_request(backend: str, outcome: str) -> None:
+def count_backend_request(backend: str, replica: str, outcome: str) -> None:
     if not _recording:
         return
-    BACKEND_REQUESTS.labels(backend, outcome).inc()
+    BACKEND_REQUESTS.labels(backend, replica, outcome).inc()
 
 
-def observe_backend_first_chunk(backend: str, seconds: float) -> None:
+def observe_backend_first_chunk(backend: str, replica: str, seconds: float) -> None:
     if not _recording:
         return
-    BACKEND_FIRST_CHUNK.labels(backend).observe(seconds)
+    BACKEND_FIRST_CHUNK.labels(backend, replica).observe(seconds)
+
+
+def watch_replica(backend: str, replica: str, up: Callable[[], float]) -> None:
+    """Read whether a pool's replica is in service when scraped."""
+    if not _recording:
+        return
+    BACKEND_REPLICA_UP.labels(backend, replica).set_function(up)
 
 
 def observe_media_decode(kind: str, seconds: float) -> None:
@@ -234,4 +248,5 @@ __all__ = [
     "telegram_outcome",
     "turns_waiting",
     "watch_budget",
+    "watch_replica",
 ]

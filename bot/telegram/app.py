@@ -21,7 +21,7 @@ from bot.conversation.recovery import resume_unfinished
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness, timed_store
 from bot.phi4 import Backend, create_backend
-from bot.phi4.instrumented import InstrumentedBackend
+from bot.phi4.instrumented import instrument
 from bot.shared.i18n import languages
 from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
@@ -81,7 +81,7 @@ async def _start_services(application: BotApplication) -> None:
     store = timed_store(
         await open_store(settings.database_url, max_attachment_bytes=settings.max_attachment_bytes)
     )
-    backend = InstrumentedBackend(create_backend(settings))
+    backend = instrument(create_backend(settings))
     me = application.bot
     identity = BotIdentity(me.id, me.username)
     budget = RateBudget(bot_rate=settings.bot_rate)

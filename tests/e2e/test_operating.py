@@ -124,8 +124,8 @@ async def test_metrics_follow_answers_429s_and_backend_errors_and_logs_are_json(
     assert at("phi4bot_first_chunk_to_visible_seconds_count") == 1
     assert at("phi4bot_answer_duration_seconds_count") == 1
     assert at("phi4bot_answer_length_characters_sum") == len(model.answer)
-    assert at("phi4bot_backend_requests_total", backend="openai", outcome="ok") == 1
-    assert at("phi4bot_backend_first_chunk_seconds_count", backend="openai") == 1
+    assert at("phi4bot_backend_requests_total", backend="openai", replica="", outcome="ok") == 1
+    assert at("phi4bot_backend_first_chunk_seconds_count", backend="openai", replica="") == 1
     assert at("phi4bot_telegram_requests_total", method="sendMessage", outcome="ok") > sent
     assert at("phi4bot_telegram_requests_total", method="getUpdates", outcome="ok") >= 1
     assert at("phi4bot_telegram_budget_limit") == 28  # 30/s with 5 % to spare
