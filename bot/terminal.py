@@ -141,7 +141,7 @@ async def run_chat(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Chat until EOF or `/quit`, or answer `prompt` once (exit 1 if that answer failed).
+    """Chat until EOF or `/quit`, or answer `prompt` once; exit 1 when the last answer failed.
 
     Streams are resolved at call time, not import time, so redirected ones are honoured.
     """
@@ -162,15 +162,16 @@ async def run_chat(
         if prompt is not None:
             return 0 if await chat.ask(prompt) else 1
         interactive = stdin.isatty()
+        last_answered = True
         while True:
             if interactive:
                 stdout.write("> ")
                 stdout.flush()
             line = await _read_line(stdin)
             if not line or line.strip() == QUIT:
-                return 0
+                return 0 if last_answered else 1
             if line.strip():
-                await chat.ask(line.strip())
+                last_answered = await chat.ask(line.strip())
     finally:
         await backend.aclose()
 

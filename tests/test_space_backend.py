@@ -126,19 +126,70 @@ async def test_full_history_and_media_reach_the_space_intact(
     record = space.requests[-1]
     assert {u.upload_id for u in space.uploads} == {record.session_hash}
     history = record.history
-    assert [m["role"] for m in history] == ["user", "user", "assistant", "user", "user"]
+    assert [m["role"] for m in history] == ["user", "user", "assistant", "user"]
     assert history[0]["content"]["file"]["path"] == by_name["photo.jpg"].path
     assert history[0]["content"]["file"]["size"] == len(photo.data)
     assert history[0]["content"]["file"]["mime_type"] == "image/jpeg"
     assert history[1]["content"] == "Be brief.\n\nWhat is in this picture?"
     assert history[2]["content"] == "A red rectangle."
-    assert history[3]["content"]["file"]["orig_name"] == "voice.wav"
-    assert history[4]["content"] == "And what do I say here?"
-    assert record.files == [history[3]]
+    assert history[3]["content"] == "And what do I say here?"
+    [voice_message] = record.files
+    assert voice_message["content"]["file"]["orig_name"] == "voice.wav"
+    assert voice_message["content"]["file"]["path"] == by_name["voice.wav"].path
+    assert set(record.file_counts().values()) == {1}
     assert record.predict is not None
     assert record.predict["data"][1]["text"] == "And what do I say here?"
-    assert record.predict["data"][1]["files"] == [history[3]["content"]["file"]]
+    assert record.predict["data"][1]["files"] == [voice_message["content"]["file"]]
     assert (record.fn_index, record.trigger_id, record.predict["fn_index"]) == (11, 8, 10)
+
+
+async def test_an_album_reaches_the_space_once_per_photo(
+    space: FakeSpace, backend: SpaceBackend
+) -> None:
+    photos = [Attachment(jpeg(), "image/jpeg", f"p{i}.jpg") for i in range(2)]
+    photos[1] = Attachment(photos[1].data + b"\0", "image/jpeg", "p1.jpg")
+    await collect(backend, ask("compare", *photos))
+    record = space.requests[-1]
+    assert sorted(record.file_counts().values()) == [1, 1]
+    assert record.history == [{"role": "user", "content": "compare"}]
+
+
+async def test_gradio_6_gets_every_message_as_a_list_of_parts(
+    space: FakeSpace, backend: SpaceBackend
+) -> None:
+    space.version = "6.31.0"
+    photo = Attachment(jpeg(), "image/jpeg", "photo.jpg")
+    conversation = Conversation(
+        turns=(
+            Turn("user", "Look", (photo,)),
+            Turn("assistant", "A photo."),
+            Turn("user", "Again", (photo,)),
+        ),
+    )
+    assert "".join(await collect(backend, conversation)) == space.answer
+    record = space.requests[-1]
+    assert record.history[1:] == [
+        {"role": "user", "content": [{"type": "text", "text": "Look"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A photo."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+    ]
+    assert record.history[0]["content"][0]["type"] == "file"
+    assert record.files[0]["content"][0]["type"] == "file"
+    assert list(record.file_counts().values()) == [2]
+
+
+async def test_a_file_is_uploaded_once_and_again_only_when_the_space_lost_it(
+    space: FakeSpace, backend: SpaceBackend
+) -> None:
+    photo = Attachment(jpeg(), "image/jpeg", "photo.jpg")
+    first = (Turn("user", "Look", (photo,)),)
+    await collect(backend, Conversation(first))
+    follow_up = (*first, Turn("assistant", "A photo."), Turn("user", "And now?"))
+    await collect(backend, Conversation(follow_up))
+    assert len(space.uploads) == 1
+    space.forget_uploads()
+    assert "".join(await collect(backend, Conversation(follow_up))) == space.answer
+    assert len(space.uploads) == 2
 
 
 async def test_text_only_turn_uploads_nothing(space: FakeSpace, backend: SpaceBackend) -> None:
@@ -152,8 +203,9 @@ async def test_a_media_only_first_turn_carries_the_system_prompt_as_its_text(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
     await collect(backend, ask("", Attachment(jpeg(), "image/jpeg", "p.jpg"), system="Sys."))
-    history = space.requests[-1].history
-    assert "file" in history[0]["content"] and history[1] == {"role": "user", "content": "Sys."}
+    record = space.requests[-1]
+    assert record.history == [{"role": "user", "content": "Sys."}]
+    assert "file" in record.files[0]["content"]
 
 
 async def test_queue_positions_are_reported_while_waiting(
@@ -164,6 +216,14 @@ async def test_queue_positions_are_reported_while_waiting(
     assert "".join(await collect(backend, ask("hi"), on_queue=positions.append)) == space.answer
     assert [p.rank for p in positions] == [2, 1, 0]
     assert positions[0].queue_size == 3 and positions[0].eta_seconds == pytest.approx(0.02)
+
+
+async def test_rank_0_without_anyone_ahead_is_no_queue_to_report(
+    space: FakeSpace, backend: SpaceBackend
+) -> None:
+    positions: list[QueuePosition] = []
+    assert "".join(await collect(backend, ask("hi"), on_queue=positions.append)) == space.answer
+    assert positions == []
 
 
 async def test_waiting_in_the_queue_longer_than_the_stream_timeout_is_not_a_stall(
@@ -192,6 +252,36 @@ async def test_other_space_errors_become_backend_unavailable_with_their_sentence
     with pytest.raises(BackendUnavailable) as caught:
         await collect(backend, ask("hi"))
     assert "Generation failed: the model raised." in caught.value.user_message
+
+
+@pytest.mark.parametrize("version", ["5.50.0", "6.31.0"])
+async def test_a_failure_without_a_message_names_what_is_known(
+    space: FakeSpace, backend: SpaceBackend, version: str
+) -> None:
+    space.version = version
+    space.fail_next("crash", after=2)
+    with pytest.raises(BackendUnavailable) as caught:
+        await collect(backend, ask("hi"))
+    assert caught.value.user_message == "The Space failed while answering. Please try again."
+    assert str(caught.value) == (
+        f"Space reported failure without a message (Gradio {version}, function 11, "
+        "stream HTTP 200, event title None, after 2 streamed update(s))"
+    )
+
+
+async def test_content_in_a_shape_the_gradio_version_refuses_is_reported_as_refused(
+    space: FakeSpace,
+) -> None:
+    async with SpaceBackend(space.url) as backend:
+        await backend.probe()
+        space.version = "6.31.0"
+        with pytest.raises(BackendUnavailable) as caught:
+            await collect(backend, ask("hi"))
+        assert "Gradio 5.50.0" in str(caught.value) and "before any output" in str(caught.value)
+        assert "".join(await collect(backend, ask("after the upgrade"))) == space.answer
+    assert space.requests[-1].history[0]["content"] == [
+        {"type": "text", "text": "after the upgrade"}
+    ]
 
 
 @pytest.mark.parametrize("kind", ["unexpected_error", "join_500", "data_500"])
@@ -390,7 +480,9 @@ async def test_a_refused_zerogpu_token_only_drops_that_header(space: FakeSpace) 
 async def test_probe_names_the_gradio_version_and_space(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
-    assert await backend.probe() == "Gradio 5.20.1 Space fake-owner/fake-phi4"
+    assert await backend.probe() == "Gradio 5.50.0 Space fake-owner/fake-phi4"
+    assert "".join(await collect(backend, ask("hi"))) == space.answer
+    assert [s.path for s in space.seen].count("/config") == 1
     space.fail_next("sleeping")
     with pytest.raises(SpaceAsleep):
         await backend.probe()

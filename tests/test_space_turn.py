@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.phi4.conversation import Attachment, Conversation, Turn
 from bot.phi4.errors import BackendUnavailable, QuotaExceeded
-from bot.phi4.space.turn import build_history, completed_error, file_data, one_sentence
+from bot.phi4.space.turn import (
+    build_history,
+    completed_error,
+    file_data,
+    file_message,
+    message_shape,
+    one_sentence,
+    queue_notice,
+    text_message,
+)
 
 
 def test_one_sentence_strips_markup_and_anything_shaped_like_a_token() -> None:
@@ -54,3 +63,34 @@ def test_history_places_files_before_their_turns_text() -> None:
     ]
     assert files[0]["url"] == "http://space/gradio_api/file=/tmp/0"
     assert files[0]["meta"] == {"_type": "gradio.FileData"} and files[0]["size"] == 3
+
+
+def test_the_last_turns_files_are_left_out_of_the_history() -> None:
+    image = Attachment(b"img", "image/png", "a.png")
+    conversation = Conversation(turns=(Turn("user", "first"), Turn("user", "look", (image,))))
+    assert build_history(conversation, []) == [
+        {"role": "user", "content": "first"},
+        {"role": "user", "content": "look"},
+    ]
+
+
+def test_gradio_6_and_later_get_lists_of_parts_and_earlier_or_unknown_versions_strings() -> None:
+    assert [message_shape(v) for v in ("6.31.0", "7.0", "5.50.0", "4.44.1", None, "dev")] == [
+        "parts", "parts", "plain", "plain", "plain", "plain"
+    ]  # fmt: skip
+    file = {"path": "/tmp/x"}
+    assert text_message("user", "hi", "parts") == {
+        "role": "user",
+        "content": [{"type": "text", "text": "hi"}],
+    }
+    assert file_message(file, "parts")["content"] == [{"type": "file", "file": file}]
+    assert file_message(file, "plain")["content"] == {"file": file}
+
+
+def test_a_queue_notice_needs_someone_waiting_ahead_then_follows_the_queue_down() -> None:
+    idle = {"msg": "estimation", "rank": 0, "queue_size": 1, "rank_eta": None}
+    waiting = {"msg": "estimation", "rank": 1, "queue_size": 2, "rank_eta": 12.5}
+    assert queue_notice(idle, told=False) is None
+    notice = queue_notice(waiting, told=False)
+    assert notice is not None and (notice.rank, notice.eta_seconds) == (1, 12.5)
+    assert queue_notice(idle, told=True) is not None

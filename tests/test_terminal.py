@@ -130,6 +130,16 @@ async def test_the_chat_goes_on_after_an_error_and_keeps_the_media_for_the_next_
     assert sent[1]["content"][1]["type"] == "image_url"
 
 
+async def test_an_interactive_chat_whose_last_turn_failed_exits_1(srv: FakeOpenAIServer) -> None:
+    stdin, out, err = io.StringIO("One\nTwo\n"), io.StringIO(), io.StringIO()
+    srv.fail_next("401")
+    code = await run_chat(settings(srv), stdin=stdin, stdout=out, stderr=err)
+    assert code == 0 and out.getvalue() == srv.answer + "\n"  # the last turn was answered
+    srv.fail_next("401")
+    stdin, out = io.StringIO("One\n"), io.StringIO()
+    assert await run_chat(settings(srv), stdin=stdin, stdout=out, stderr=err) == 1
+
+
 async def test_media_the_backend_cannot_take_is_dropped_with_a_clear_sentence(
     srv: FakeOpenAIServer, photo: Path
 ) -> None:

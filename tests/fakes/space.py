@@ -1,4 +1,4 @@
-"""A local Gradio 5 Space that chats like the Phi-4-multimodal demo and fails on demand.
+"""A local Gradio Space that chats like the Phi-4-multimodal demo and fails on demand.
 
 Usage::
 
@@ -9,16 +9,23 @@ Usage::
         space.reply = fn            # or compute the answer from the `SpaceRequest`
         space.chunk_delay = 0.05    # seconds between two diffs
         space.queue_ahead = 2       # `estimation` events (rank 2, 1, 0) before processing starts
+        space.version = "6.31.0"    # speak Gradio 6: content as lists of parts (default 5.50.0)
         space.fail_next("quota")    # the next turn fails (see `FAILURES`)
         space.fail_next("sleeping", times=10)  # the next ten requests meet the sleeping page
         space.pause_after = 1       # hold every answer after one chunk until `space.resume()`
         space.requests[-1].history  # the chatbot history `/queue/join` received (`.files`, ...)
+        space.requests[-1].file_counts()  # how often each uploaded file reached the answer
         space.uploads               # every uploaded file: `.data`, `.filename`, `.path`, ...
+        space.forget_uploads()      # the Space's upload cache is cleaned: old paths are refused
         space.cancels, space.jwt_requests, space.seen  # /cancel bodies, hub calls, all requests
 
 Run standalone for benchmarks: ``python -m tests.fakes.space --port 7860 --answer "Hi"``.
-The API routes, message shapes and the order of SSE messages are those of Gradio 5's queue
-(PROTOCOLS §1): first `process_generating` carries the full chatbot value, later ones diffs.
+The API routes, message shapes and the order of SSE messages are those of a real Gradio
+queue (PROTOCOLS §1), checked against Gradio 5.50 and 6.31: a rank-0 `estimation` even when
+idle, a first `process_generating` carrying the full chatbot value and later ones diffs, and
+`"error": null` for failures when the Space does not set `show_error` (as for content in the
+shape the version refuses: Gradio 5 takes strings, Gradio 6 lists of parts). The tests in
+`tests/real_gradio/` run the real thing; this fake injects the faults a real server cannot.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from tests.fakes.space_events import EventStream, SpaceRequest, send_message
 
 FAILURES = (
     "quota",  # process_completed, success false, ZeroGPU's quota sentence
-    "error",  # process_completed, success false, an ordinary error
+    "error",  # process_completed, success false, an ordinary error shown with its message
+    "crash",  # after `after` chunks, success false with "error": null (show_error off)
     "unexpected_error",  # Gradio's unexpected_error message
     "join_500",  # /queue/join answers 500
     "queue_full",  # /queue/join answers Gradio's 503 "Queue is full."
@@ -52,8 +60,17 @@ FAILURES = (
     "stall",  # heartbeats only after `after` chunks, for `stall_seconds`, then the rest
     "jwt",  # the hub refuses the next ZeroGPU token request
 )
-STREAM_FAILURES = ("quota", "error", "unexpected_error", "data_500", "broken", "truncated", "stall")
-FAKE_VERSION = "5.20.1"
+STREAM_FAILURES = (
+    "quota",
+    "error",
+    "crash",
+    "unexpected_error",
+    "data_500",
+    "broken",
+    "truncated",
+    "stall",
+)
+FAKE_VERSION = "5.50.0"
 _DOWN_PAGES = {
     "sleeping": (503, "<html><body><h1>This Space is sleeping</h1></body></html>"),
     "paused": (503, "<html><body><h1>This Space is paused</h1></body></html>"),
@@ -98,6 +115,7 @@ class FakeSpace:
     ) -> None:
         self.add_fn, self.answer_fn, self.trigger_id = add_fn, answer_fn, trigger_id
         self.space_id = space_id
+        self.version = FAKE_VERSION
         self.answer = "Hello from the fake Phi-4 Space."
         self.reply: Callable[[SpaceRequest], str] | None = None
         self.chunk_size = 4
@@ -109,6 +127,7 @@ class FakeSpace:
         self.pause_after: int | None = None
         self.requests: list[SpaceRequest] = []
         self.uploads: list[Upload] = []
+        self.forgotten: set[str] = set()
         self.cancels: list[dict[str, Any]] = []
         self.jwt_requests: list[Seen] = []
         self.seen: list[Seen] = []
@@ -139,20 +158,20 @@ class FakeSpace:
 
     def config(self) -> dict[str, Any]:
         """The `/config` answer: a chatbot, a multimodal textbox and the chat dependencies."""
-        chatbot, box = self.trigger_id - 3, self.trigger_id
+        chatbot, turn_files, box = self.trigger_id - 3, self.trigger_id - 2, self.trigger_id
         filler = {"targets": [], "inputs": [], "outputs": [], "queue": False, "types": {}}
         deps: list[dict[str, Any]] = [{"id": i, **filler} for i in range(self.answer_fn + 2)]
         deps[self.add_fn] = {
             **filler,
             "id": self.add_fn,
             "targets": [[box, "submit"]],
-            "inputs": [chatbot, box],
-            "outputs": [chatbot, box],
+            "inputs": [chatbot, box, turn_files],
+            "outputs": [chatbot, box, turn_files],
         }
         deps[self.answer_fn] = {
             "id": self.answer_fn,
             "targets": [[None, "then"]],
-            "inputs": [chatbot],
+            "inputs": [chatbot, turn_files],
             "outputs": [chatbot],
             "queue": True,
             "trigger_after": self.add_fn,
@@ -160,10 +179,11 @@ class FakeSpace:
         }
         components = [
             {"id": chatbot, "type": "chatbot", "props": {"type": "messages"}},
+            {"id": turn_files, "type": "chatbot", "props": {"type": "messages", "visible": False}},
             {"id": box, "type": "multimodaltextbox", "props": {}},
         ]
         return {
-            "version": FAKE_VERSION,
+            "version": self.version,
             "mode": "blocks",
             "protocol": "sse_v3",
             "api_prefix": "/gradio_api",
@@ -181,6 +201,7 @@ class FakeSpace:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
         app.router.add_get("/config", self._config)
         app.router.add_post("/gradio_api/upload", self._upload)
+        app.router.add_get("/gradio_api/file={path:.+}", self._file)
         app.router.add_post("/gradio_api/run/predict", self._predict)
         app.router.add_post("/gradio_api/queue/join", self._join)
         app.router.add_get("/gradio_api/queue/data", self._data)
@@ -245,10 +266,22 @@ class FakeSpace:
                 )
             data = await part.read()  # type: ignore[union-attr]
             path = f"/tmp/gradio/{hashlib.sha256(data).hexdigest()}/{part.filename}"
+            self.forgotten.discard(path)
             content_type = part.headers.get("Content-Type", "")
             self.uploads.append(Upload(upload_id, part.filename, content_type, bytes(data), path))
             paths.append(path)
         return web.json_response(paths)
+
+    def forget_uploads(self) -> None:
+        """Clean the upload cache, as a restarted Space does: old paths are refused from now on."""
+        self.forgotten.update(u.path for u in self.uploads)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        for upload in reversed(self.uploads):
+            if upload.path == path and path not in self.forgotten:
+                return web.Response(body=upload.data, content_type=upload.content_type)
+        return web.json_response({"detail": "File not allowed"}, status=403)
 
     async def _predict(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -1,9 +1,10 @@
-"""How the fake Space plays one queued event: Gradio 5's SSE messages in order, or a failure."""
+"""How the fake Space plays one queued event: Gradio's SSE messages in order, or a failure."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,43 @@ class SpaceRequest:
     completed: bool = False
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def file_counts(self) -> Counter[str]:
+        """How many times each file path reached the answer function, over both inputs."""
+        return Counter(path for message in [*self.history, *self.files] for path in paths(message))
+
+
+def parts_of(content: Any) -> list[Any]:
+    """A message's content as a list of pieces, whichever Gradio shape it came in."""
+    return content if isinstance(content, list) else [content]
+
+
+def paths(message: Any) -> list[str]:
+    """The file paths one chatbot message carries."""
+    found = []
+    content = message.get("content") if isinstance(message, dict) else None
+    for part in parts_of(content):
+        if isinstance(part, dict) and isinstance(part.get("file"), dict):
+            found.append(str(part["file"].get("path")))
+    return found
+
+
+def refused_shape(messages: list[Any], parts: bool) -> bool:
+    """Whether Gradio would refuse these messages: 6 wants lists of parts, 5 refuses lists."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) != parts:
+            return True
+    return False
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content in either shape."""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        p.get("text", "") for p in parts_of(content) if isinstance(p, dict) and "text" in p
+    )
 
 
 async def send_message(response: web.StreamResponse, message: dict[str, Any]) -> None:
@@ -85,24 +123,28 @@ class EventStream:
     async def run(self) -> None:
         space, record = self.space, self.record
         size = space.queue_ahead
-        for rank in range(size, -1, -1) if size else ():
-            eta = rank * space.queue_delay
+        for rank in range(size, -1, -1):
+            eta = rank * space.queue_delay if size else None
             await self.send("estimation", rank=rank, queue_size=size + 1, rank_eta=eta)
-            if await self.wait(space.queue_delay):
+            if size and await self.wait(space.queue_delay):
                 return await self.cancelled()
         await self.send("process_starts", eta=None, progress_data=None)
         await send_message(self.response, {"msg": "heartbeat"})
         if record.failure in ("quota", "error", "unexpected_error"):
             return await self.fail(record.failure)
-        missing = missing_files(record.history, {u.path for u in space.uploads})
-        if missing:
-            return await self.fail("error", f"File {missing} is not in the upload folder.")
+        parts = int(space.version.split(".")[0]) >= 6
+        served = {u.path for u in space.uploads} - space.forgotten
+        missing = missing_files([*record.history, *record.files], served)
+        if missing or refused_shape([*record.history, *record.files], parts):
+            return await self.fail("refused")
         answer = space.reply(record) if space.reply else space.answer
         pieces = [answer[i : i + space.chunk_size] for i in range(0, len(answer), space.chunk_size)]
         base = len(record.history)
         for number, piece in enumerate(pieces or [""]):
             if number and await self.wait(space.chunk_delay):
                 return await self.cancelled()
+            if record.failure == "crash" and number == record.after:
+                return await self.fail("crash")
             if record.failure in ("broken", "truncated", "stall") and number == record.after:
                 if record.failure == "broken" and self.request.transport is not None:
                     self.request.transport.close()
@@ -115,26 +157,29 @@ class EventStream:
                 if await self.wait(0.0, until=space.resumed):
                     return await self.cancelled()
             if number == 0:
-                message = {"role": "assistant", "content": piece, "metadata": None, "options": None}
-                data = [[*record.history, message]]
+                data = [[*record.history, assistant(piece, parts)]]
             else:
-                data = [[["append", [base, "content"], piece]]]
+                path = [base, "content", 0, "text"] if parts else [base, "content"]
+                data = [[["append", path, piece]]]
             await self.send(
                 "process_generating", output={"data": data, "is_generating": True}, success=True
             )
             record.chunks_sent += 1
             await space.notify()
-        final = [
-            *record.history,
-            {"role": "assistant", "content": answer, "metadata": None, "options": None},
-        ]
+        final = [*record.history, assistant(answer, parts)]
         await self.send(
             "process_completed", output={"data": [final], "is_generating": False}, success=True
         )
         record.completed = True
 
     async def fail(self, kind: str, text: str | None = None) -> None:
+        """End the event as Gradio does: `quota`/`error` via `gr.Error`, shown with its message;
+        `crash` (mid-answer) and `refused` (input Gradio could not read) as `"error": null`."""
         self.record.completed = True
+        if kind in ("crash", "refused"):
+            title = None if kind == "crash" else "Error"
+            await self.send("process_completed", output={"error": None}, success=False, title=title)
+            return
         if kind == "unexpected_error":
             await self.send(
                 "unexpected_error", message="Internal error in the fake Space", success=False
@@ -150,11 +195,15 @@ class EventStream:
         await self.send("process_completed", output={}, success=True)
 
 
-def missing_files(history: list[Any], uploaded: set[str]) -> str | None:
-    for message in history:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, dict) and isinstance(content.get("file"), dict):
-            path = content["file"].get("path")
+def assistant(text: str, parts: bool) -> dict[str, Any]:
+    content: Any = [{"text": text, "type": "text"}] if parts else text
+    return {"role": "assistant", "metadata": None, "content": content, "options": None}
+
+
+def missing_files(messages: list[Any], uploaded: set[str]) -> str | None:
+    """The first file path no upload produced: Gradio refuses it (not in the upload folder)."""
+    for message in messages:
+        for path in paths(message):
             if path not in uploaded:
-                return str(path)
+                return path
     return None

@@ -1,11 +1,14 @@
 """Phi-4 through its Gradio Space (`PHI4_BACKEND=space`): upload, add, join the queue, stream.
 
-One turn follows PROTOCOLS §1 under a fresh `session_hash`: every attachment of the
-conversation is uploaded, the turn is added with `/run/predict`, and `/queue/join` gets
-`[whole history, this turn's file messages]` (PROTOCOLS' shape; the history itself holds every
-turn's files too, see `space_turn` for its layout and the system prompt), so the answer never
-depends on state kept by the Space. The answer streams from `/queue/data` as Gradio diffs,
-replayed by `AnswerTracker` (whose docstring states the rule for rewritten text).
+One turn follows PROTOCOLS §1 under a fresh `session_hash`: the conversation's files are
+uploaded once per backend (`uploads`), the turn is added with `/run/predict`, and
+`/queue/join` gets `[whole history, this turn's file messages]`, each file appearing once and
+every message in the shape the Space's Gradio version validates (see `turn`), so the
+answer never depends on state kept by the Space. The answer streams from `/queue/data` as
+Gradio diffs, replayed by `AnswerTracker` (whose docstring states the rule for rewritten text).
+Gradio reports rank 0 even when idle, so only a real queue reaches `on_queue` (`queue_notice`).
+A turn that fails before any output makes the next one read `/config` again, in case the Space
+was upgraded (say from Gradio 5 to 6) while the backend ran.
 
 Stall rule: once the request runs, only real messages count: if none arrives for
 `stream_timeout` seconds the answer is abandoned with `BackendTimeout`, since Gradio keeps
@@ -22,6 +25,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -33,24 +37,22 @@ from bot.phi4.errors import (
     BadAnswer,
     EmptyConversation,
 )
-from bot.phi4.space.gradio_config import (
-    DEFAULT_API_PREFIX,
-    PUBLIC_SPACE_ENDPOINTS,
-    ChatEndpoints,
-    api_prefix,
-    find_chat_endpoints,
-)
+from bot.phi4.space.gradio_config import SpaceSetup, read_setup
 from bot.phi4.space.gradio_diff import AnswerTracker
 from bot.phi4.space.turn import (
     build_history,
     completed_rest,
+    failure_context,
     file_data,
+    file_message,
     generating_piece,
-    queue_position,
+    queue_notice,
     read_message,
+    user_text,
 )
+from bot.phi4.space.uploads import UploadCache
 from bot.phi4.space.wire import SpaceWire
-from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
+from bot.phi4.space.zerogpu import ZeroGpuAuth
 from bot.phi4.sse import SSEParser
 from bot.shared import MediaKind, Sentence
 
@@ -65,15 +67,6 @@ CONNECTION_BROKE = Sentence(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _SpaceSetup:
-    """What `/config` told us once: the function numbers, the API prefix and the Space id."""
-
-    endpoints: ChatEndpoints
-    prefix: str
-    space_id: str | None
-
-
 @dataclass(slots=True)
 class _Event:
     """One queued call; `done` once the Space has finished it and no cancel is needed."""
@@ -81,6 +74,7 @@ class _Event:
     session_hash: str
     event_id: str
     done: bool = False
+    updates: int = 0
 
 
 class SpaceBackend(AsyncClosing):
@@ -109,8 +103,9 @@ class SpaceBackend(AsyncClosing):
         self._stream_timeout = stream_timeout
         self._auth = ZeroGpuAuth(hf_token, hf_endpoint)
         self._wire = SpaceWire(self.root, self._auth, session, connect_timeout, stream_timeout)
-        self._setup: _SpaceSetup | None = None
+        self._setup: SpaceSetup | None = None
         self._setup_lock = asyncio.Lock()
+        self._uploads = UploadCache()
         self._cancels: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -120,13 +115,12 @@ class SpaceBackend(AsyncClosing):
         await self._wire.aclose()
 
     async def probe(self) -> str:
-        """Check the Space answers `/config`; used by `phi4bot check`."""
-        config = await self._wire.get_config()
-        if config is None:
+        """Read `/config` afresh (later turns reuse it); used by `phi4bot check`."""
+        setup = await self._load_setup(refresh=True)
+        if not setup.is_gradio:
             raise BackendUnavailable(f"{self.root}/config is not a Gradio config")
-        version = config.get("version")
-        space = config.get("space_id") or self.root
-        return f"Gradio {version or '(unknown version)'} Space {space}"
+        version = setup.version or "(unknown version)"
+        return f"Gradio {version} Space {setup.space_id or self.root}"
 
     async def stream(
         self, conversation: Conversation, *, on_queue: QueueListener | None = None
@@ -140,21 +134,25 @@ class SpaceBackend(AsyncClosing):
         setup = await self._load_setup()
         await self._auth.refresh(self._wire.session, setup.space_id, self._wire.connect_timeout)
         session_hash = uuid.uuid4().hex
-        attachments = [a for turn in turns for a in turn.attachments]
-        paths = await self._wire.upload(setup.prefix, session_hash, attachments)
+        earlier = [a for turn in turns[:-1] for a in turn.attachments]
+        attachments = [*earlier, *turns[-1].attachments]
+        paths = await self._uploads.server_paths(
+            self._wire, setup.prefix, session_hash, attachments
+        )
         files = [
             file_data(self.root, setup.prefix, p, a)
             for p, a in zip(paths, attachments, strict=True)
         ]
-        history = build_history(conversation, files)
-        current_files = files[len(files) - len(turns[-1].attachments) :]
-        tail = history[-1] if history else {}
-        current_text = tail["content"] if isinstance(tail.get("content"), str) else ""
+        current_files = files[len(earlier) :]
         endpoints = setup.endpoints
         await self._wire.post_json(
             f"{setup.prefix}/run/predict",
             {
-                "data": [[], {"text": current_text, "files": current_files}, None],
+                "data": [
+                    [],
+                    {"text": user_text(conversation, len(turns) - 1), "files": current_files},
+                    None,
+                ],
                 "event_data": None,
                 "fn_index": endpoints.add_fn,
                 "trigger_id": endpoints.trigger_id,
@@ -165,8 +163,8 @@ class SpaceBackend(AsyncClosing):
             f"{setup.prefix}/queue/join",
             {
                 "data": [
-                    history,
-                    [{"role": "user", "content": {"file": f}} for f in current_files],
+                    build_history(conversation, files[: len(earlier)], setup.shape),
+                    [file_message(f, setup.shape) for f in current_files],
                 ],
                 "event_data": None,
                 "fn_index": endpoints.answer_fn,
@@ -188,13 +186,13 @@ class SpaceBackend(AsyncClosing):
                 self._cancel_later(setup, event)
 
     async def _answer(
-        self, setup: _SpaceSetup, event: _Event, on_queue: QueueListener | None
+        self, setup: SpaceSetup, event: _Event, on_queue: QueueListener | None
     ) -> AsyncGenerator[str, None]:
         """Read the event's messages from `/queue/data` and yield the answer's increments."""
         loop = asyncio.get_running_loop()
         async with self._wire.open_stream(setup.prefix, event.session_hash) as response:
             parser, tracker = SSEParser(), AnswerTracker()
-            queued = False
+            queued = told = False
             last_data = loop.time()
             while True:
                 limit = (
@@ -217,17 +215,26 @@ class SpaceBackend(AsyncClosing):
                     last_data = loop.time()
                     if kind == "estimation":
                         queued = True
-                        if on_queue is not None:
-                            on_queue(queue_position(message))
+                        position = queue_notice(message, told=told)
+                        if position is not None and on_queue is not None:
+                            told = True
+                            on_queue(position)
                     elif kind == "process_generating":
                         queued = False
-                        piece = generating_piece(tracker, message)
+                        event.updates += 1
+                        piece = generating_piece(
+                            tracker, message, self._context(setup, event, message, response)
+                        )
                         if piece:
                             yield piece
                             last_data = loop.time()
                     elif kind == "process_completed":
                         event.done = True
-                        rest = completed_rest(tracker, message)
+                        if message.get("success") is False and not event.updates:
+                            self._setup = None  # refused before answering: re-read /config
+                        rest = completed_rest(
+                            tracker, message, self._context(setup, event, message, response)
+                        )
                         log.debug("Space answer complete: %d characters", len(tracker.answer))
                         if rest:
                             yield rest
@@ -249,6 +256,18 @@ class SpaceBackend(AsyncClosing):
                         queued = queued and kind not in ("process_starts", "progress")
                         log.debug("Space message %s", kind)
 
+    def _context(
+        self,
+        setup: SpaceSetup,
+        event: _Event,
+        message: dict[str, Any],
+        response: aiohttp.ClientResponse,
+    ) -> str:
+        """What is known about an event, for failures the Space reports without a message."""
+        return failure_context(
+            setup.version, setup.endpoints.answer_fn, response.status, message, event.updates
+        )
+
     async def _read(self, response: aiohttp.ClientResponse, timeout: float) -> bytes:
         if timeout <= 0:
             raise BackendTimeout(f"no data from the Space for {self._stream_timeout:g} s")
@@ -261,31 +280,18 @@ class SpaceBackend(AsyncClosing):
                 f"answer stream broke: {type(exc).__name__}", user_message=CONNECTION_BROKE
             ) from exc
 
-    async def _load_setup(self) -> _SpaceSetup:
-        """Read `/config` once per backend; later turns reuse what it said."""
+    async def _load_setup(self, *, refresh: bool = False) -> SpaceSetup:
+        """Read `/config` once per backend (again on `refresh`); later turns reuse it."""
         async with self._setup_lock:
-            if self._setup is None:
-                config = await self._wire.get_config() or {}
-                found = find_chat_endpoints(config)
-                if found is None:
-                    log.debug("no chat functions recognised in /config; using the public Space's")
-                    found = PUBLIC_SPACE_ENDPOINTS
-                if self._fn_index is not None:
-                    found = ChatEndpoints(self._fn_index - 1, self._fn_index, found.trigger_id)
-                if self._trigger_id is not None:
-                    found = ChatEndpoints(found.add_fn, found.answer_fn, self._trigger_id)
-                space_id = config.get("space_id")
-                self._setup = _SpaceSetup(
-                    endpoints=found,
-                    prefix=api_prefix(config) if config else DEFAULT_API_PREFIX,
-                    space_id=space_id
-                    if isinstance(space_id, str) and space_id
-                    else space_id_from_url(self.root),
+            if self._setup is None or refresh:
+                config = await self._wire.get_config()
+                self._setup = read_setup(
+                    config, self.root, fn_index=self._fn_index, trigger_id=self._trigger_id
                 )
                 log.debug("Space setup: %s", self._setup)
             return self._setup
 
-    def _cancel_later(self, setup: _SpaceSetup, event: _Event) -> None:
+    def _cancel_later(self, setup: SpaceSetup, event: _Event) -> None:
         """Ask the Space to stop generating, without holding up the caller who stopped reading."""
         body = {
             "session_hash": event.session_hash,

@@ -9,6 +9,9 @@ them differently, and Gradio publishes its dependency table at `GET /config`. Th
 2. the *answer* function is the first dependency chained after it (`trigger_after`) that writes
    a `chatbot`, preferring generators; failing that, the dependency numbered right after it;
 3. when no add function is found, the public Space's numbers are used.
+
+`read_setup` gathers everything a client takes from `/config`, the Gradio version included
+(it decides the shape of chat messages, see `turn`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from bot.phi4.space.turn import MessageShape, message_shape
+from bot.phi4.space.zerogpu import space_id_from_url
 
 DEFAULT_API_PREFIX = "/gradio_api"
 
@@ -30,6 +36,48 @@ class ChatEndpoints:
 
 
 PUBLIC_SPACE_ENDPOINTS = ChatEndpoints(add_fn=10, answer_fn=11, trigger_id=8)
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceSetup:
+    """What `/config` told: function numbers, API prefix, Space id, Gradio version."""
+
+    endpoints: ChatEndpoints
+    prefix: str
+    space_id: str | None
+    version: str | None = None
+    is_gradio: bool = True
+
+    @property
+    def shape(self) -> MessageShape:
+        return message_shape(self.version)
+
+
+def read_setup(
+    config: Mapping[str, Any] | None,
+    root: str,
+    *,
+    fn_index: int | None = None,
+    trigger_id: int | None = None,
+) -> SpaceSetup:
+    """The setup a `/config` answer gives (None: not a Gradio config), explicit numbers winning.
+
+    `fn_index` is the answer function; the add function is taken to be the one before it.
+    """
+    found = find_chat_endpoints(config or {}) or PUBLIC_SPACE_ENDPOINTS
+    if fn_index is not None:
+        found = ChatEndpoints(fn_index - 1, fn_index, found.trigger_id)
+    if trigger_id is not None:
+        found = ChatEndpoints(found.add_fn, found.answer_fn, trigger_id)
+    space_id = (config or {}).get("space_id")
+    version = (config or {}).get("version")
+    return SpaceSetup(
+        endpoints=found,
+        prefix=api_prefix(config) if config else DEFAULT_API_PREFIX,
+        space_id=space_id if isinstance(space_id, str) and space_id else space_id_from_url(root),
+        version=str(version) if version else None,
+        is_gradio=config is not None,
+    )
 
 
 def find_chat_endpoints(config: Mapping[str, Any]) -> ChatEndpoints | None:

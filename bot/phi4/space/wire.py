@@ -104,6 +104,20 @@ class SpaceWire:
         log.debug("uploaded %d file(s) to the Space", len(paths))
         return paths
 
+    async def has_file(self, prefix: str, path: str) -> bool:
+        """Whether the Space still serves an uploaded file (a HEAD request; any failure is no)."""
+        try:
+            async with self.session.head(
+                f"{self.root}{prefix}/file={path}",
+                headers=self._auth.space_headers(),
+                timeout=aiohttp.ClientTimeout(total=self.connect_timeout),
+                allow_redirects=False,
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("could not check %s on the Space: %s", path, type(exc).__name__)
+            return False
+
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body and return the JSON object answered."""
         async with self._request("POST", path, what=path, json=body) as response:
