@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import model, start_bot, tg  # noqa: F401  (the bot's fixtures, reused)
 from tests.real_gradio.envs import GRADIO_PINS, EnvUnavailable, GradioEnv, ensure_envs
 from tests.real_gradio.server import GradioServer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +18,16 @@ from tests.real_gradio.envs import GradioEnv
 
 APP = Path(__file__).with_name("space_app.py")
 START_TIMEOUT = 90.0
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the test process dies, even without a teardown."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -66,6 +77,7 @@ class GradioServer:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.workdir,
+                preexec_fn=_die_with_parent,
             )
         self.config = self._wait_for_config()
         return self

@@ -11,7 +11,9 @@ The answer is a JSON report of exactly what arrived, streamed a few characters a
 (`input` is `history` or `turn`). A text containing one of these words picks a failure:
 `#quota` raises `gr.Error` with ZeroGPU's quota sentence, `#crash` raises a plain exception
 after a few chunks (Gradio reports it as `"error": null` since `show_error` is off), `#slow`
-streams slowly (for cancel tests) and records when it was cancelled.
+streams a chunk every half second for a minute (for cancel and queue tests) and records when
+it was cancelled, and `#summary` answers
+with one plain sentence instead of JSON (for tests that read the answer in a Telegram chat).
 
 Usage: ``python space_app.py --port 7861 [--extra-events 5] [--record events.jsonl]``.
 """
@@ -99,6 +101,17 @@ def describe(history: list[dict[str, Any]], turn: list[dict[str, Any]]) -> dict[
     return {"gradio": gr.__version__, "texts": texts, "files": files, "counts": dict(counts)}
 
 
+def summary(report: dict[str, Any]) -> str:
+    """The report in words that survive Markdown rendering."""
+    names = [f["name"].lower() for f in report["files"]]
+    images = sum(n.endswith((".png", ".jpg", ".jpeg", ".webp", ".gif")) for n in names)
+    repeats = max(report["counts"].values(), default=0)
+    return (
+        f"summary: {len(names)} files, {images} images, {len(names) - images} other, "
+        f"each at most {repeats} times, {len(report['texts'])} texts"
+    )
+
+
 def add_message(
     history: list[dict[str, Any]] | None, message: dict[str, Any] | None, turn: Any
 ) -> tuple[Any, Any, Any]:
@@ -124,8 +137,10 @@ def make_answer(record: str | None) -> Any:
         note({"event": "started", "report": report})
         if "#quota" in said:
             raise gr.Error(QUOTA_SENTENCE)
-        body = json.dumps(report)
+        body = summary(report) if "#summary" in said else json.dumps(report)
         slow = "#slow" in said
+        if slow:
+            body = body.ljust(120 * CHUNK)
         shown = [*history, {"role": "assistant", "content": ""}]
         sent = 0
         try:

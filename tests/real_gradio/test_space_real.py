@@ -23,6 +23,7 @@ import pytest
 
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition, Turn
 from bot.phi4.errors import BackendUnavailable, QuotaExceeded
+from bot.phi4.gradio_config import PUBLIC_SPACE_ENDPOINTS, ChatEndpoints, find_chat_endpoints
 from bot.phi4.space import SpaceBackend
 from tests.media_factory import make_jpeg, make_ogg_opus, make_png, make_wav
 from tests.real_gradio.server import GradioServer
@@ -98,6 +99,17 @@ async def test_a_text_turn_arrives_once_in_the_format_this_gradio_validates(
         assert got["texts"] == [["user", "What is Phi-4?"]]
         assert got["files"] == []
         assert traffic.count("POST", "/upload") == 0
+
+
+async def test_renumbered_chat_functions_are_found_in_the_config(
+    gradio_server: GradioServer,
+) -> None:
+    found = find_chat_endpoints(gradio_server.config)
+    assert found == ChatEndpoints(add_fn=5, answer_fn=6, trigger_id=9) != PUBLIC_SPACE_ENDPOINTS
+    async with space_backend(gradio_server) as (backend, traffic):
+        for text in ("one", "two"):
+            assert report(await answer(backend, (user(text),)))["texts"] == [["user", text]]
+    assert traffic.count("GET", "/config") == 1
 
 
 async def test_several_turns_carry_the_conversation_once_with_the_system_prompt(
@@ -188,20 +200,24 @@ async def test_an_idle_server_gives_no_queue_notice(gradio_server: GradioServer)
 async def test_only_a_request_with_others_waiting_ahead_is_told_its_place(
     gradio_server: GradioServer,
 ) -> None:
-    told: dict[str, list[QueuePosition]] = {"slow": [], "next": [], "third": []}
+    """One request runs (the app takes one at a time); of two more, the second waits behind
+    the first and only it hears of a queue (rank 1), while the first (rank 0) hears nothing."""
+    told: dict[str, list[QueuePosition]] = {"slow": [], "b": [], "c": []}
     async with space_backend(gradio_server) as (backend, _):
         slow = backend.stream(Conversation((user("#slow"),)), on_queue=told["slow"].append)
         await anext(slow)
-        behind = [
+        waiting = [
             asyncio.create_task(answer(backend, (user(name),), on_queue=told[name].append))
-            for name in ("next", "third")
+            for name in ("b", "c")
         ]
-        while not told["third"]:
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):
+            while not (told["b"] or told["c"]):
+                await asyncio.sleep(0.05)
         await slow.aclose()
-        await asyncio.gather(*behind)
-    assert told["slow"] == [] and told["next"] == []
-    assert told["third"][0].rank == 1
+        await asyncio.gather(*waiting)
+    assert told["slow"] == []
+    assert sorted(bool(told[name]) for name in ("b", "c")) == [False, True]
+    assert (told["b"] or told["c"])[0].rank == 1
 
 
 async def test_a_quota_error_reaches_the_user_as_the_spaces_sentence(
