@@ -23,8 +23,8 @@ import pytest
 
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition, Turn
 from bot.phi4.errors import BackendUnavailable, QuotaExceeded
-from bot.phi4.gradio_config import PUBLIC_SPACE_ENDPOINTS, ChatEndpoints, find_chat_endpoints
 from bot.phi4.space import SpaceBackend
+from bot.phi4.space.gradio_config import PUBLIC_SPACE_ENDPOINTS, ChatEndpoints, find_chat_endpoints
 from tests.media_factory import make_jpeg, make_ogg_opus, make_png, make_wav
 from tests.real_gradio.server import GradioServer
 
