@@ -64,6 +64,7 @@ def ensure_env(major: str) -> GradioEnv:
                 "pip",
                 "install",
                 "--quiet",
+                "--no-compile",
                 "--disable-pip-version-check",
                 f"gradio=={version}",
             ],
