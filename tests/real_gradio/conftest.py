@@ -1,9 +1,10 @@
 """Real Gradio servers (5.x and 6.x) for end-to-end tests of the Space backend.
 
 `gradio_server` is parametrized over the Gradio majors: each test using it runs once per
-major against a server started once per session. The venvs are created on first use (see
-`envs`); when that fails the tests are skipped locally, but under `CI` or
-`PHI4BOT_REQUIRE_GRADIO=1` the failure is an error, never a skip.
+major against a server started once per session. The venvs (see `envs`) are prepared in a
+background thread as soon as collection is over, while the other tests run, and awaited by
+the first test that needs them; when that fails the tests are skipped locally, but under `CI`
+or `PHI4BOT_REQUIRE_GRADIO=1` the failure is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,22 @@ def gradio_required() -> bool:
     return ci or os.environ.get("PHI4BOT_REQUIRE_GRADIO", "").strip() == "1"
 
 
+_preparing: list[Future[dict[str, GradioEnv | EnvUnavailable]]] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start preparing the venvs now if any selected test will need them."""
+    if not _preparing and any(
+        "gradio_server" in getattr(i, "fixturenames", ()) for i in session.items
+    ):
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradio-venvs")
+        _preparing.append(pool.submit(ensure_envs, MAJORS))
+        pool.shutdown(wait=False)
+
+
 @pytest.fixture(scope="session")
 def gradio_envs() -> dict[str, GradioEnv | EnvUnavailable]:
-    results = ensure_envs(MAJORS)
+    results = _preparing[0].result() if _preparing else ensure_envs(MAJORS)
     for result in results.values():
         if isinstance(result, GradioEnv):
             how = "created" if result.created else "reused"
