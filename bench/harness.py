@@ -7,6 +7,8 @@ import contextlib
 import contextvars
 import math
 import os
+import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,12 +50,23 @@ class StampedOpenAIServer(FakeOpenAIServer):
         super().__init__()
         self.stream_key = stream_key
         self.sent: dict[str, list[tuple[float, str]]] = {}
+        self.requested: dict[str, float] = {}
         self.finished: dict[str, float] = {}
+        self.sizes: Sequence[int] | None = None
+        self.stamp_chunks = True  # off: only requests and ends are stamped (cheaper per chunk)
+
+    def pieces(self, answer: str | None = None) -> list[str]:
+        """The fake's fixed-size pieces, or pieces of `sizes` (cycled) when they are set."""
+        if self.sizes is None:
+            return super().pieces(answer)
+        return split_sizes(self.answer if answer is None else answer, self.sizes)
 
     async def _stream(
         self, request: web.Request, recorded: Any, body: dict, kind: str, after: int
     ) -> web.StreamResponse:
         key = self.stream_key(body)
+        if key is not None:
+            self.requested.setdefault(key, time.monotonic())
         token = _stream_key.set(key)
         try:
             return await super()._stream(request, recorded, body, kind, after)
@@ -66,9 +79,87 @@ class StampedOpenAIServer(FakeOpenAIServer):
         key = _stream_key.get()
         choices = payload.get("choices") or [{}]
         piece = (choices[0].get("delta") or {}).get("content")
-        if key is not None and piece:
+        if key is not None and piece and self.stamp_chunks:
             self.sent.setdefault(key, []).append((time.monotonic(), piece))
         await super()._send(response, payload)
+
+
+def vllm_sizes(count: int = 512, seed: int = 12) -> tuple[int, ...]:
+    """Piece sizes of 2–8 characters, the shape vLLM streams tokens in (fixed by `seed`)."""
+    rng = random.Random(seed)
+    return tuple(rng.randint(2, 8) for _ in range(count))
+
+
+def split_sizes(text: str, sizes: Sequence[int]) -> list[str]:
+    """`text` cut into consecutive pieces of `sizes[0]`, `sizes[1]`, ... (cycled)."""
+    pieces, start, i = [], 0, 0
+    while start < len(text):
+        size = sizes[i % len(sizes)]
+        pieces.append(text[start : start + size])
+        start, i = start + size, i + 1
+    return pieces
+
+
+_LAG_LINE = re.compile(
+    r"event loop lag: p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms over (\d+) ticks"
+)
+
+
+def bot_loop_lag(log: str) -> tuple[float, float, float] | None:
+    """(p50, p99, max) in seconds from the bot's own lag summary, logged when it stops."""
+    found = _LAG_LINE.findall(log)
+    if not found:
+        return None
+    p50, p99, worst, _ = found[-1]
+    return float(p50) / 1000, float(p99) / 1000, float(worst) / 1000
+
+
+class CpuSampler:
+    """Samples a process's CPU seconds and a counter every `period` seconds.
+
+    `per_unit()` gives the CPU spent per unit of the counter in each period (say µs per
+    chunk); `busy_share()` the share of one core used in each period.
+    """
+
+    def __init__(self, pid: int, counter: Callable[[], int], period: float = 0.5) -> None:
+        self.pid, self.counter, self.period = pid, counter, period
+        self.samples: list[tuple[float, float, int]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> CpuSampler:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._take()
+
+    def _take(self) -> None:
+        figures = proc_figures(self.pid)
+        if figures is not None:
+            self.samples.append((time.monotonic(), figures.cpu_seconds, self.counter()))
+
+    async def _watch(self) -> None:
+        while True:
+            self._take()
+            await asyncio.sleep(self.period)
+
+    def per_unit(self, min_units: int = 1, until: float = math.inf) -> list[float]:
+        out = []
+        for (_, cpu0, n0), (t1, cpu1, n1) in zip(self.samples, self.samples[1:], strict=False):
+            if n1 - n0 >= min_units and t1 <= until:
+                out.append((cpu1 - cpu0) / (n1 - n0))
+        return out
+
+    def busy_share(self) -> list[float]:
+        return [
+            (cpu1 - cpu0) / (t1 - t0)
+            for (t0, cpu0, _), (t1, cpu1, _) in zip(self.samples, self.samples[1:], strict=False)
+            if t1 > t0
+        ]
 
 
 def bot_env(

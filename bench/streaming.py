@@ -1,13 +1,14 @@
 """Streams answers into N concurrent private chats and measures what users see.
 
 Run from the repo root: `.venv/bin/python bench/streaming.py [--n 1,20,200] [--quick]
-[--metrics on|off]`. With `--metrics on` the bot serves its metrics port and the bench
-scrapes `/metrics` once a second (Prometheus scrapes every 15 s by default), so the two
-settings show what metrics cost: bot CPU and first-visible times within 5 % of each other.
+[--shape fixed|vllm]`.
 
 The real `phi4bot run` process talks to the fake Telegram (Telegram's default flood limits:
 1/s per private chat with a burst of 3, 20/min per group, 30/s per bot) and to a fake
-OpenAI-compatible server that streams each chat its own Markdown answer at ~30 chunks/s.
+OpenAI-compatible server that streams each chat its own Markdown answer at ~30 chunks/s of
+4 characters (`--shape fixed`), or at 50 chunks/s of 2–8 characters, the shape vLLM streams
+tokens in (`--shape vllm`; its targets add: every backend request within 1 s of its message,
+every chat's first text within 1.1 × N/30 s of the flood, bot CPU under 30 % of one core).
 Everything stays on 127.0.0.1; each size gets fresh fakes, a fresh database and a fresh bot.
 
 What "visible" means: the answer's final text F is `render_markdown(answer).text`, which is
@@ -33,7 +34,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
-import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -41,14 +41,14 @@ from dataclasses import dataclass, field  # noqa: E402
 from functools import cache  # noqa: E402
 from typing import Any  # noqa: E402
 
-import aiohttp  # noqa: E402
-
 from bench.harness import (  # noqa: E402
     BOT_USERNAME,
+    CpuSampler,
     LoopLag,
     StampedOpenAIServer,
     Table,
     bot_env,
+    bot_loop_lag,
     last_user_text,
     mib,
     ms,
@@ -56,8 +56,10 @@ from bench.harness import (  # noqa: E402
     percentile,
     proc_figures,
     secs,
+    split_sizes,
     start_bot,
     stop_bot,
+    vllm_sizes,
     wait_for,
 )
 from bot.telegram.streaming.render import render_markdown  # noqa: E402
@@ -65,8 +67,31 @@ from tests.e2e.bot_process import TOKEN  # noqa: E402
 from tests.fakes.telegram import BotMessage, FakeTelegram  # noqa: E402
 
 INTERVAL = 1.0  # PHI4BOT_EDIT_INTERVAL, the default
-CHUNK_SIZE = 4  # characters per content chunk, about one token
-CHUNK_DELAY = 1 / 30  # seconds between chunks: ~30 chunks/s, ~120 characters/s
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the fake model streams: piece sizes (cycled) and seconds between pieces."""
+
+    name: str
+    sizes: tuple[int, ...]
+    delay: float
+
+    def describe(self) -> str:
+        low, high = min(self.sizes), max(self.sizes)
+        size = f"{low}" if low == high else f"{low}-{high}"
+        return f"{1 / self.delay:.0f} chunks/s of {size}"
+
+
+SHAPES = {
+    # ~30 chunks/s of 4 characters, ~120 characters/s
+    "fixed": Shape("fixed", (4,), 1 / 30),
+    # vLLM's token stream: 50 chunks/s of 2–8 characters
+    "vllm": Shape("vllm", vllm_sizes(), 1 / 50),
+}
+DISPATCH_P95 = 1.0  # vllm shape: a backend request leaves within this of its message (p95)
+FIRST_OF_FLOOD = 1.1  # vllm shape: every first text within 1.1 x N/30 s of the flood's start
+CPU_SHARE = 0.30  # vllm shape: the bot's CPU, share of one core
 BOT_RATE = 30.0  # Telegram's bot-wide budget, requests per second
 SETTLE = 1.5  # seconds watched after the last final text, for stray requests
 FIRST_OVERHEAD_P95 = 0.100  # N <= 20: first chunk to first visible text, p95
@@ -101,15 +126,16 @@ def answer_markdown(name: str, long: bool) -> str:
 
 
 @cache
-def visible_steps(normalised_answer: str) -> tuple[int, ...]:
+def visible_steps(normalised_answer: str, sizes: tuple[int, ...]) -> tuple[int, ...]:
     """`L_k` for each chunk k: characters of the final text fixed by the first k+1 chunks.
 
     Computed on the answer with its chat name replaced by `C000` (names are fixed-width,
     so the steps are the same for every chat of a topic).
     """
     final = render_markdown(normalised_answer).text
-    steps = []
-    for end in range(CHUNK_SIZE, len(normalised_answer) + CHUNK_SIZE, CHUNK_SIZE):
+    steps, end = [], 0
+    for piece in split_sizes(normalised_answer, sizes):
+        end += len(piece)
         steps.append(common_prefix(render_markdown(normalised_answer[:end]).text, final))
     return tuple(steps)
 
@@ -146,17 +172,23 @@ class ChatFigures:
     exact: bool
     delays: list[float] = field(default_factory=list)  # per visible chunk, seconds
     first: float = math.nan  # first chunk to first visible text
+    first_at: float = math.nan  # when the first text became visible
     stale: float = math.nan  # the longest delay
     never_shown: int = 0  # chunks no version ever showed
 
 
 def chat_figures(
-    answer: str, name: str, sent: list[tuple[float, str]], tg: FakeTelegram, chat_id: int
+    answer: str,
+    name: str,
+    sent: list[tuple[float, str]],
+    tg: FakeTelegram,
+    chat_id: int,
+    sizes: tuple[int, ...],
 ) -> ChatFigures:
     final = render_markdown(answer).text
     shown = versions(tg.messages(chat_id))
     figures = ChatFigures(exact=bool(shown) and shown[-1][1] == final)
-    steps = visible_steps(answer.replace(name, "C000"))
+    steps = visible_steps(answer.replace(name, "C000"), sizes)
     lengths = [common_prefix(text, final) for _, text in shown]
     pointer, previous = 0, 0
     for (when, _), step in zip(sent, steps, strict=False):
@@ -170,7 +202,7 @@ def chat_figures(
             continue
         delay = max(0.0, shown[pointer][0] - when)
         if not figures.delays:
-            figures.first = delay
+            figures.first, figures.first_at = delay, shown[pointer][0]
         figures.delays.append(delay)
     if figures.delays:
         figures.stale = max(figures.delays)
@@ -184,47 +216,7 @@ class SizeResult:
     wall: float
 
 
-class MetricsScraper:
-    """Scrapes the bot's `/metrics` every `every` seconds, as Prometheus would, until stopped."""
-
-    def __init__(self, port: int, every: float = 1.0) -> None:
-        self.url = f"http://127.0.0.1:{port}/metrics"
-        self.every = every
-        self.scrapes = 0
-        self.failures = 0
-        self.last = ""
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> MetricsScraper:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                try:
-                    async with session.get(self.url) as response:
-                        self.last = await response.text()
-                        self.scrapes += response.status == 200
-                        self.failures += response.status != 200
-                except aiohttp.ClientError:
-                    self.failures += 1
-                await asyncio.sleep(self.every)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> SizeResult:
+async def run_size(n: int, long: bool, workdir: Path, shape: Shape) -> SizeResult:
     names = [f"C{i:03d}" for i in range(n)]
     answers = {name: answer_markdown(name, long) for name in names}
     finals = {name: render_markdown(answer).text for name, answer in answers.items()}
@@ -238,20 +230,15 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
         FakeTelegram(token=TOKEN, bot_username=BOT_USERNAME) as tg,
         StampedOpenAIServer(stream_key) as model,
     ):
-        model.chunk_size, model.chunk_delay = CHUNK_SIZE, CHUNK_DELAY
+        model.sizes, model.chunk_delay = shape.sizes, shape.delay
         model.reply = lambda body: answers.get(stream_key(body) or "", "unknown chat")
         env = bot_env(tg, model, workdir, PHI4BOT_EDIT_INTERVAL=str(INTERVAL))
-        scraper = None
-        if metrics:
-            env["PHI4BOT_METRICS_PORT"] = str(free_port())
-            scraper = MetricsScraper(int(env["PHI4BOT_METRICS_PORT"]))
         bot = await start_bot(tg, env, workdir)
-        if scraper is not None:
-            scraper.start()
         assert bot.proc is not None
         pid = bot.proc.pid
         users = {name: tg.private_user(30_000 + i, name) for i, name in enumerate(names)}
         lag = LoopLag().start()
+        sampler = CpuSampler(pid, lambda: sum(len(v) for v in model.sent.values())).start()
         before = proc_figures(pid)
         sent_at = time.monotonic()
         for name, user in users.items():
@@ -261,7 +248,8 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
         def all_exact() -> bool:
             return all(tg.text_of(user.id) == finals[name] for name, user in users.items())
 
-        stream_seconds = len(next(iter(answers.values()))) / CHUNK_SIZE * CHUNK_DELAY
+        mean_size = sum(shape.sizes) / len(shape.sizes)
+        stream_seconds = len(next(iter(answers.values()))) / mean_size * shape.delay
         deadline = sent_at + 30 + stream_seconds + 4 * n / BOT_RATE
         last_count, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
@@ -276,15 +264,19 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
         finished_at = time.monotonic()
         await asyncio.sleep(SETTLE)  # watch for requests after the final texts
         after = proc_figures(pid)
-        if scraper is not None:
-            await scraper.stop()
+        await sampler.stop()
         exit_code = await stop_bot(bot)
         worst_lag = await lag.stop()
+        bot_lag = bot_loop_lag(bot.log())
 
         per_chat = {
-            name: chat_figures(answers[name], name, model.sent.get(name, []), tg, users[name].id)
+            name: chat_figures(
+                answers[name], name, model.sent.get(name, []), tg, users[name].id, shape.sizes
+            )
             for name in names
         }
+        dispatch = [model.requested[name] - sent_at for name in names if name in model.requested]
+        streams_end = max(model.finished.values(), default=finished_at)
         requests = [r for user in users.values() for r in tg.stats.chat_requests.get(user.id, [])]
         statuses = Counter(r.status for r in requests)
         methods = Counter(r.method for r in requests)
@@ -292,8 +284,8 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
 
     table = Table(
         f"N = {n} private chats, answers of {len(next(iter(answers.values())))} Markdown "
-        f"characters at {1 / CHUNK_DELAY:.0f} chunks/s of {CHUNK_SIZE}, "
-        f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}, metrics {'on' if metrics else 'off'}"
+        f"characters at {shape.describe()}, "
+        f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}"
     )
     exact = sum(f.exact for f in per_chat.values())
     table.add("exact final texts", f"{exact}/{n} ({100 * exact / n:.0f} %)", "100 %", exact == n)
@@ -356,6 +348,25 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
     beyond = [max(0.0, d - INTERVAL) for d in delays]
     table.add("  beyond the edit interval, p95", ms(percentile(beyond, 95)))
     table.add("chunks never shown", str(never), "0", never == 0)
+    vllm = shape.name == "vllm"
+    dispatch_p95 = percentile(dispatch, 95)
+    table.add(
+        "message -> backend request, p95",
+        ms(dispatch_p95),
+        f"< {DISPATCH_P95:g} s" if vllm else "",
+        dispatch_p95 < DISPATCH_P95 if vllm else None,
+    )
+    table.add("message -> backend request, max", ms(max(dispatch, default=math.nan)))
+    table.add("backend requests made", f"{len(dispatch)}/{n}", str(n), len(dispatch) == n)
+    first_seen = [f.first_at - sent_at for f in per_chat.values() if not math.isnan(f.first_at)]
+    last_first = max(first_seen, default=math.nan) if len(first_seen) == n else math.inf
+    bound = FIRST_OF_FLOOD * n / BOT_RATE
+    table.add(
+        "flood start -> every chat shows text",
+        secs(last_first),
+        f"<= 1.1 N/30 = {bound:.1f} s" if vllm else "",
+        last_first <= bound if vllm else None,
+    )
     table.add("staleness (longest lag of a chat), p50", secs(percentile(stale, 50)))
     if n <= 20:
         bound = INTERVAL + STALE_SLACK
@@ -366,13 +377,23 @@ async def run_size(n: int, long: bool, workdir: Path, metrics: bool = False) -> 
     table.add("staleness, max over chats", secs(stale_max), target, stale_max <= bound)
     cpu = after.cpu_seconds - before.cpu_seconds if after and before else math.nan
     table.add("bot CPU seconds during the run", f"{cpu:.2f} s")
-    if scraper is not None:
-        table.add(
-            "metrics scrapes answered (1/s)",
-            f"{scraper.scrapes} ({scraper.failures} failed)",
-            "all",
-            scraper.failures == 0 and scraper.scrapes > 0,
-        )
+    share = [
+        s
+        for (t, *_), s in zip(sampler.samples, sampler.busy_share(), strict=False)
+        if t < streams_end
+    ]
+    streaming_share = sum(share) / len(share) if share else math.nan  # while the model streams
+    table.add(
+        "bot CPU while answers stream, mean share of one core",
+        f"{100 * streaming_share:.0f} %",
+        f"< {100 * CPU_SHARE:.0f} %" if vllm else "",
+        streaming_share < CPU_SHARE if vllm else None,
+    )
+    table.add("bot CPU, busiest 0.5 s", f"{100 * max(share, default=math.nan):.0f} %")
+    per_chunk = percentile(sampler.per_unit(min_units=20), 50)
+    table.add("bot CPU per streamed chunk, p50 (incl. Telegram)", f"{per_chunk * 1e6:.0f} µs")
+    if bot_lag is not None:
+        table.add("bot's event-loop lag, p99 (max)", f"{ms(bot_lag[1])} ({ms(bot_lag[2])})")
     table.add("bot peak memory (VmHWM)", mib(after.hwm_kib) if after else "n/a")
     table.add("time to the last final text", secs(finished_at - sent_at))
     table.add("bot stopped by SIGTERM", "exit 0" if exit_code == 0 else f"exit {exit_code}")
@@ -394,10 +415,7 @@ def main() -> int:
         "--quick", action="store_true", help="shorter answers; sizes 1,20 unless --n is given"
     )
     parser.add_argument(
-        "--metrics",
-        choices=("on", "off"),
-        default="off",
-        help="serve the metrics port and scrape /metrics every second (default off)",
+        "--shape", choices=sorted(SHAPES), default="fixed", help="how the fake model streams"
     )
     args = parser.parse_args()
     sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
@@ -405,7 +423,7 @@ def main() -> int:
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as tmp:
             try:
-                result = asyncio.run(run_size(n, not args.quick, Path(tmp), args.metrics == "on"))
+                result = asyncio.run(run_size(n, not args.quick, Path(tmp), SHAPES[args.shape]))
             except RuntimeError as exc:  # the bot could not start: report, do not fail
                 print(f"N = {n}: {exc}\n", flush=True)
                 continue

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import openai
-from openai.types.chat import ChatCompletionMessageParam
+import aiohttp
+import orjson
 
 from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Attachment, Conversation, Turn
@@ -25,6 +27,8 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
+from bot.phi4.sse import SSEDataParser
+from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind, Sentence, media_nouns
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,9 @@ _AUDIO_FORMATS = {
     "audio/mpeg": "mp3",
 }
 _MEDIA_WORDS = ("image", "audio", "vision", "multimodal", "multi-modal", "modalit")
+_RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+RETRY_FIRST, RETRY_MAX = 0.5, 8.0  # seconds before the first retry; the longest wait
+ERROR_BODY_BYTES = 65536  # of an error answer, enough for any message a server writes
 
 
 def _audio_format(mime_type: str) -> str:
@@ -71,25 +78,33 @@ def build_messages(conversation: Conversation) -> list[dict[str, Any]]:
 
 
 def _split_query(base_url: str) -> tuple[str, dict[str, str]]:
-    """Azure needs `?api-version=...` on every call; the client only keeps it as a default query."""
+    """Azure needs `?api-version=...` on every call, so the query is kept and sent each time."""
     parts = urlsplit(base_url)
     query = dict(parse_qsl(parts.query))
     return urlunsplit(parts._replace(query="")).rstrip("/"), query
 
 
-def _server_message(exc: openai.APIError) -> str:
-    body = exc.body
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """What went wrong, before it is judged: HTTP status (or an error event's code) and text."""
+
+    kind: str  # "status": an HTTP error answer; "event": an error inside the stream
+    status: object
+    message: str
+
+
+def _error_message(body: object, fallback: str) -> str:
+    """The server's own sentence from an OpenAI-style error body (`{"error": {"message"}}`)."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return cast(str, inner["message"])
         if isinstance(inner, str):
             return inner
-    return exc.message
+    return fallback
 
 
-def _body_code(exc: openai.OpenAIError) -> object:
-    body = getattr(exc, "body", None)
+def _error_code(body: object) -> object:
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict):
@@ -97,12 +112,47 @@ def _body_code(exc: openai.OpenAIError) -> object:
     return None
 
 
+async def _status_failure(response: aiohttp.ClientResponse) -> _Failure:
+    raw = await response.content.read(ERROR_BODY_BYTES)
+    try:
+        body: object = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    text = raw.decode("utf-8", errors="replace").strip()
+    fallback = f"Error code: {response.status}" + (f" - {text[:500]}" if text else "")
+    return _Failure("status", response.status, _error_message(body, fallback))
+
+
+def _retry_delay(attempt: int, retry_after: str | None) -> float:
+    """The server's `retry-after` when it is short, else exponential backoff with jitter."""
+    try:
+        wanted = float(retry_after) if retry_after else -1.0
+    except ValueError:
+        wanted = -1.0
+    if 0 <= wanted <= 60:
+        return wanted
+    return min(RETRY_MAX, RETRY_FIRST * 2.0**attempt) * (1 - 0.25 * random.random())
+
+
+class _ServerError(Exception):
+    """An error answer or error event, carried out of the read loop to be translated."""
+
+    def __init__(self, failure: _Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
 class OpenAIBackend(AsyncClosing):
-    """Streams Phi-4 answers from an OpenAI-compatible server through the official client.
+    """Streams Phi-4 answers from an OpenAI-compatible server, read straight off the socket.
 
     The whole conversation is sent on every request, so the server keeps no state. Media kinds
     the deployment cannot take are refused before any request, with a sentence saying what it
     can take; LoRA deployments (vLLM) get the vision or speech adapter name as the model.
+
+    The stream is read with aiohttp: every event already buffered is handled in one wake-up
+    and their content given out as one piece; one `StallWatchdog` guards the whole answer.
+    A failure before the answer starts (connection refused, 408, 409, 429, 5xx) is retried
+    `max_retries` times with backoff, as the official client does.
     """
 
     name = "openai"
@@ -128,18 +178,32 @@ class OpenAIBackend(AsyncClosing):
         self.vision_model = vision_model
         self.speech_model = speech_model
         self.stream_timeout = stream_timeout
-        self.base_url, query = _split_query(base_url)
-        timeout = openai.Timeout(stream_timeout, connect=connect_timeout, read=stream_timeout)
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or "EMPTY",
-            timeout=timeout,
-            max_retries=max_retries,
-            default_query=query or None,
-        )
+        self.connect_timeout = connect_timeout
+        self.max_retries = max_retries
+        self.base_url, self._query = _split_query(base_url)
+        self._headers = {
+            "Authorization": f"Bearer {api_key or 'EMPTY'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the running loop; closed by `aclose`."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self.connect_timeout, sock_connect=self.connect_timeout
+                ),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def model_for(self, kinds: frozenset[MediaKind]) -> str:
         """vLLM serves Phi-4's LoRA adapters as models: vision for images, speech for audio."""
@@ -160,47 +224,94 @@ class OpenAIBackend(AsyncClosing):
     async def stream(
         self, conversation: Conversation, *, on_queue: QueueListener | None = None
     ) -> AsyncIterator[str]:
-        """Yield content deltas; these servers have no queue, so `on_queue` is never called."""
+        """Yield content deltas; these servers have no queue, so `on_queue` is never called.
+
+        All deltas that arrived together are yielded as one string.
+        """
         if not conversation.turns:
             raise EmptyConversation("no turns to answer")
         self.check_media(conversation)
         kinds = conversation.media_kinds
         model = self.model_for(kinds)
         log.debug("chat request: model %s, %d turns", model, len(conversation.turns))
+        body = orjson.dumps(
+            {
+                "model": model,
+                "messages": build_messages(conversation),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
         started = False
-        stream: Any = None
+        response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(self.stream_timeout):
-                stream = await self._client.chat.completions.create(
-                    model=model,
-                    messages=cast("list[ChatCompletionMessageParam]", build_messages(conversation)),
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-            chunks = stream.__aiter__()
-            while True:
-                async with asyncio.timeout(self.stream_timeout):
+            async with StallWatchdog(self.stream_timeout) as watchdog:
+                watchdog.arm()
+                response = await self._post_chat(body)
+                watchdog.armed = False
+                watchdog.feed()
+                read = response.content.readany
+                parser = SSEDataParser()
+                while True:
+                    watchdog.arm()
                     try:
-                        chunk = await chunks.__anext__()
-                    except StopAsyncIteration:
-                        return
-                if chunk.usage is not None:
-                    log.debug("usage: %s", chunk.usage.model_dump(exclude_none=True))
-                for choice in chunk.choices:
-                    if choice.index == 0 and choice.delta and choice.delta.content:
+                        chunk = await read()
+                    finally:
+                        watchdog.armed = False
+                    if not chunk:
+                        return  # the server ended the stream without [DONE]
+                    events = parser.feed(chunk)
+                    if not events:
+                        continue  # a comment (keep-alive) or part of an event: not data
+                    watchdog.feed()
+                    text, done = _contents(events)
+                    if text:
                         started = True
-                        yield choice.delta.content
+                        yield text
+                    if done:
+                        return
         except TimeoutError as exc:
             raise BackendTimeout(
                 f"no data from {self.base_url} for {self.stream_timeout} s"
             ) from exc
-        except openai.OpenAIError as exc:
-            raise self._translate(exc, model, kinds, started=started) from exc
+        except _ServerError as exc:
+            raise self._translate(exc.failure, model, kinds) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc, started=started) from exc
         except ValueError as exc:
             raise BadAnswer(f"unreadable stream from {self.base_url}: {exc}") from exc
         finally:
-            if stream is not None:
-                await stream.close()
+            if response is not None:
+                response.close()  # mid-answer: hang up, so the server stops generating
+
+    async def _post_chat(self, body: bytes) -> aiohttp.ClientResponse:
+        """POST the request; retry what the official client retries; raise on an error answer."""
+        url = f"{self.base_url}/chat/completions"
+        attempt = 0
+        while True:
+            failure: _Failure | None = None
+            retry_after = None
+            try:
+                response = await self.session.post(
+                    url, data=body, params=self._query, headers=self._headers
+                )
+            except (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError):
+                if attempt >= self.max_retries:
+                    raise
+            else:
+                if response.status == 200:
+                    return response
+                retry_after = response.headers.get("retry-after")
+                try:
+                    failure = await _status_failure(response)
+                finally:
+                    response.release()
+                if response.status not in _RETRY_STATUSES or attempt >= self.max_retries:
+                    raise _ServerError(failure)
+            delay = _retry_delay(attempt, retry_after)
+            log.info("retrying the chat request in %.1f s (%s)", delay, failure or "no connection")
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def probe(self) -> str:
         """List the server's models: proves it is reachable and that it serves ours.
@@ -208,13 +319,27 @@ class OpenAIBackend(AsyncClosing):
         A server listing models without ours raises `UnknownModel`; one that lists none, or
         has no `/models`, is taken at its word until a chat request says otherwise.
         """
+        url = f"{self.base_url}/models"
         try:
-            page = await self._client.models.list()
-        except openai.NotFoundError:
-            return f"{self.base_url} is reachable (it does not list its models)"
-        except openai.OpenAIError as exc:
-            raise self._translate(exc, self.model, frozenset(), started=False) from exc
-        ids = [m.id for m in page.data]
+            async with asyncio.timeout(self.stream_timeout):
+                async with self.session.get(
+                    url, params=self._query, headers=self._headers
+                ) as response:
+                    if response.status == 404:
+                        return f"{self.base_url} is reachable (it does not list its models)"
+                    if response.status != 200:
+                        raise _ServerError(await _status_failure(response))
+                    page = orjson.loads(await response.read())
+        except TimeoutError as exc:
+            raise BackendTimeout(f"{self.base_url} timed out") from exc
+        except _ServerError as exc:
+            raise self._translate(exc.failure, self.model, frozenset()) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc, started=False) from exc
+        except ValueError as exc:
+            raise BadAnswer(f"{self.base_url} listed its models unreadably: {exc}") from exc
+        data = page.get("data") if isinstance(page, dict) else None
+        ids = [m["id"] for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if ids and not serves(ids, self.model):
             raise UnknownModel(
                 f"{self.base_url} does not serve {self.model}; it serves {', '.join(ids[:10])}",
@@ -228,26 +353,25 @@ class OpenAIBackend(AsyncClosing):
         text = f"{self.base_url} serves {len(ids)} model(s): {shown or 'none'}"
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
 
-    def _translate(
-        self, exc: openai.OpenAIError, model: str, kinds: frozenset[MediaKind], *, started: bool
-    ) -> Phi4Error:
+    def _connection_error(self, exc: aiohttp.ClientError, *, started: bool) -> Phi4Error:
+        where = self.base_url
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return BackendTimeout(f"{where} timed out")
+        if started:
+            return BackendUnavailable(
+                f"{where} dropped the connection mid-answer ({type(exc).__name__})",
+                user_message=Sentence(
+                    "The connection to the model broke off mid-answer. Please try again."
+                ),
+            )
+        return misconfigured_connection(exc, where) or BackendUnavailable(
+            f"cannot connect to {where} ({type(exc).__name__})"
+        )
+
+    def _translate(self, failure: _Failure, model: str, kinds: frozenset[MediaKind]) -> Phi4Error:
         """One typed error per failure, each with a sentence a chat user can act on."""
         where = self.base_url
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeout(f"{where} timed out")
-        if isinstance(exc, openai.APIConnectionError):
-            if started:
-                return BackendUnavailable(
-                    f"{where} dropped the connection mid-answer",
-                    user_message=Sentence(
-                        "The connection to the model broke off mid-answer. Please try again."
-                    ),
-                )
-            return misconfigured_connection(exc, where) or BackendUnavailable(
-                f"cannot connect to {where}"
-            )
-        message = _server_message(exc) if isinstance(exc, openai.APIError) else str(exc)
-        status = exc.status_code if isinstance(exc, openai.APIStatusError) else _body_code(exc)
+        message, status = failure.message, failure.status
         detail = f"{where} answered {status}: {message}"
         lowered = message.lower()
         if kinds and status in (400, 422, "400") and any(w in lowered for w in _MEDIA_WORDS):
@@ -269,7 +393,7 @@ class OpenAIBackend(AsyncClosing):
                     "The conversation is too long for the model. Start a new one."
                 ),
             )
-        if type(exc) is openai.APIError:  # an error event in the middle of the stream
+        if failure.kind == "event":  # an error event in the middle of the stream
             return BackendUnavailable(
                 f"{where} failed mid-answer: {message}",
                 user_message=Sentence("The model failed while answering. Please try again."),
@@ -281,6 +405,32 @@ class OpenAIBackend(AsyncClosing):
                     "The model server refused the request: {reason}", reason=message[:200]
                 ),
             )
-        if isinstance(exc, openai.APIStatusError):
-            return BackendUnavailable(detail)
-        return BadAnswer(detail)
+        return BackendUnavailable(detail)
+
+
+def _contents(events: list[bytes]) -> tuple[str, bool]:
+    """The content the events carry, joined, and whether `[DONE]` was among them.
+
+    Raises `_ServerError` for an error event, `ValueError` for data that is not a chunk.
+    """
+    parts: list[str] = []
+    loads = orjson.loads
+    for data in events:
+        if data.startswith(b"[DONE]"):
+            return "".join(parts), True
+        chunk = loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError(f"not a chunk: {data[:200]!r}")
+        error = chunk.get("error")
+        if error:
+            message = _error_message(error, str(error)[:500])
+            raise _ServerError(_Failure("event", _error_code(error), message))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta")
+            if delta and choice.get("index", 0) == 0:
+                content = delta.get("content")
+                if content:
+                    parts.append(content)
+        if chunk.get("usage") is not None:
+            log.debug("usage: %s", chunk["usage"])
+    return "".join(parts), False

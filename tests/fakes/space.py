@@ -156,6 +156,11 @@ class FakeSpace:
         """Let answers held by `pause_after` continue."""
         self.resumed.set()
 
+    def pieces(self, answer: str) -> list[str]:
+        """The answer as the pieces its `append` diffs carry (override for other shapes)."""
+        size = self.chunk_size
+        return [answer[i : i + size] for i in range(0, len(answer), size)]
+
     def config(self) -> dict[str, Any]:
         """The `/config` answer: a chatbot, a multimodal textbox and the chat dependencies."""
         chatbot, turn_files, box = self.trigger_id - 3, self.trigger_id - 2, self.trigger_id

@@ -138,7 +138,7 @@ class EventStream:
         if missing or refused_shape([*record.history, *record.files], parts):
             return await self.fail("refused")
         answer = space.reply(record) if space.reply else space.answer
-        pieces = [answer[i : i + space.chunk_size] for i in range(0, len(answer), space.chunk_size)]
+        pieces = space.pieces(answer)
         base = len(record.history)
         for number, piece in enumerate(pieces or [""]):
             if number and await self.wait(space.chunk_delay):
