@@ -47,6 +47,7 @@ def user(text: str) -> dict[str, str]:
 async def test_an_instance_streams_the_answer_in_chunks(
     srv: FakeOpenAIServer, backend: OpenAIBackend
 ) -> None:
+    srv.chunk_delay = 0.01  # pieces that arrive together are given out as one chunk
     generator = Microsoft_Phi_4().create_async_generator(
         model=MODEL, messages=[user("Hi")], backend=backend
     )

@@ -86,6 +86,7 @@ async def test_answer_arrives_in_pieces_that_join_to_the_whole_answer(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
     space.answer = "Phi-4 streams this answer in several small pieces."
+    space.chunk_delay = 0.01  # diffs that arrive together are given out as one piece
     pieces = await collect(backend, ask("hello"))
     assert len(pieces) > 5
     assert "".join(pieces) == space.answer

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.phi4.sse import ServerSentEvent, SSEParser
+from bot.phi4.sse import ServerSentEvent, SSEDataParser, SSEParser
 
 
 def parse(*chunks: bytes) -> list[ServerSentEvent]:
@@ -107,3 +107,47 @@ def test_any_split_of_the_byte_stream_gives_the_same_events(case: tuple[bytes, l
 def test_byte_by_byte_feeding_gives_the_same_events(case: tuple[bytes, list[int]]) -> None:
     raw, _ = case
     assert parse(*(raw[i : i + 1] for i in range(len(raw)))) == parse(raw)
+
+
+# -- the hot path's data-only parser --------------------------------------------------
+
+
+def data_of(*chunks: bytes) -> list[bytes]:
+    parser = SSEDataParser()
+    return [data for chunk in chunks for data in parser.feed(chunk)]
+
+
+def test_every_event_already_buffered_comes_out_of_one_read() -> None:
+    raw = b"".join(b'data: {"n": %d}\n\n' % i for i in range(5))
+    assert SSEDataParser().feed(raw) == [b'{"n": %d}' % i for i in range(5)]
+
+
+def test_keepalive_comments_and_other_fields_give_no_data() -> None:
+    assert data_of(b": keepalive\n\n", b"event: ping\nid: 3\nretry: 10\n\n") == []
+    assert data_of(b": keepalive\n\ndata: x\n\n: again\n\n") == [b"x"]
+
+
+def test_a_field_merely_starting_with_data_is_not_data() -> None:
+    assert data_of(b"database: no\ndata: yes\n\n") == [b"yes"]
+
+
+def test_an_event_cut_inside_a_utf8_character_comes_out_whole() -> None:
+    raw = 'data: {"t": "héllo 😀"}\n\n'.encode()
+    cut = raw.index("😀".encode()) + 2
+    assert data_of(raw[:cut], raw[cut:]) == ['{"t": "héllo 😀"}'.encode()]
+
+
+def test_a_byte_order_mark_split_over_reads_is_dropped() -> None:
+    assert data_of(b"\xef", b"\xbb", b"\xbfdata: x\n\n") == [b"x"]
+
+
+@given(_stream_and_cuts())
+def test_the_data_parser_agrees_with_the_full_parser_on_any_split(
+    case: tuple[bytes, list[int]],
+) -> None:
+    raw, cuts = case
+    bounds = [0, *cuts, len(raw)]
+    chunks = [raw[a:b] for a, b in itertools.pairwise(bounds)]
+    expected = [event.data.encode() for event in parse(raw)]
+    assert data_of(*chunks) == expected
+    assert data_of(*(raw[i : i + 1] for i in range(len(raw)))) == expected

@@ -97,7 +97,7 @@ async def test_chunks_reach_stdout_as_they_arrive(srv: FakeOpenAIServer) -> None
     assert srv.chat_requests[-1].chunks_sent == 1
     srv.resume()
     assert await asyncio.wait_for(chat, 5) == 0
-    assert out.writes == [*srv.pieces(), "\n"]
+    assert "".join(out.writes) == srv.answer + "\n"  # the rest may come in fewer pieces
 
 
 async def test_an_interactive_chat_keeps_history_and_puts_media_on_the_first_turn(

@@ -289,18 +289,23 @@ class TurnPipeline:
     async def _checkpoint(self, answer_id: int, view: AnswerView) -> None:
         """Save the partial answer now and then, so a crash leaves it and its messages.
 
-        Until the first message is out this looks often, so that even an answer cut off
-        in its first second is recorded with the message that shows it.
+        A new message is saved at once (this looks often until the first one is out, so that
+        even an answer cut off in its first second is recorded with the message that shows
+        it); text alone that grew is saved at most every `CHECKPOINT_EVERY` seconds, so that
+        hundreds of answers streaming at once do not queue writes ahead of new turns.
         """
-        saved: tuple[int, list[int]] = (0, [])
+        loop = asyncio.get_running_loop()
+        saved_ids: list[int] = []
+        saved_length, saved_at = 0, loop.time()
         while True:
-            await asyncio.sleep(CHECKPOINT_EVERY if saved[1] else FIRST_CHECKPOINT_EVERY)
-            state = (len(view.text), list(view.message_ids))
-            if state != saved:
-                await self.store.update_answer(
-                    answer_id, text=view.text, message_ids=view.message_ids
-                )
-                saved = state
+            await asyncio.sleep(CHECKPOINT_EVERY if saved_ids else FIRST_CHECKPOINT_EVERY)
+            ids = view.message_ids
+            new_message = ids != saved_ids
+            due = loop.time() - saved_at >= CHECKPOINT_EVERY
+            if new_message or (due and len(view.text) != saved_length):
+                text = view.text
+                await self.store.update_answer(answer_id, text=text, message_ids=ids)
+                saved_ids, saved_length, saved_at = list(ids), len(text), loop.time()
 
     # -- small helpers --------------------------------------------------------------------
 

@@ -143,6 +143,7 @@ async def _start_services(application: BotApplication) -> None:
             max_input_chars=settings.max_input_chars,
         ),
     )
+    application.bot_data.services.loop_lag.start()
     await application.bot.set_my_commands(menu(None))
     for language in languages()[1:]:
         await application.bot.set_my_commands(menu(language), language_code=language)
@@ -192,6 +193,7 @@ async def _close_services(application: BotApplication) -> None:
     if application.bot_data.ops is not None:
         await application.bot_data.ops.stop()
         application.bot_data.ops = None
+    await services.loop_lag.stop()
     await services.backend.aclose()
     await services.store.close()
     log.info("stopped cleanly")

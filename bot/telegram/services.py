@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.pipeline import TurnPipeline
+from bot.loop_lag import LoopLagMonitor
 from bot.phi4 import Backend
 from bot.telegram.admission import Admission
 from bot.telegram.streaming.pacing import RateBudget
@@ -27,6 +28,7 @@ class BotServices:
     replies: TelegramReplies
     dispatcher: TurnDispatcher
     admission: Admission
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
     @property
     def pipeline(self) -> TurnPipeline:

@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -36,45 +35,19 @@ from bot.phi4.errors import (
     BackendUnavailable,
     BadAnswer,
     EmptyConversation,
+    Phi4Error,
 )
 from bot.phi4.space.gradio_config import SpaceSetup, read_setup
-from bot.phi4.space.gradio_diff import AnswerTracker
-from bot.phi4.space.turn import (
-    build_history,
-    completed_rest,
-    failure_context,
-    file_data,
-    file_message,
-    generating_piece,
-    queue_notice,
-    read_message,
-    user_text,
-)
+from bot.phi4.space.reading import CONNECTION_BROKE, AnswerReading, QueuedEvent
+from bot.phi4.space.turn import build_history, failure_context, file_data, file_message, user_text
 from bot.phi4.space.uploads import UploadCache
 from bot.phi4.space.wire import SpaceWire
 from bot.phi4.space.zerogpu import ZeroGpuAuth
-from bot.phi4.sse import SSEParser
-from bot.shared import MediaKind, Sentence
+from bot.phi4.sse import ReadPacer, SSEDataParser
+from bot.phi4.watchdog import StallWatchdog
+from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
-
-QUEUED_SILENCE = 60.0
-"""Seconds without a single byte, heartbeats included, after which a queued request is given up:
-Gradio sends a heartbeat every 15 s, so this much silence means the connection is dead."""
-
-CONNECTION_BROKE = Sentence(
-    "The connection to the model broke before the answer was complete. Please try again."
-)
-
-
-@dataclass(slots=True)
-class _Event:
-    """One queued call; `done` once the Space has finished it and no cancel is needed."""
-
-    session_hash: str
-    event_id: str
-    done: bool = False
-    updates: int = 0
 
 
 class SpaceBackend(AsyncClosing):
@@ -175,7 +148,7 @@ class SpaceBackend(AsyncClosing):
         event_id = joined.get("event_id")
         if not isinstance(event_id, str) or not event_id:
             raise BadAnswer(f"queue/join answered without an event_id: {joined!r:.200}")
-        event = _Event(session_hash, event_id)
+        event = QueuedEvent(session_hash, event_id)
         log.debug("joined the Space queue: fn %s event %s", endpoints.answer_fn, event_id)
         try:
             async with contextlib.aclosing(self._answer(setup, event, on_queue)) as answer:
@@ -186,81 +159,62 @@ class SpaceBackend(AsyncClosing):
                 self._cancel_later(setup, event)
 
     async def _answer(
-        self, setup: SpaceSetup, event: _Event, on_queue: QueueListener | None
+        self, setup: SpaceSetup, event: QueuedEvent, on_queue: QueueListener | None
     ) -> AsyncGenerator[str, None]:
-        """Read the event's messages from `/queue/data` and yield the answer's increments."""
+        """Read the event's messages from `/queue/data` and yield the answer's increments.
+
+        Every message already buffered is handled in one wake-up and the text they add is
+        yielded as one piece; one `StallWatchdog` guards the whole stream.
+        """
         loop = asyncio.get_running_loop()
-        async with self._wire.open_stream(setup.prefix, event.session_hash) as response:
-            parser, tracker = SSEParser(), AnswerTracker()
-            queued = told = False
-            last_data = loop.time()
-            while True:
-                limit = (
-                    max(self._stream_timeout, QUEUED_SILENCE) if queued else self._stream_timeout
-                )
-                chunk = await self._read(response, last_data + limit - loop.time())
-                if not chunk:
-                    raise BackendUnavailable(
-                        "the answer stream ended early", user_message=CONNECTION_BROKE
-                    )
-                if queued:
-                    last_data = loop.time()
-                for sse in parser.feed(chunk):
-                    message = read_message(sse.data)
-                    if message.get("event_id") not in (None, event.event_id):
-                        continue
-                    kind = message.get("msg")
-                    if kind == "heartbeat":
-                        continue
-                    last_data = loop.time()
-                    if kind == "estimation":
-                        queued = True
-                        position = queue_notice(message, told=told)
-                        if position is not None and on_queue is not None:
-                            told = True
-                            on_queue(position)
-                    elif kind == "process_generating":
-                        queued = False
-                        event.updates += 1
-                        piece = generating_piece(
-                            tracker, message, self._context(setup, event, message, response)
-                        )
-                        if piece:
-                            yield piece
-                            last_data = loop.time()
-                    elif kind == "process_completed":
-                        event.done = True
-                        if message.get("success") is False and not event.updates:
-                            self._setup = None  # refused before answering: re-read /config
-                        rest = completed_rest(
-                            tracker, message, self._context(setup, event, message, response)
-                        )
-                        log.debug("Space answer complete: %d characters", len(tracker.answer))
-                        if rest:
-                            yield rest
-                        return
-                    elif kind == "unexpected_error":
-                        event.done = True
+        reading = AnswerReading(event, on_queue, loop.time())
+        reading.context = lambda message: self._context(setup, event, message, response)
+        reading.forget_setup = self._forget_setup
+        try:
+            async with (
+                StallWatchdog(self._stream_timeout) as watchdog,
+                self._wire.open_stream(setup.prefix, event.session_hash) as response,
+            ):
+                parser, read = SSEDataParser(), response.content.readany
+                pacer = ReadPacer()
+                while True:
+                    if (wait := pacer.next_read - loop.time()) > 0:
+                        await asyncio.sleep(wait)  # let messages gather: one wake-up for several
+                    watchdog.arm()
+                    try:
+                        chunk = await read()
+                    except aiohttp.ClientError as exc:
                         raise BackendUnavailable(
-                            f"Space unexpected_error: {str(message.get('message'))[:200]}",
-                            user_message=Sentence(
-                                "The Space hit an unexpected error. Please try again."
-                            ),
-                        )
-                    elif kind == "close_stream":
-                        raise BackendUnavailable(
-                            "the Space closed the stream before completing",
+                            f"answer stream broke: {type(exc).__name__}",
                             user_message=CONNECTION_BROKE,
+                        ) from exc
+                    finally:
+                        watchdog.armed = False
+                    if not chunk:
+                        raise BackendUnavailable(
+                            "the answer stream ended early", user_message=CONNECTION_BROKE
                         )
-                    else:
-                        queued = queued and kind not in ("process_starts", "progress")
-                        log.debug("Space message %s", kind)
+                    try:
+                        done = reading.take(parser.feed(chunk), loop.time())
+                    except Phi4Error:
+                        if text := reading.flush():
+                            yield text  # what came before the failure is still shown
+                        raise
+                    if text := reading.flush():
+                        pacer.text_given(loop.time())
+                        yield text
+                        reading.last_data = loop.time()
+                    if done:
+                        return
+                    watchdog.deadline = reading.deadline(self._stream_timeout)
+        except TimeoutError:
+            raise BackendTimeout(f"no data from the Space for {self._stream_timeout:g} s") from None
 
     def _context(
         self,
         setup: SpaceSetup,
-        event: _Event,
-        message: dict[str, Any],
+        event: QueuedEvent,
+        message: Mapping[str, Any],
         response: aiohttp.ClientResponse,
     ) -> str:
         """What is known about an event, for failures the Space reports without a message."""
@@ -268,17 +222,9 @@ class SpaceBackend(AsyncClosing):
             setup.version, setup.endpoints.answer_fn, response.status, message, event.updates
         )
 
-    async def _read(self, response: aiohttp.ClientResponse, timeout: float) -> bytes:
-        if timeout <= 0:
-            raise BackendTimeout(f"no data from the Space for {self._stream_timeout:g} s")
-        try:
-            return await asyncio.wait_for(response.content.readany(), timeout)
-        except TimeoutError:
-            raise BackendTimeout(f"no data from the Space for {self._stream_timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise BackendUnavailable(
-                f"answer stream broke: {type(exc).__name__}", user_message=CONNECTION_BROKE
-            ) from exc
+    def _forget_setup(self) -> None:
+        """A turn refused before any output: the next one reads `/config` again."""
+        self._setup = None
 
     async def _load_setup(self, *, refresh: bool = False) -> SpaceSetup:
         """Read `/config` once per backend (again on `refresh`); later turns reuse it."""
@@ -291,7 +237,7 @@ class SpaceBackend(AsyncClosing):
                 log.debug("Space setup: %s", self._setup)
             return self._setup
 
-    def _cancel_later(self, setup: SpaceSetup, event: _Event) -> None:
+    def _cancel_later(self, setup: SpaceSetup, event: QueuedEvent) -> None:
         """Ask the Space to stop generating, without holding up the caller who stopped reading."""
         body = {
             "session_hash": event.session_hash,
