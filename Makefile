@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/streaming.py
 	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/ingest.py
 
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py

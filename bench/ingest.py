@@ -5,9 +5,10 @@ Run from the repo root: `.venv/bin/python bench/ingest.py [--n 1,200,1000]
 
 The real `phi4bot run` process talks to the fake Telegram (Telegram's flood limits, so the
 edits are paced as in production) and to a fake backend (the OpenAI-compatible server or the
-Gradio Space) that streams N answers of ~850 characters in 2–8-character chunks at once,
-yielding to its event loop between chunks but never waiting. The fakes run in this process,
-the bot in its own, so the bot's CPU is read from /proc without the fakes in it.
+Gradio Space) that streams N answers of ~770 characters (N = 1: one 20 times as long) in
+2–8-character chunks at once, yielding to its event loop between chunks but never waiting.
+The fakes run in this process, the bot in its own, so the bot's CPU is read from /proc
+without the fakes in it.
 
 Figures: bot CPU per chunk (the p50 over 0.2 s samples while the answers stream, and the
 mean over the whole streaming phase), the chunks per second one core would sustain at that
@@ -72,6 +73,7 @@ RSS_MIB = 250  # target at N = 1000
 DISPATCH_P95 = 1.0  # a backend request leaves within this of its message
 NAME = re.compile(r"chat (C\d{3,4})")
 DEFAULT_SIZES = (1, 200, 1000)
+LONE_REPEAT = 20
 BACKENDS = ("openai", "space")
 
 
@@ -137,15 +139,23 @@ async def fake_backend(kind: str, answers: dict[str, str]) -> AsyncIterator[Fake
         )
 
 
-async def run_one(kind: str, n: int, workdir: Path) -> Table:
+async def run_one(kind: str, n: int, workdir: Path, event_loop: str = "uvloop") -> Table:
     names = [f"C{i:03d}" for i in range(n)]
-    answers = {name: answer_markdown(name, True) for name in names}
+    # one answer alone would last a tenth of a second: 20 times as long gives CPU figures
+    repeat = LONE_REPEAT if n == 1 else 1
+    answers = {name: "\n\n".join([answer_markdown(name, True)] * repeat) for name in names}
     finals = {name: render_markdown(answer).text for name, answer in answers.items()}
     async with (
         FakeTelegram(token=TOKEN, bot_username=BOT_USERNAME) as tg,
         fake_backend(kind, answers) as fake,
     ):
-        env = bot_env(tg, _NoModel(), workdir, **fake.env)
+        env = bot_env(
+            tg,
+            _NoModel(),
+            workdir,
+            PHI4BOT_UVLOOP="1" if event_loop == "uvloop" else "0",
+            **fake.env,
+        )
         bot = await start_bot(tg, env, workdir)
         assert bot.proc is not None
         pid = bot.proc.pid
@@ -180,7 +190,7 @@ async def run_one(kind: str, n: int, workdir: Path) -> Table:
 
     table = Table(
         f"{kind} backend, N = {n} answers of ~{len(answers[names[0]])} characters "
-        f"in 2-8-character chunks, sent without pause"
+        f"in 2-8-character chunks, sent without pause, {event_loop}"
     )
     mean = (
         (during.cpu_seconds - before.cpu_seconds) / chunks * 1e6
@@ -263,6 +273,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="1,200,1000", help="answer counts (default 1,200,1000)")
     parser.add_argument("--backend", default="openai,space", help="openai, space or both")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the bot's event loop"
+    )
     args = parser.parse_args()
     sizes = tuple(int(n) for n in parse_list(args.n)) or DEFAULT_SIZES
     backends = parse_list(args.backend)
@@ -273,7 +286,7 @@ def main() -> int:
         for n in sizes:
             with tempfile.TemporaryDirectory(prefix="phi4bot-ingest-") as tmp:
                 try:
-                    table = asyncio.run(run_one(kind, n, Path(tmp)))
+                    table = asyncio.run(run_one(kind, n, Path(tmp), args.loop))
                 except RuntimeError as exc:
                     print(f"{kind}, N = {n}: {exc}\n", flush=True)
                     continue

@@ -216,7 +216,9 @@ class SizeResult:
     wall: float
 
 
-async def run_size(n: int, long: bool, workdir: Path, shape: Shape) -> SizeResult:
+async def run_size(
+    n: int, long: bool, workdir: Path, shape: Shape, loop: str = "uvloop"
+) -> SizeResult:
     names = [f"C{i:03d}" for i in range(n)]
     answers = {name: answer_markdown(name, long) for name in names}
     finals = {name: render_markdown(answer).text for name, answer in answers.items()}
@@ -232,7 +234,13 @@ async def run_size(n: int, long: bool, workdir: Path, shape: Shape) -> SizeResul
     ):
         model.sizes, model.chunk_delay = shape.sizes, shape.delay
         model.reply = lambda body: answers.get(stream_key(body) or "", "unknown chat")
-        env = bot_env(tg, model, workdir, PHI4BOT_EDIT_INTERVAL=str(INTERVAL))
+        env = bot_env(
+            tg,
+            model,
+            workdir,
+            PHI4BOT_EDIT_INTERVAL=str(INTERVAL),
+            PHI4BOT_UVLOOP="1" if loop == "uvloop" else "0",
+        )
         bot = await start_bot(tg, env, workdir)
         assert bot.proc is not None
         pid = bot.proc.pid
@@ -284,7 +292,7 @@ async def run_size(n: int, long: bool, workdir: Path, shape: Shape) -> SizeResul
 
     table = Table(
         f"N = {n} private chats, answers of {len(next(iter(answers.values())))} Markdown "
-        f"characters at {shape.describe()}, "
+        f"characters at {shape.describe()}, {loop}, "
         f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}"
     )
     exact = sum(f.exact for f in per_chat.values())
@@ -417,13 +425,18 @@ def main() -> int:
     parser.add_argument(
         "--shape", choices=sorted(SHAPES), default="fixed", help="how the fake model streams"
     )
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the bot's event loop"
+    )
     args = parser.parse_args()
     sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     results: list[SizeResult] = []
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as tmp:
             try:
-                result = asyncio.run(run_size(n, not args.quick, Path(tmp), SHAPES[args.shape]))
+                result = asyncio.run(
+                    run_size(n, not args.quick, Path(tmp), SHAPES[args.shape], args.loop)
+                )
             except RuntimeError as exc:  # the bot could not start: report, do not fail
                 print(f"N = {n}: {exc}\n", flush=True)
                 continue

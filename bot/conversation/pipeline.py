@@ -180,23 +180,34 @@ class TurnPipeline:
         received_at: float | None,
     ) -> None:
         key = target.key
-        system_prompt = await self.system_prompt(key.chat_id)
-        history = await self.store.history(
-            conversation_id,
-            char_budget=self.settings.history_chars,
-            media_limit=self.settings.history_media,
-            until_turn_id=user_turn_id,
+        # Both reads queue at once: under a flood each store call waits its turn behind
+        # every other chat's, so fewer steps in a row mean an earlier request to the model.
+        system_prompt, history = await asyncio.gather(
+            self.system_prompt(key.chat_id),
+            self.store.history(
+                conversation_id,
+                char_budget=self.settings.history_chars,
+                media_limit=self.settings.history_media,
+                until_turn_id=user_turn_id,
+            ),
         )
         conversation = build_conversation(
             history, system_prompt=system_prompt, label_senders=target.is_group
         )
-        answer_id = await self.store.start_answer(conversation_id, user_turn_id)
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
         generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
-        checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
+        try:  # the request is on its way meanwhile; a crash before this leaves a waiting turn
+            answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+        except BaseException:
+            generation.cancel()
+            await asyncio.wait([generation])
+            self.lanes.set_generation(key, None)
+            self._writing.pop(key, None)
+            raise
+        checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
         status, failure = AnswerStatus.COMPLETE, None
         metrics.answers_streaming(+1)
         try:

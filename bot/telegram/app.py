@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from urllib.parse import urlparse
@@ -199,8 +200,25 @@ async def _close_services(application: BotApplication) -> None:
     log.info("stopped cleanly")
 
 
+def use_uvloop(wanted: bool) -> bool:
+    """Run the bot on uvloop when it is installed and not turned off (`PHI4BOT_UVLOOP=0`).
+
+    Its event loop does the same work in less CPU; the bot behaves the same either way.
+    """
+    if not wanted:
+        return False
+    try:
+        import uvloop  # optional: not every platform has it
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
     """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    if use_uvloop(settings.uvloop):
+        log.info("event loop: uvloop")
     application = build_application(settings)
     updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
     if webhook_url is None:
