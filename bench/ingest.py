@@ -184,7 +184,14 @@ async def run_one(kind: str, n: int, workdir: Path, event_loop: str = "uvloop") 
         worst_fake_lag = await fakes_lag.stop()
         after = proc_figures(pid)
         exit_code = await stop_bot(bot, timeout=60)
-        lag = bot_loop_lag(bot.log())
+        log_text = bot.log()
+        lag = bot_loop_lag(log_text)
+        problems = [
+            line for line in log_text.splitlines() if " WARNING " in line or " ERROR " in line
+        ]
+        if problems:
+            print(f"({len(problems)} warnings or errors in the bot's log; the first ones:)")
+            print("\n".join(problems[:8]), flush=True)
         requested = fake.requested()
         dispatch = [requested[name] - sent_at for name in names if name in requested]
 

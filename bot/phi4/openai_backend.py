@@ -193,7 +193,9 @@ class OpenAIBackend(AsyncClosing):
         """Created on first use, inside the running loop; closed by `aclose`."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1000),
+                # uncapped: each answer holds a connection while it streams; a cap would hold
+                # back every answer beyond it, and fail it after the connect timeout
+                connector=aiohttp.TCPConnector(limit=0),
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=self.connect_timeout, sock_connect=self.connect_timeout
                 ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from urllib.parse import urlparse
@@ -145,6 +146,7 @@ async def _start_services(application: BotApplication) -> None:
         ),
     )
     application.bot_data.services.loop_lag.start()
+    gc.freeze()  # what start-up built lives as long as the bot: no collection need scan it
     await application.bot.set_my_commands(menu(None))
     for language in languages()[1:]:
         await application.bot.set_my_commands(menu(language), language_code=language)
@@ -215,8 +217,25 @@ def use_uvloop(wanted: bool) -> bool:
     return True
 
 
+def raise_open_files_limit(wanted: int = 65536) -> None:
+    """Every streaming answer holds a socket: lift the soft limit on open files (often 1024)
+    as far as the hard limit allows."""
+    try:
+        import resource  # not on Windows
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.debug("could not raise the open-files limit: %s", exc)
+
+
 def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
     """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    raise_open_files_limit()
     if use_uvloop(settings.uvloop):
         log.info("event loop: uvloop")
     application = build_application(settings)

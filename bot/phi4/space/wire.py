@@ -58,7 +58,9 @@ class SpaceWire:
     def session(self) -> aiohttp.ClientSession:
         """The given session, or one created on first use (and closed by `aclose`)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # No cap on connections: each answer holds one while it streams, and a capped pool
+            # would hold back (and, after the connect timeout, fail) every answer beyond it.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
 
     async def aclose(self) -> None:

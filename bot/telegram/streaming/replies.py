@@ -29,6 +29,10 @@ STOP = "stop"
 REGENERATE = "regenerate"
 STOP_LABEL = Sentence("⏹ Stop")
 REGENERATE_LABEL = Sentence("🔄 Regenerate")
+TYPING_AT_ONCE = 8
+"""Chat actions in flight at once. A flood of new chats would otherwise queue hundreds of
+them in the HTTP client's pool, whose bookkeeping grows with the queue times the pool size,
+and the answers' own messages would wait behind them."""
 
 
 class TelegramReplies:
@@ -55,6 +59,7 @@ class TelegramReplies:
         self._private_streaming = private_streaming
         self._regenerable: dict[ConversationKey, int] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._typing_slots = asyncio.Semaphore(TYPING_AT_ONCE)
 
     def open_answer(
         self,
@@ -137,9 +142,10 @@ class TelegramReplies:
         key = target.key
         while True:
             try:
-                await self.bot.send_chat_action(
-                    key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
-                )
+                async with self._typing_slots:  # cancelled while waiting: never sent, not needed
+                    await self.bot.send_chat_action(
+                        key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
+                    )
             except TelegramError as exc:
                 log.debug("typing indicator failed: %s", exc)
             await asyncio.sleep(TYPING_EVERY)
