@@ -100,7 +100,9 @@ FIRST_ABOUT = 1.2  # N > 20: "about N/30 s" for the last chat's first text, with
 DEFAULT_SIZES = (1, 20, 200)
 QUICK_SIZES = (1, 20)
 TOPICS = ("rivers", "comets", "clocks", "forest")
-NAME = re.compile(r"chat (C\d{3})")
+NAME = re.compile(r"chat ([CP]\d{3})")
+PROBES = 20  # N >= 20: new chats that write while the others stream, one every PROBE_GAP s
+PROBE_GAP = 0.25
 
 
 def answer_markdown(name: str, long: bool) -> str:
@@ -253,6 +255,22 @@ async def run_size(
             assert user.chat is not None
             tg.send_text(user.chat, user, f"Hello from chat {name}: how do answers stream?")
 
+        probe_sent: dict[str, float] = {}
+
+        async def probe() -> None:
+            """New chats write once half the flood streams: their requests must not wait."""
+            while len(model.sent) < n // 2:
+                await asyncio.sleep(0.05)
+            for i in range(PROBES):
+                name = f"P{i:03d}"
+                user = tg.private_user(60_000 + i, name)
+                assert user.chat is not None
+                probe_sent[name] = time.monotonic()
+                tg.send_text(user.chat, user, f"A new question from chat {name}.")
+                await asyncio.sleep(PROBE_GAP)
+
+        probing = asyncio.create_task(probe()) if n >= PROBES else None
+
         def all_exact() -> bool:
             return all(tg.text_of(user.id) == finals[name] for name, user in users.items())
 
@@ -270,6 +288,8 @@ async def run_size(
             if streams_done and time.monotonic() - last_change > 10:
                 break  # nothing happens any more: report what is there
         finished_at = time.monotonic()
+        if probing is not None:
+            probing.cancel()
         await asyncio.sleep(SETTLE)  # watch for requests after the final texts
         after = proc_figures(pid)
         await sampler.stop()
@@ -284,6 +304,7 @@ async def run_size(
             for name in names
         }
         dispatch = [model.requested[name] - sent_at for name in names if name in model.requested]
+        probed = [model.requested[k] - t for k, t in probe_sent.items() if k in model.requested]
         streams_end = max(model.finished.values(), default=finished_at)
         requests = [r for user in users.values() for r in tg.stats.chat_requests.get(user.id, [])]
         statuses = Counter(r.status for r in requests)
@@ -366,6 +387,14 @@ async def run_size(
     )
     table.add("message -> backend request, max", ms(max(dispatch, default=math.nan)))
     table.add("backend requests made", f"{len(dispatch)}/{n}", str(n), len(dispatch) == n)
+    if probe_sent:
+        probe_p95 = percentile(probed, 95)
+        table.add(
+            f"new message while {n // 2}+ stream -> backend request, p95 of {len(probe_sent)}",
+            ms(probe_p95),
+            f"< {DISPATCH_P95:g} s",
+            probe_p95 < DISPATCH_P95 and len(probed) == len(probe_sent),
+        )
     first_seen = [f.first_at - sent_at for f in per_chat.values() if not math.isnan(f.first_at)]
     last_first = max(first_seen, default=math.nan) if len(first_seen) == n else math.inf
     bound = FIRST_OF_FLOOD * n / BOT_RATE

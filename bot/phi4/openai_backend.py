@@ -27,7 +27,7 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
-from bot.phi4.sse import SSEDataParser
+from bot.phi4.sse import READ_GAP, SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind, Sentence, media_nouns
 
@@ -150,7 +150,8 @@ class OpenAIBackend(AsyncClosing):
     can take; LoRA deployments (vLLM) get the vision or speech adapter name as the model.
 
     The stream is read with aiohttp: every event already buffered is handled in one wake-up
-    and their content given out as one piece; one `StallWatchdog` guards the whole answer.
+    and their content given out as one piece, reads at most every `READ_GAP` seconds once
+    text flows; one `StallWatchdog` guards the whole answer.
     A failure before the answer starts (connection refused, 408, 409, 429, 5xx) is retried
     `max_retries` times with backoff, as the official client does.
     """
@@ -254,7 +255,10 @@ class OpenAIBackend(AsyncClosing):
                 watchdog.feed()
                 read = response.content.readany
                 parser = SSEDataParser()
+                loop, next_read = asyncio.get_running_loop(), 0.0
                 while True:
+                    if started and (wait := next_read - loop.time()) > 0:
+                        await asyncio.sleep(wait)  # let chunks gather: one wake-up for several
                     watchdog.arm()
                     try:
                         chunk = await read()
@@ -269,6 +273,7 @@ class OpenAIBackend(AsyncClosing):
                     text, done = _contents(events)
                     if text:
                         started = True
+                        next_read = loop.time() + READ_GAP
                         yield text
                     if done:
                         return

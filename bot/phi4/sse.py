@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
+READ_GAP = 0.05
+"""Once answer text flows, the backends read their stream at most this often (seconds): what
+arrives meanwhile is handled in one wake-up instead of one each. Far below any edit interval,
+so no chat shows it; the first text is never held back."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:
