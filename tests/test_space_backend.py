@@ -30,7 +30,6 @@ from bot.phi4.errors import (
 )
 from bot.phi4.space.backend import CONNECTION_BROKE, SpaceBackend
 from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
-from bot.phi4.sse import READ_GAP
 from tests.fakes.space import FakeSpace
 
 
@@ -87,7 +86,7 @@ async def test_answer_arrives_in_pieces_that_join_to_the_whole_answer(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
     space.answer = "Phi-4 streams this answer in several small pieces."
-    space.chunk_delay = 1.5 * READ_GAP  # diffs that arrive together are given out as one piece
+    space.chunk_delay = 0.01  # diffs that arrive together are given out as one piece
     pieces = await collect(backend, ask("hello"))
     assert len(pieces) > 5
     assert "".join(pieces) == space.answer

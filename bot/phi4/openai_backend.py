@@ -27,7 +27,7 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
-from bot.phi4.sse import READ_GAP, SSEDataParser
+from bot.phi4.sse import ReadPacer, SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind, Sentence, media_nouns
 
@@ -150,8 +150,8 @@ class OpenAIBackend(AsyncClosing):
     can take; LoRA deployments (vLLM) get the vision or speech adapter name as the model.
 
     The stream is read with aiohttp: every event already buffered is handled in one wake-up
-    and their content given out as one piece, reads at most every `READ_GAP` seconds once
-    text flows; one `StallWatchdog` guards the whole answer.
+    and their content given out as one piece, and a `ReadPacer` spaces reads once the answer
+    has flowed a while; one `StallWatchdog` guards the whole answer.
     A failure before the answer starts (connection refused, 408, 409, 429, 5xx) is retried
     `max_retries` times with backoff, as the official client does.
     """
@@ -255,9 +255,9 @@ class OpenAIBackend(AsyncClosing):
                 watchdog.feed()
                 read = response.content.readany
                 parser = SSEDataParser()
-                loop, next_read = asyncio.get_running_loop(), 0.0
+                loop, pacer = asyncio.get_running_loop(), ReadPacer()
                 while True:
-                    if started and (wait := next_read - loop.time()) > 0:
+                    if (wait := pacer.next_read - loop.time()) > 0:
                         await asyncio.sleep(wait)  # let chunks gather: one wake-up for several
                     watchdog.arm()
                     try:
@@ -273,7 +273,7 @@ class OpenAIBackend(AsyncClosing):
                     text, done = _contents(events)
                     if text:
                         started = True
-                        next_read = loop.time() + READ_GAP
+                        pacer.text_given(loop.time())
                         yield text
                     if done:
                         return
