@@ -163,7 +163,7 @@ def test_the_data_parser_agrees_with_the_full_parser_on_any_split(
 def test_reads_are_spaced_only_after_the_answer_has_flowed_a_while() -> None:
     pacer = ReadPacer()
     pacer.text_given(10.0)
-    pacer.text_given(10.5)
-    assert pacer.next_read == 0.0  # the first second: read again at once
+    pacer.text_given(10.0 + GATHER_AFTER / 2)
+    assert pacer.next_read == 0.0  # early in the answer: read again at once
     pacer.text_given(10.0 + GATHER_AFTER)
     assert pacer.next_read == 10.0 + GATHER_AFTER + READ_GAP
