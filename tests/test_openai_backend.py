@@ -415,3 +415,11 @@ async def test_an_empty_conversation_is_refused(srv: FakeOpenAIServer) -> None:
 def test_unknown_media_kinds_in_accepts_are_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="images"):
         OpenAIBackend("http://x/v1", api_key=None, model="m", accepts=frozenset({"images"}))
+
+
+async def test_credentials_in_the_base_url_are_sent_as_basic_auth(srv: FakeOpenAIServer) -> None:
+    url = srv.base_url.replace("http://", "http://user:pa55@")
+    async with OpenAIBackend(url, api_key=None, model=DEFAULT_MODEL, max_retries=0) as b:
+        assert await collect(b, ask()) == srv.answer
+    login = base64.b64encode(b"user:pa55").decode()
+    assert srv.chat_requests[-1].headers["Authorization"] == f"Basic {login}"

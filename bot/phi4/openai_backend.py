@@ -9,7 +9,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -82,6 +82,14 @@ def _split_query(base_url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(base_url)
     query = dict(parse_qsl(parts.query))
     return urlunsplit(parts._replace(query="")).rstrip("/"), query
+
+
+def _without_credentials(url: str) -> str:
+    """`url` without a `user:password@` part, which aiohttp will not send beside a header."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +195,11 @@ class OpenAIBackend(AsyncClosing):
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        self._root = _without_credentials(self.base_url)
+        if self._root != self.base_url:  # user:password@ in the URL: Basic auth, as httpx sent
+            parts = urlsplit(self.base_url)
+            login = aiohttp.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+            self._headers["Authorization"] = login.encode()
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -293,7 +306,7 @@ class OpenAIBackend(AsyncClosing):
 
     async def _post_chat(self, body: bytes) -> aiohttp.ClientResponse:
         """POST the request; retry what the official client retries; raise on an error answer."""
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self._root}/chat/completions"
         attempt = 0
         while True:
             failure: _Failure | None = None
@@ -326,7 +339,7 @@ class OpenAIBackend(AsyncClosing):
         A server listing models without ours raises `UnknownModel`; one that lists none, or
         has no `/models`, is taken at its word until a chat request says otherwise.
         """
-        url = f"{self.base_url}/models"
+        url = f"{self._root}/models"
         try:
             async with asyncio.timeout(self.stream_timeout):
                 async with self.session.get(
