@@ -198,8 +198,8 @@ class OpenAIBackend(AsyncClosing):
         self._root = _without_credentials(self.base_url)
         if self._root != self.base_url:  # user:password@ in the URL: Basic auth, as httpx sent
             parts = urlsplit(self.base_url)
-            login = aiohttp.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
-            self._headers["Authorization"] = login.encode()
+            login = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            self._headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
         self._session: aiohttp.ClientSession | None = None
 
     @property
