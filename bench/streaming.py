@@ -1,7 +1,10 @@
 """Streams answers into N concurrent private chats and measures what users see.
 
 Run from the repo root: `.venv/bin/python bench/streaming.py [--n 1,20,200] [--quick]
-[--shape fixed|vllm]`.
+[--shape fixed|vllm] [--loop uvloop|asyncio] [--metrics on|off]`. With `--metrics on` the bot
+serves its metrics port and the bench scrapes `/metrics` once a second (Prometheus scrapes
+every 15 s by default), so the two settings show what metrics cost: bot CPU and first-visible
+times within 5 % of each other.
 
 The real `phi4bot run` process talks to the fake Telegram (Telegram's default flood limits:
 1/s per private chat with a burst of 3, 20/min per group, 30/s per bot) and to a fake
@@ -34,12 +37,15 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
+import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from functools import cache  # noqa: E402
 from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
 
 from bench.harness import (  # noqa: E402
     BOT_USERNAME,
@@ -218,8 +224,53 @@ class SizeResult:
     wall: float
 
 
+class MetricsScraper:
+    """Scrapes the bot's `/metrics` every `every` seconds, as Prometheus would, until stopped."""
+
+    def __init__(self, port: int, every: float = 1.0) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.every = every
+        self.scrapes = 0
+        self.failures = 0
+        self.last = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> MetricsScraper:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(self.url) as response:
+                        self.last = await response.text()
+                        self.scrapes += response.status == 200
+                        self.failures += response.status != 200
+                except aiohttp.ClientError:
+                    self.failures += 1
+                await asyncio.sleep(self.every)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def run_size(
-    n: int, long: bool, workdir: Path, shape: Shape, loop: str = "uvloop"
+    n: int,
+    long: bool,
+    workdir: Path,
+    shape: Shape,
+    loop: str = "uvloop",
+    metrics: bool = False,
 ) -> SizeResult:
     names = [f"C{i:03d}" for i in range(n)]
     answers = {name: answer_markdown(name, long) for name in names}
@@ -243,7 +294,13 @@ async def run_size(
             PHI4BOT_EDIT_INTERVAL=str(INTERVAL),
             PHI4BOT_UVLOOP="1" if loop == "uvloop" else "0",
         )
+        scraper = None
+        if metrics:
+            env["PHI4BOT_METRICS_PORT"] = str(free_port())
+            scraper = MetricsScraper(int(env["PHI4BOT_METRICS_PORT"]))
         bot = await start_bot(tg, env, workdir)
+        if scraper is not None:
+            scraper.start()
         assert bot.proc is not None
         pid = bot.proc.pid
         users = {name: tg.private_user(30_000 + i, name) for i, name in enumerate(names)}
@@ -293,6 +350,8 @@ async def run_size(
         await asyncio.sleep(SETTLE)  # watch for requests after the final texts
         after = proc_figures(pid)
         await sampler.stop()
+        if scraper is not None:
+            await scraper.stop()
         exit_code = await stop_bot(bot)
         worst_lag = await lag.stop()
         bot_lag = bot_loop_lag(bot.log())
@@ -314,7 +373,7 @@ async def run_size(
     table = Table(
         f"N = {n} private chats, answers of {len(next(iter(answers.values())))} Markdown "
         f"characters at {shape.describe()}, {loop}, "
-        f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}"
+        f"PHI4BOT_EDIT_INTERVAL={INTERVAL:g}, metrics {'on' if metrics else 'off'}"
     )
     exact = sum(f.exact for f in per_chat.values())
     table.add("exact final texts", f"{exact}/{n} ({100 * exact / n:.0f} %)", "100 %", exact == n)
@@ -431,6 +490,13 @@ async def run_size(
     table.add("bot CPU per streamed chunk, p50 (incl. Telegram)", f"{per_chunk * 1e6:.0f} µs")
     if bot_lag is not None:
         table.add("bot's event-loop lag, p99 (max)", f"{ms(bot_lag[1])} ({ms(bot_lag[2])})")
+    if scraper is not None:
+        table.add(
+            "metrics scrapes answered (1/s)",
+            f"{scraper.scrapes} ({scraper.failures} failed)",
+            "all",
+            scraper.failures == 0 and scraper.scrapes > 0,
+        )
     table.add("bot peak memory (VmHWM)", mib(after.hwm_kib) if after else "n/a")
     table.add("time to the last final text", secs(finished_at - sent_at))
     table.add("bot stopped by SIGTERM", "exit 0" if exit_code == 0 else f"exit {exit_code}")
@@ -452,6 +518,12 @@ def main() -> int:
         "--quick", action="store_true", help="shorter answers; sizes 1,20 unless --n is given"
     )
     parser.add_argument(
+        "--metrics",
+        choices=("on", "off"),
+        default="off",
+        help="serve the metrics port and scrape /metrics every second (default off)",
+    )
+    parser.add_argument(
         "--shape", choices=sorted(SHAPES), default="fixed", help="how the fake model streams"
     )
     parser.add_argument(
@@ -464,7 +536,14 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as tmp:
             try:
                 result = asyncio.run(
-                    run_size(n, not args.quick, Path(tmp), SHAPES[args.shape], args.loop)
+                    run_size(
+                        n,
+                        not args.quick,
+                        Path(tmp),
+                        SHAPES[args.shape],
+                        args.loop,
+                        args.metrics == "on",
+                    )
                 )
             except RuntimeError as exc:  # the bot could not start: report, do not fail
                 print(f"N = {n}: {exc}\n", flush=True)
