@@ -139,7 +139,7 @@ async def fake_backend(kind: str, answers: dict[str, str]) -> AsyncIterator[Fake
         )
 
 
-async def run_one(kind: str, n: int, workdir: Path, event_loop: str = "uvloop") -> Table:
+async def run_one(kind: str, n: int, workdir: Path, event_loop: str = "asyncio") -> Table:
     names = [f"C{i:03d}" for i in range(n)]
     # one answer alone would last a tenth of a second: 20 times as long gives CPU figures
     repeat = LONE_REPEAT if n == 1 else 1
@@ -287,7 +287,7 @@ def main() -> int:
     parser.add_argument("--n", default="1,200,1000", help="answer counts (default 1,200,1000)")
     parser.add_argument("--backend", default="openai,space", help="openai, space or both")
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the bot's event loop"
+        "--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the bot's event loop"
     )
     args = parser.parse_args()
     sizes = tuple(int(n) for n in parse_list(args.n)) or DEFAULT_SIZES

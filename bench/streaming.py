@@ -269,7 +269,7 @@ async def run_size(
     long: bool,
     workdir: Path,
     shape: Shape,
-    loop: str = "uvloop",
+    loop: str = "asyncio",
     metrics: bool = False,
 ) -> SizeResult:
     names = [f"C{i:03d}" for i in range(n)]
@@ -527,7 +527,7 @@ def main() -> int:
         "--shape", choices=sorted(SHAPES), default="fixed", help="how the fake model streams"
     )
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the bot's event loop"
+        "--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the bot's event loop"
     )
     args = parser.parse_args()
     sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)

@@ -203,9 +203,9 @@ async def _close_services(application: BotApplication) -> None:
 
 
 def use_uvloop(wanted: bool) -> bool:
-    """Run the bot on uvloop when it is installed and not turned off (`PHI4BOT_UVLOOP=0`).
+    """Run the bot on uvloop when asked to (`PHI4BOT_UVLOOP=1`) and it is installed.
 
-    Its event loop does the same work in less CPU; the bot behaves the same either way.
+    The bot behaves the same either way; on the benchmarks it saved no measurable CPU.
     """
     if not wanted:
         return False
