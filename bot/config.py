@@ -50,6 +50,7 @@ class Settings(Phi4Settings):
 
     webhook_secret: SecretStr | None = Field(None, alias="PHI4BOT_WEBHOOK_SECRET")
     uvloop: bool = Field(False, alias="PHI4BOT_UVLOOP")
+    instance_id: str | None = Field(None, alias="PHI4BOT_INSTANCE_ID")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
     metrics_port: int | None = Field(None, alias="PHI4BOT_METRICS_PORT", gt=0, lt=65536)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storage.base import Store
+from storage.coordination import Coordination, LocalCoordination, WaitingTurn
 from storage.errors import AttachmentTooLarge, StorageError, megabytes
 from storage.models import (
     AnswerRecord,
@@ -19,23 +20,34 @@ from storage.sqlite import SQLiteStore
 from storage.url import database_engine, parse_database_url
 
 
-def store_for(database_url: str, *, max_attachment_bytes: int) -> Store:
+def store_for(
+    database_url: str, *, max_attachment_bytes: int, instance_id: str | None = None
+) -> Store:
     """The store `DATABASE_URL` names, not yet opened: its scheme picks the engine
-    (`sqlite:///…` or `postgresql://…`). Raises `StorageError` for any other URL."""
+    (`sqlite:///…` or `postgresql://…`). Raises `StorageError` for any other URL.
+    `instance_id` names this process among those sharing a PostgreSQL database."""
     if database_engine(database_url) == "postgresql":
         from storage.postgres import PostgresStore
 
-        return PostgresStore(database_url.strip(), max_attachment_bytes=max_attachment_bytes)
+        return PostgresStore(
+            database_url.strip(),
+            max_attachment_bytes=max_attachment_bytes,
+            instance_id=instance_id,
+        )
     return SQLiteStore(parse_database_url(database_url), max_attachment_bytes=max_attachment_bytes)
 
 
-async def open_store(database_url: str, *, max_attachment_bytes: int) -> Store:
+async def open_store(
+    database_url: str, *, max_attachment_bytes: int, instance_id: str | None = None
+) -> Store:
     """The store `DATABASE_URL` names, opened and migrated; the caller closes it.
 
     Raises `StorageError` (one sentence naming the path, or the server without its password)
     when it cannot be used.
     """
-    store = store_for(database_url, max_attachment_bytes=max_attachment_bytes)
+    store = store_for(
+        database_url, max_attachment_bytes=max_attachment_bytes, instance_id=instance_id
+    )
     await store.open()
     return store
 
@@ -46,14 +58,17 @@ __all__ = [
     "AttachmentTooLarge",
     "ChatStats",
     "ConversationKey",
+    "Coordination",
     "EditedTurn",
     "HistoryTurn",
+    "LocalCoordination",
     "NewAttachment",
     "PendingAnswer",
     "SQLiteStore",
     "StorageError",
     "Store",
     "StoredAttachment",
+    "WaitingTurn",
     "database_engine",
     "megabytes",
     "open_store",

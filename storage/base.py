@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from storage.coordination import Coordination
 from storage.models import (
     AnswerRecord,
     AnswerStatus,
@@ -25,6 +26,10 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Wait for running operations, then close; closing twice is harmless."""
+
+    def coordination(self) -> Coordination:
+        """How this process takes turns with others sharing the database (see
+        `storage.coordination`); one process alone on SQLite."""
 
     # conversations -------------------------------------------------------
     async def current_conversation(self, key: ConversationKey) -> int:

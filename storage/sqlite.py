@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from storage.connection import check_database_file, connect, transaction
+from storage.coordination import LocalCoordination
 from storage.errors import StorageError
 from storage.export import export_conversation, load_chat_stats
 from storage.history import load_history, load_last_user_turn
@@ -210,6 +211,10 @@ class SQLiteStore:
                 attachments=attachments,
                 hashes=hashes,
             )
+
+    def coordination(self) -> LocalCoordination:
+        """A SQLite database has one process: it holds every lease."""
+        return LocalCoordination()
 
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming` answering `user_turn_id`."""

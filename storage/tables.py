@@ -68,6 +68,7 @@ TABLES = (
             ("created_at", "time"),
             ("finished_at", "time"),
             ("reported_at", "time"),
+            ("owner", "plain"),
         ),
         identity=True,
     ),

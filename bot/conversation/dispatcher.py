@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.conversation.access import AccessPolicy, UserRateLimiter
 from bot.conversation.errors import TurnRejected
@@ -15,6 +15,9 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from storage import AnswerStatus
+
+if TYPE_CHECKING:
+    from bot.conversation.sharing import SharedAnswering
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +39,15 @@ class TurnDispatcher:
         recorder: TurnRecorder,
         access: AccessPolicy,
         limiter: UserRateLimiter,
+        shared: SharedAnswering | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.lanes = lanes
         self.recorder = recorder
         self.access = access
         self.limiter = limiter
+        self.shared = shared
+        """Set when other processes share the database: they may answer this turn."""
         self._background: set[asyncio.Task[Any]] = set()
 
     def submit(self, turn: IncomingTurn) -> None:
@@ -56,6 +62,9 @@ class TurnDispatcher:
             self.tell(turn.target.replying_to(turn.message_id), problem.user_message)
             return
         accepted = self.recorder.accept(turn, exempt=exempt)
+        if self.shared is not None:
+            self.spawn(self.shared.arrived(turn, accepted))
+            return
         self.lanes.submit(turn.key, partial(self.pipeline.respond, turn, accepted), user_id=sender)
 
     def revise(self, turn: IncomingTurn) -> None:

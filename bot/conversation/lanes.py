@@ -17,6 +17,7 @@ from storage import ConversationKey
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+Guard = Callable[[ConversationKey, Job], Job]
 
 
 class StopReason(Enum):
@@ -49,6 +50,9 @@ class ConversationLanes:
         self._lanes: dict[ConversationKey, _ConversationLane] = {}
         self._max_queued = max_queued_per_user
         self._closing = False
+        self.guard: Guard | None = None
+        """Wraps every submitted job (unless `guarded=False`): with a database shared by
+        several processes, it holds the conversation's lease while the job runs."""
 
     def check_room(self, key: ConversationKey, *, user_id: int | None = None) -> None:
         """Raise `QueueFull` when `user_id` already has the allowed number of turns waiting
@@ -61,12 +65,16 @@ class ConversationLanes:
         if sum(1 for _, uid in lane.jobs if uid == user_id) >= self._max_queued:
             raise QueueFull()
 
-    def submit(self, key: ConversationKey, job: Job, *, user_id: int | None = None) -> None:
+    def submit(
+        self, key: ConversationKey, job: Job, *, user_id: int | None = None, guarded: bool = True
+    ) -> None:
         """Queue `job` behind the lane's current work. Synchronous, so order is arrival order.
 
         Raises `QueueFull` as `check_room` does.
         """
         self.check_room(key, user_id=user_id)
+        if guarded and self.guard is not None:
+            job = self.guard(key, job)
         lane = self._lanes.setdefault(key, _ConversationLane())
         lane.jobs.append((job, user_id))
         metrics.turns_waiting(+1)
@@ -93,6 +101,14 @@ class ConversationLanes:
         lane = self._lanes.get(key)
         return lane is not None and lane.worker is not None
 
+    def active(self) -> int:
+        """How many conversations have work under way here: this process's load."""
+        return sum(1 for lane in self._lanes.values() if lane.worker is not None)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def set_generation(self, key: ConversationKey, task: asyncio.Task[None] | None) -> None:
         lane = self._lanes.get(key)
         if lane is not None:
@@ -112,14 +128,18 @@ class ConversationLanes:
         lane.generation.cancel()
         return True
 
-    async def shutdown(self, timeout: float) -> None:
-        """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
-        self._closing = True
+    def stop_all(self, reason: StopReason) -> None:
+        """Drop every queued job and stop every answer being generated."""
         for lane in self._lanes.values():
             metrics.turns_waiting(-len(lane.jobs))
             lane.jobs.clear()
         for key in list(self._lanes):
-            self.stop(key, StopReason.SHUTDOWN)
+            self.stop(key, reason)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
+        self._closing = True
+        self.stop_all(StopReason.SHUTDOWN)
         workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
         if not workers:
             return

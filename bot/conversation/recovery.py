@@ -32,12 +32,12 @@ def resume_unfinished(dispatcher: TurnDispatcher, found: list[PendingAnswer]) ->
     cut = [p for p in found if p.assistant_turn_id is not None]
     for _ in cut:
         metrics.count_turn("interrupted")
-    for key, pending_here in _by_conversation(cut).items():
-        target = ReplyTarget.for_stored(key, _notice_target(pending_here))
+    for key, pending_here in by_conversation(cut).items():
+        target = ReplyTarget.for_stored(key, notice_target(pending_here))
         dispatcher.tell(target, restart_notice(pending_here))
 
 
-def _by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
+def by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
     grouped: dict[ConversationKey, list[PendingAnswer]] = {}
     for pending in sorted(found, key=lambda p: p.user_turn_id):
         grouped.setdefault(pending.key, []).append(pending)
@@ -55,7 +55,7 @@ def restart_notice(pending: list[PendingAnswer]) -> str:
     )
 
 
-def _notice_target(pending: list[PendingAnswer]) -> int | None:
+def notice_target(pending: list[PendingAnswer]) -> int | None:
     """Reply to the newest cut-off answer's message, or else to the question it answered."""
     latest = pending[-1]
     if latest.reply_message_ids:

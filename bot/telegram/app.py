@@ -20,6 +20,7 @@ from bot.conversation.lanes import ConversationLanes
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
+from bot.conversation.sharing import SharedAnswering
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness, timed_store
 from bot.phi4 import Backend, create_backend
@@ -30,6 +31,7 @@ from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
+from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import RateBudget
@@ -73,6 +75,7 @@ def build_application(settings: Settings) -> BotApplication:
     )
     application.bot_data.settings = settings
     application.bot_data.pulse = pulse
+    application.updater = LeaderUpdater(application.bot, application.update_queue)
     register_handlers(application)
     return application
 
@@ -81,8 +84,13 @@ async def _start_services(application: BotApplication) -> None:
     settings = application.bot_data.settings
     assert settings is not None
     store = timed_store(
-        await open_store(settings.database_url, max_attachment_bytes=settings.max_attachment_bytes)
+        await open_store(
+            settings.database_url,
+            max_attachment_bytes=settings.max_attachment_bytes,
+            instance_id=settings.instance_id,
+        )
     )
+    coordination = store.coordination()
     backend = instrument(create_backend(settings))
     me = application.bot
     identity = BotIdentity(me.id, me.username)
@@ -130,6 +138,12 @@ async def _start_services(application: BotApplication) -> None:
         access=access,
         limiter=UserRateLimiter(settings.user_rate_per_minute),
     )
+    peers = None
+    if coordination.shared:
+        dispatcher.shared = SharedAnswering(
+            coordination=coordination, lanes=lanes, pipeline=pipeline, tell=dispatcher.tell
+        )
+        peers = Peers(coordination, dispatcher.shared, budget, application.updater)
     application.bot_data.services = BotServices(
         settings=settings,
         identity=identity,
@@ -144,6 +158,7 @@ async def _start_services(application: BotApplication) -> None:
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
         ),
+        peers=peers,
     )
     application.bot_data.services.loop_lag.start()
     gc.freeze()  # what start-up built lives as long as the bot: no collection need scan it
@@ -153,6 +168,10 @@ async def _start_services(application: BotApplication) -> None:
     await _start_ops(application, store=store, backend=backend)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
+    if peers is not None:
+        await peers.start()  # answers what others left, as they would
+        log.info("instance %s shares the database with any others", coordination.instance_id)
+        return
     resume_unfinished(dispatcher, await store.unfinished_answers())
 
 
@@ -183,6 +202,8 @@ async def _stop_answers(application: BotApplication) -> None:
     services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
     if services.pipeline.health is not None:
         await services.pipeline.health.aclose()
+    if services.peers is not None:
+        await services.peers.stop()
     dispatcher = services.dispatcher
     await dispatcher.recorder.drain(SHUTDOWN_GRACE)
     await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
@@ -198,6 +219,8 @@ async def _close_services(application: BotApplication) -> None:
         application.bot_data.ops = None
     await services.loop_lag.stop()
     await services.backend.aclose()
+    if services.peers is not None:
+        await services.peers.close()
     await services.store.close()
     log.info("stopped cleanly")
 

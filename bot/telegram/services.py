@@ -10,6 +10,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.loop_lag import LoopLagMonitor
 from bot.phi4 import Backend
 from bot.telegram.admission import Admission
+from bot.telegram.instances import Peers
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
@@ -29,6 +30,7 @@ class BotServices:
     dispatcher: TurnDispatcher
     admission: Admission
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    peers: Peers | None = None  # set when other processes share the database
 
     @property
     def pipeline(self) -> TurnPipeline:

@@ -22,6 +22,13 @@ class LockNamespace(IntEnum):
     MIGRATIONS = 0x70340001  # applying schema migrations
     CONVERSATION_CREATION = 0x70340002  # creating a key's first conversation
     CONVERSATION_LEASE = 0x70340003  # answering in a conversation (one process at a time)
+    INSTANCE = 0x70340004  # a live process, by its instance id (hashtext of it)
+    POLLING = 0x70340005  # the one process that long-polls Telegram
+
+
+def lease_hash(key: ConversationKey) -> int:
+    """The second key of a conversation's lease, as `pg_locks.objid` shows it (unsigned)."""
+    return conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key)[1] & 0xFFFFFFFF
 
 
 def conversation_lock_key(namespace: LockNamespace, key: ConversationKey) -> tuple[int, int]:

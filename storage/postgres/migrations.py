@@ -179,3 +179,15 @@ async def create_handled_commands(db: Db) -> None:
         )""",
         "CREATE INDEX handled_commands_by_time ON handled_commands (handled_at)",
     )
+
+
+@migration
+async def add_answer_owner(db: Db) -> None:
+    """Which process writes an answer (its instance id), so one process sharing the database
+    with others interrupts only the answers of processes that are gone; and user turns by
+    time, for finding the turns still waiting for an answer."""
+    await _run(
+        db,
+        "ALTER TABLE turns ADD COLUMN owner text",
+        "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'",
+    )

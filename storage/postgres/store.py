@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from storage.coordination import default_instance_id
 from storage.errors import StorageError
 from storage.migrations import SchemaTooNew
 from storage.models import (
@@ -28,6 +29,7 @@ from storage.postgres.conversations import (
     insert_conversation,
     migrate_chat,
 )
+from storage.postgres.coordination import PostgresCoordination
 from storage.postgres.export import export_conversation, load_chat_stats
 from storage.postgres.history import load_history, load_last_user_turn
 from storage.postgres.migrations import apply_migrations
@@ -58,9 +60,13 @@ class PostgresStore:
     as long as the caller awaits each before the next (as the bot's lanes do).
     """
 
-    def __init__(self, url: str, *, max_attachment_bytes: int) -> None:
+    def __init__(
+        self, url: str, *, max_attachment_bytes: int, instance_id: str | None = None
+    ) -> None:
         self.url = url
         self.max_attachment_bytes = max_attachment_bytes
+        self.instance_id = instance_id or default_instance_id()
+        """Recorded as the owner of every answer this store starts (see `coordination`)."""
         self._pool: asyncpg.Pool | None = None
 
     def __repr__(self) -> str:
@@ -105,6 +111,11 @@ class PostgresStore:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def coordination(self) -> PostgresCoordination:
+        """Leases and wake-ups shared with the other processes on this database; the
+        answers this store starts are owned by its instance id."""
+        return PostgresCoordination(self.url, self.instance_id, self._session)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[Db]:
@@ -186,7 +197,7 @@ class PostgresStore:
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming` answering `user_turn_id`."""
         async with self._session() as db:
-            return await insert_answer(db, conversation_id, user_turn_id)
+            return await insert_answer(db, conversation_id, user_turn_id, self.instance_id)
 
     async def update_answer(
         self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
@@ -255,7 +266,8 @@ class PostgresStore:
             return await claim_command(db, chat_id, message_id)
 
     async def unfinished_answers(self) -> list[PendingAnswer]:
-        """See `storage.postgres.recovery.collect_unfinished`; each is reported once."""
+        """See `storage.postgres.recovery.collect_unfinished`; each is reported once, and
+        answers that live processes are writing are left alone."""
         async with self._session() as db:
             return await collect_unfinished(db)
 

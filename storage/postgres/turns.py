@@ -72,15 +72,17 @@ async def insert_user_turn(
     return turn_id
 
 
-async def insert_answer(db: Db, conversation_id: int, user_turn_id: int) -> int:
-    """An assistant turn in status `streaming`, answering a user turn of that conversation."""
+async def insert_answer(db: Db, conversation_id: int, user_turn_id: int, owner: str) -> int:
+    """An assistant turn in status `streaming`, answering a user turn of that conversation,
+    written by the process whose instance id is `owner`."""
     found = await db.fetchval(
-        "INSERT INTO turns (conversation_id, role, text, reply_to, status, created_at) "
-        "SELECT conversation_id, 'assistant', '', id, 'streaming', $1 FROM turns "
+        "INSERT INTO turns (conversation_id, role, text, reply_to, status, created_at, owner) "
+        "SELECT conversation_id, 'assistant', '', id, 'streaming', $1, $4 FROM turns "
         "WHERE id = $2 AND conversation_id = $3 AND role = 'user' RETURNING id",
         now(),
         user_turn_id,
         conversation_id,
+        owner,
     )
     if found is None:
         raise LookupError(

@@ -100,8 +100,11 @@ class RateBudget:
         if bot_rate <= 0:
             raise ValueError("bot_rate must be positive")
         self.clock: Clock = clock or MonotonicClock()
-        self._window_cap = max(1, math.floor(bot_rate / (1 + margin)))
-        self._edit_cap = max(1, self._window_cap - max(1, self._window_cap // 7))
+        self._bot_rate = bot_rate
+        self._margin = margin
+        self._window_cap = 1
+        self._edit_cap = 1
+        self._set_caps(bot_rate)
         self._in_flight: deque[float] = deque()  # grant times of requests not yet released
         self._window: deque[float] = deque()  # release times within the last second
         self._private_interval = private_interval * (1 + margin)
@@ -117,6 +120,17 @@ class RateBudget:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._forget_at = self.clock.now() + _FORGET_AFTER
+
+    def _set_caps(self, rate: float) -> None:
+        self._window_cap = max(1, math.floor(rate / (1 + self._margin)))
+        self._edit_cap = max(1, self._window_cap - max(1, self._window_cap // 7))
+
+    def share(self, instances: int) -> None:
+        """Telegram's limit is per bot: with `instances` processes sending for the same
+        token, this one keeps an equal part of the bot-wide rate."""
+        self._set_caps(self._bot_rate / max(1, instances))
+        if self._timer is not None or self._ready or self._blocked:
+            self._dispatch()
 
     async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
         """Wait for a slot for one request to `chat_id`; it is spent when this returns.

@@ -1,0 +1,229 @@
+"""Processes sharing one PostgreSQL database: leases on one connection of their own.
+
+Each process keeps one dedicated *lease connection*. On it, it holds session-level advisory
+locks (see `storage.postgres.locks`): one on its instance id for as long as it lives, one per
+conversation it is answering in, and the polling lock while it long-polls Telegram. When the
+process dies, even by SIGKILL, the server closes that connection and every one of these locks
+is free at once; the others see it in `pg_locks`. Wake-ups travel by LISTEN/NOTIFY on the same
+connection. If the connection drops, the process is told (`on_lost`) and reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from storage.coordination import WaitingTurn
+from storage.models import ConversationKey, PendingAnswer
+from storage.postgres.locks import LockNamespace, conversation_lock_key, lease_hash
+from storage.postgres.recovery import interrupt_orphans
+from storage.postgres.turns import now
+from storage.recovery import RECENT_SECONDS
+from storage.url import redact
+
+if TYPE_CHECKING:
+    from storage.postgres.connection import Db
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "phi4bot_waiting"
+HEARTBEAT_EVERY = 2.0
+HEARTBEAT_TIMEOUT = 5.0
+RECONNECT_EVERY = 1.0
+
+_THIS_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
+_HELD = (
+    "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    f"AND objsubid = 2 AND classid = $1::bigint::oid AND database = {_THIS_DATABASE}"
+)
+_LIVE = (
+    "SELECT count(DISTINCT objid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    f"AND objsubid = 2 AND classid = $1::bigint::oid AND database = {_THIS_DATABASE}"
+)
+_WAITING = (
+    "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+    "WHERE t.role = 'user' AND t.created_at > $1 "
+    "AND NOT EXISTS (SELECT 1 FROM turns a WHERE a.reply_to = t.id)"
+)
+_NEXT_WAITING = (
+    f"SELECT t.conversation_id, t.id, t.message_id {_WAITING} "
+    "AND c.chat_id = $2 AND c.thread_id IS NOT DISTINCT FROM $3 ORDER BY t.id LIMIT 1"
+)
+_WAITING_KEYS = f"SELECT DISTINCT c.chat_id, c.thread_id {_WAITING}"
+
+Session = Callable[[], contextlib.AbstractAsyncContextManager["Db"]]
+
+
+class PostgresCoordination:
+    """`storage.coordination.Coordination` for processes sharing one PostgreSQL database."""
+
+    shared = True
+
+    def __init__(self, url: str, instance_id: str, session: Session) -> None:
+        self.url = url
+        self.instance_id = instance_id
+        self._session = session
+        self._lease: asyncpg.Connection[asyncpg.Record] | None = None
+        self._use = asyncio.Lock()  # one statement at a time on the lease connection
+        self._held: set[ConversationKey] = set()
+        self._leading = False
+        self._on_lost: Callable[[], None] = lambda: None
+        self._on_wake: list[Callable[[ConversationKey], None]] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def open(self, *, on_lost: Callable[[], None]) -> None:
+        self._on_lost = on_lost
+        await self._connect()
+        self._watch = asyncio.create_task(self._keep_alive(), name="lease-heartbeat")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(lease.close(), HEARTBEAT_TIMEOUT)
+            lease.terminate()
+
+    # -- the lease connection -----------------------------------------------------------
+
+    async def _connect(self) -> None:
+        lease = await asyncpg.connect(self.url, timeout=10.0)
+        took = await lease.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))",
+            int(LockNamespace.INSTANCE),
+            self.instance_id,
+        )
+        if not took:
+            await lease.close()
+            raise RuntimeError(f"Instance id {self.instance_id!r} is in use by another process.")
+        await lease.add_listener(CHANNEL, self._notified)
+        self._held.clear()
+        self._leading = False
+        self._lease = lease
+
+    async def _keep_alive(self) -> None:
+        """Check the lease connection now and then; when it is gone, say so and reconnect."""
+        while not self._closing:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            try:
+                await self._fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("lost the coordination connection to %s: %s", redact(self.url), exc)
+            lease, self._lease = self._lease, None
+            if lease is not None:
+                lease.terminate()
+            self._held.clear()
+            self._leading = False
+            self._on_lost()
+            while not self._closing and self._lease is None:
+                try:
+                    await self._connect()
+                    log.info("coordination connection to %s is back", redact(self.url))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    await asyncio.sleep(RECONNECT_EVERY)
+
+    async def _fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        async with self._use:
+            if self._lease is None:
+                raise ConnectionError("no coordination connection")
+            return await self._lease.fetchval(query, *args, timeout=timeout)
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
+        chat, _, thread = str(payload).partition(":")
+        key = ConversationKey(int(chat), int(thread) if thread else None)
+        for callback in self._on_wake:
+            callback(key)
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def claim(self, key: ConversationKey) -> bool:
+        if key in self._held:
+            return False
+        try:
+            took = await self._fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                *conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key),
+            )
+        except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            return False
+        if took:
+            self._held.add(key)
+        return bool(took)
+
+    async def release(self, key: ConversationKey) -> None:
+        if key not in self._held:
+            return
+        self._held.discard(key)
+        with contextlib.suppress(
+            ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
+        ):
+            await self._fetchval(
+                "SELECT pg_advisory_unlock($1, $2)",
+                *conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key),
+            )
+
+    async def try_lead(self) -> bool:
+        if not self._leading:
+            try:
+                took = await self._fetchval(
+                    "SELECT pg_try_advisory_lock($1, 0)", int(LockNamespace.POLLING)
+                )
+            except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                return False
+            self._leading = bool(took)
+        return self._leading
+
+    # -- what is waiting ----------------------------------------------------------------
+
+    async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
+        async with self._session() as db:
+            row = await db.fetchrow(_NEXT_WAITING, _since(), key.chat_id, key.thread_id)
+        return None if row is None else WaitingTurn(key, row[0], row[1], row[2])
+
+    async def waiting_conversations(self) -> list[ConversationKey]:
+        async with self._session() as db:
+            rows = await db.fetch(_WAITING_KEYS, _since())
+            if not rows:
+                return []
+            held = {row[0] for row in await db.fetch(_HELD, int(LockNamespace.CONVERSATION_LEASE))}
+        keys = (ConversationKey(row[0], row[1]) for row in rows)
+        return [key for key in keys if lease_hash(key) not in held]
+
+    async def orphaned_answers(self) -> list[PendingAnswer]:
+        async with self._session() as db:
+            return await interrupt_orphans(db)
+
+    async def live_instances(self) -> int:
+        async with self._session() as db:
+            found = await db.fetchval(_LIVE, int(LockNamespace.INSTANCE))
+        return max(1, int(found))
+
+    # -- wake-ups -----------------------------------------------------------------------
+
+    async def wake(self, key: ConversationKey) -> None:
+        payload = f"{key.chat_id}:{'' if key.thread_id is None else key.thread_id}"
+        async with self._session() as db:
+            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
+    def on_wake(self, callback: Callable[[ConversationKey], None]) -> None:
+        self._on_wake.append(callback)
+
+
+def _since() -> Any:
+    return now() - timedelta(seconds=RECENT_SECONDS)
