@@ -68,6 +68,16 @@ class FakeTelegram(ChatDriver, ChatObserver):
         """Switch flood limits (None disables them); buckets start full again."""
         self._flood = FloodControl(limits, self.clock) if limits else None
 
+    def spread_webhook(self, urls: list[str]) -> None:
+        """Deliver webhook updates to these URLs in turn, as a load balancer in front of
+        several bot processes would (while a webhook is set); a URL that fails is skipped
+        for the next. `webhook_deliveries` counts the updates each one accepted."""
+        self.world.webhook_spread = list(urls)
+
+    @property
+    def webhook_deliveries(self) -> dict[str, int]:
+        return dict(self.world.webhook_deliveries)
+
     def fail_next(
         self,
         n: int = 1,
@@ -140,6 +150,7 @@ class FakeTelegram(ChatDriver, ChatObserver):
             params = await _read_params(request)
             result = await self._call(name, handler, params)
         except ApiError as error:
+            self.stats.errors[(name, error.status)] += 1
             return _reply(error.status, error.body())
         finally:
             self.world.notify()

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -167,6 +168,8 @@ class World:
         self.updates = UpdateQueue()
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.webhook: dict[str, Any] = {}
+        self.webhook_spread: list[str] = []  # URLs to spread deliveries over, in turn
+        self.webhook_deliveries: Counter[str] = Counter()
         self.changed = asyncio.Event()
         self.serial = itertools.count(1)
         self.presses: dict[str, Any] = {}  # callback query id -> keyboards.CallbackPress

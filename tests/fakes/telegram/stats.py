@@ -27,6 +27,8 @@ class Stats:
     flood_429: int = 0
     flood_429_by_chat: Counter[int] = field(default_factory=Counter)
     faults: int = 0
+    errors: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Refused calls by (method, status): `("getUpdates", 409)` counts Conflicts."""
     chat_requests: defaultdict[int, list[ChatRequest]] = field(
         default_factory=lambda: defaultdict(list)
     )

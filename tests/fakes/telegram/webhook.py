@@ -18,11 +18,16 @@ TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 async def push_updates(world: World) -> None:
-    """Run until cancelled: POST each pending update to the webhook while one is set."""
+    """Run until cancelled: POST each pending update to the webhook while one is set (or in
+    turn to the URLs of `world.webhook_spread`, like a load balancer)."""
+    turn = 0
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         while True:
             changed = world.changed
             url = world.webhook.get("url")
+            if url and world.webhook_spread:
+                url = world.webhook_spread[turn % len(world.webhook_spread)]
+                turn += 1
             batch = world.updates.take(1) if url else []
             if not batch:
                 await changed.wait()
@@ -33,6 +38,7 @@ async def push_updates(world: World) -> None:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = world.webhook["secret_token"]
             error = await _post(session, url, update, headers)
             if error is None:
+                world.webhook_deliveries[url] += 1
                 world.updates.confirm(update["update_id"] + 1)
                 world.webhook.pop("last_error_message", None)
                 world.notify()

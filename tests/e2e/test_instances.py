@@ -1,0 +1,136 @@
+"""Several `phi4bot run` processes on one PostgreSQL database, same token: one polls at a
+time and another takes over when it is killed; behind a webhook all of them take updates;
+every turn is answered once, in order, whichever process answers it, and never with a 429."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import aiohttp
+
+from tests.databases import fetch_all
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.conftest import StartBot, last_user_text
+from tests.e2e.test_modes import free_port, wait_listening
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.telegram import FakeTelegram
+
+NOTICE = "Send /retry"
+
+
+def echo(body: dict[str, object]) -> str:
+    return f"echo: {last_user_text(body)}"
+
+
+async def owners_streaming(url: str) -> set[str]:
+    rows = await fetch_all(url, "SELECT DISTINCT owner FROM turns WHERE status = 'streaming'")
+    return {row[0] for row in rows}
+
+
+async def test_the_poller_killed_mid_run_another_takes_over_and_nothing_is_lost(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, postgres_url: str
+) -> None:
+    model.reply = echo
+    model.chunk_size = 4
+    model.chunk_delay = 0.25  # answers take a few seconds: some are cut by the kill
+    poller = await start_bot(DATABASE_URL=postgres_url, PHI4BOT_INSTANCE_ID="first")
+    standby = await start_bot(wait=False, DATABASE_URL=postgres_url, PHI4BOT_INSTANCE_ID="second")
+    await tg.wait_until(lambda: "stands by" in poller.log(), timeout=30, what="a standby")
+
+    users = [tg.private_user(100 + n, f"User {n}") for n in range(10)]
+    for round_ in (1, 2):
+        for user in users:
+            tg.send_text(user.chat, user, f"{user.id} question {round_}")
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=15)
+    async with asyncio.timeout(15):  # both processes are answering: the poller and the other
+        while await owners_streaming(postgres_url) != {"first", "second"}:
+            await asyncio.sleep(0.05)
+    stored = await fetch_all(postgres_url, "SELECT count(*) FROM turns WHERE role = 'user'")
+    assert stored == [(20,)]
+    await poller.kill()
+
+    # Every second question is answered by the survivor, without /retry; the answers the
+    # kill cut off get the one notice; the survivor polls now, and answers a new message.
+    def second_answered(user_id: int) -> bool:
+        return any(m.text == f"echo: {user_id} question 2" for m in tg.messages(user_id))
+
+    await tg.wait_until(lambda: all(second_answered(u.id) for u in users), timeout=20)
+    interrupted = await fetch_all(
+        postgres_url,
+        "SELECT c.chat_id, q.text FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+        " JOIN turns q ON q.id = t.reply_to WHERE t.status = 'interrupted'",
+    )
+    cut = {row[0] for row in interrupted}
+    assert cut, "the kill should have cut at least one answer"
+    await tg.wait_until(
+        lambda: all(any(NOTICE in m.text for m in tg.messages(chat)) for chat in cut), timeout=10
+    )
+    for user in users:
+        notices = [m for m in tg.messages(user.id) if NOTICE in m.text]
+        assert len(notices) == (1 if user.id in cut else 0), tg.summary()
+    asked = Counter(last_user_text(r.json) for r in model.chat_requests)
+    assert set(asked.values()) == {1}, "no question may be answered twice"
+    # A question is asked of the model, or its answer was cut (maybe before the request).
+    assert set(asked) | {row[1] for row in interrupted} == {
+        f"{u.id} question {r}" for u in users for r in (1, 2)
+    }
+
+    alice = users[0]
+    tg.send_text(alice.chat, alice, "still there?")
+    await tg.wait_until(lambda: tg.messages(alice.id)[-1].text == "echo: still there?", timeout=15)
+    assert standby.running
+    assert tg.stats.flood_429 == 0
+    assert tg.stats.errors[("getUpdates", 409)] == 0
+
+
+async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_order(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, postgres_url: str
+) -> None:
+    model.reply = echo
+    model.chunk_size = 100
+    ports = [free_port() for _ in range(3)]
+    urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+    tg.spread_webhook(urls)
+    bots: list[BotProcess] = []
+    for n, (port, url) in enumerate(zip(ports, urls, strict=True)):
+        bots.append(
+            await start_bot(
+                "--webhook-url",
+                url,
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                wait=False,
+                DATABASE_URL=postgres_url,
+                PHI4BOT_WEBHOOK_SECRET="one-secret-for-all",
+                PHI4BOT_INSTANCE_ID=f"web{n}",
+            )
+        )
+    async with aiohttp.ClientSession() as session:
+        for url in urls:
+            await wait_listening(session, url)
+
+    users = [tg.private_user(1000 + n, f"User {n}") for n in range(50)]
+    for round_ in (1, 2, 3):
+        for user in users:
+            tg.send_text(user.chat, user, f"{user.id} message {round_}")
+
+    def answered(user_id: int) -> list[str]:
+        return [m.text for m in tg.messages(user_id)]
+
+    expected = {u.id: [f"echo: {u.id} message {r}" for r in (1, 2, 3)] for u in users}
+    await tg.wait_until(
+        lambda: all(answered(uid) == texts for uid, texts in expected.items()),
+        timeout=40,
+        what="every chat answered three times, in order",
+    )
+    assert len(model.chat_requests) == 150
+    assert tg.stats.flood_429 == 0
+    assert all(tg.webhook_deliveries.get(url, 0) > 0 for url in urls), tg.webhook_deliveries
+    owners = await fetch_all(
+        postgres_url, "SELECT owner, count(*) FROM turns WHERE role = 'assistant' GROUP BY 1"
+    )
+    assert len(owners) >= 2, f"the answers should spread over the processes: {owners}"
+    assert all(bot.running for bot in bots)
