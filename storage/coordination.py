@@ -55,6 +55,10 @@ class Coordination(Protocol):
 
     async def release(self, key: ConversationKey) -> None: ...
 
+    def holds(self, key: ConversationKey) -> bool:
+        """Whether this process still holds the conversation's lease (False once the
+        coordination connection is lost)."""
+
     async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
         """The oldest recent turn of the conversation that no answer replies to."""
 
@@ -77,6 +81,13 @@ class Coordination(Protocol):
     def on_wake(self, callback: Callable[[ConversationKey], None]) -> None:
         """Call `callback` with the key of every `wake`, from any process."""
 
+    async def stop_elsewhere(self, key: ConversationKey) -> bool:
+        """Ask the process writing an answer in the conversation to stop it (/stop sent to
+        another process); False when no answer is being written there."""
+
+    def on_stop(self, callback: Callable[[ConversationKey], None]) -> None:
+        """Call `callback` with the key of every `stop_elsewhere` from another process."""
+
 
 class LocalCoordination:
     """One process alone on its database: it holds every lease and always leads."""
@@ -98,6 +109,9 @@ class LocalCoordination:
     async def release(self, key: ConversationKey) -> None:
         return None
 
+    def holds(self, key: ConversationKey) -> bool:
+        return True
+
     async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
         return None
 
@@ -117,4 +131,10 @@ class LocalCoordination:
         return None
 
     def on_wake(self, callback: Callable[[ConversationKey], None]) -> None:
+        return None
+
+    async def stop_elsewhere(self, key: ConversationKey) -> bool:
+        return False
+
+    def on_stop(self, callback: Callable[[ConversationKey], None]) -> None:
         return None

@@ -83,3 +83,20 @@ async def test_waiting_turns_are_found_oldest_first_and_held_ones_are_left_out(
                 await asyncio.sleep(0.01)
         assert woken == [KEY]
         assert answer > one
+
+
+async def test_stop_reaches_the_process_writing_the_answer(postgres_url: str) -> None:
+    async with process(postgres_url) as (store, writer), process(postgres_url) as (_, other):
+        stopped: list[ConversationKey] = []
+        writer.on_stop(stopped.append)
+        assert not await other.stop_elsewhere(KEY)  # nothing is being written
+        conversation = await store.current_conversation(KEY)
+        user = await store.add_user_turn(conversation, text="go on", chat_id=-100, message_id=1)
+        assert user is not None
+        await store.start_answer(conversation, user)
+        assert not await writer.stop_elsewhere(KEY)  # its own answer is not elsewhere
+        assert await other.stop_elsewhere(KEY)
+        async with asyncio.timeout(5):
+            while not stopped:
+                await asyncio.sleep(0.01)
+        assert stopped == [KEY]

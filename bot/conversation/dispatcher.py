@@ -14,7 +14,7 @@ from bot.conversation.lanes import ConversationLanes
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.turns import IncomingTurn, ReplyTarget
-from storage import AnswerStatus
+from storage import AnswerStatus, ConversationKey
 
 if TYPE_CHECKING:
     from bot.conversation.sharing import SharedAnswering
@@ -90,11 +90,18 @@ class TurnDispatcher:
             if sender is not None and not self.access.is_admin(sender):
                 self.limiter.check(sender)
             if latest.status is AnswerStatus.STREAMING:
-                self.lanes.stop(turn.key)  # answering the old words is no use any more
+                await self.stop(turn.key)  # answering the old words is no use any more
             job = partial(self.pipeline.answer_edited, target, edited.user_turn_id)
             self.lanes.submit(turn.key, job, user_id=sender)
         except TurnRejected as problem:
             self.tell(target, problem.user_message)
+
+    async def stop(self, key: ConversationKey) -> bool:
+        """/stop: the answer being written in the conversation stops, here or in whichever
+        process sharing the database writes it; False when none is being written."""
+        if self.lanes.stop(key):
+            return True
+        return self.shared is not None and await self.shared.coordination.stop_elsewhere(key)
 
     def tell(self, target: ReplyTarget, text: str) -> None:
         """Send a short reply at once, outside the conversation's lane."""

@@ -55,6 +55,7 @@ class SharedAnswering:
         self._scheduled: set[ConversationKey] = set()
         self._sweeper: asyncio.Task[None] | None = None
         coordination.on_wake(self.schedule)
+        coordination.on_stop(self._stop_here)
         lanes.guard = self.exclusive
 
     def start(self) -> None:
@@ -64,6 +65,10 @@ class SharedAnswering:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.wait([self._sweeper])
+
+    def _stop_here(self, key: ConversationKey) -> None:
+        """/stop reached another process: stop the answer if it is being written here."""
+        self.lanes.stop(key)
 
     def lost(self) -> None:
         """The leases are gone with the coordination connection: another process may take
@@ -113,6 +118,8 @@ class SharedAnswering:
         while await self.coordination.claim(key):
             try:
                 while (waiting := await self.coordination.next_waiting(key)) is not None:
+                    if not self.coordination.holds(key):
+                        return  # the lease was lost: another process may answer now
                     if waiting.user_turn_id in tried:
                         break  # its answer failed before it was recorded; not again
                     tried.add(waiting.user_turn_id)

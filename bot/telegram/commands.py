@@ -231,7 +231,7 @@ async def on_stop(update: Update, context: BotContext) -> None:
     services, message = admitted
     if not await services.store.claim_command(message.chat_id, message.message_id):
         return  # delivered again after a restart: the answer it stopped is long gone
-    if not services.dispatcher.lanes.stop(conversation_key(message)):
+    if not await services.dispatcher.stop(conversation_key(message)):
         services.dispatcher.tell(reply_target(message), NOTHING_TO_STOP)
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "phi4bot_waiting"
+STOP_CHANNEL = "phi4bot_stop"
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TIMEOUT = 5.0
 RECONNECT_EVERY = 1.0
@@ -56,6 +57,11 @@ _NEXT_WAITING = (
     "AND c.chat_id = $2 AND c.thread_id IS NOT DISTINCT FROM $3 ORDER BY t.id LIMIT 1"
 )
 _WAITING_KEYS = f"SELECT DISTINCT c.chat_id, c.thread_id {_WAITING}"
+_STREAMING_ELSEWHERE = (
+    "SELECT 1 FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+    "WHERE t.status = 'streaming' AND t.owner IS DISTINCT FROM $1 "
+    "AND c.chat_id = $2 AND c.thread_id IS NOT DISTINCT FROM $3 LIMIT 1"
+)
 
 Session = Callable[[], contextlib.AbstractAsyncContextManager["Db"]]
 
@@ -75,6 +81,7 @@ class PostgresCoordination:
         self._leading = False
         self._on_lost: Callable[[], None] = lambda: None
         self._on_wake: list[Callable[[ConversationKey], None]] = []
+        self._on_stop: list[Callable[[ConversationKey], None]] = []
         self._watch: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -108,6 +115,7 @@ class PostgresCoordination:
             await lease.close()
             raise RuntimeError(f"Instance id {self.instance_id!r} is in use by another process.")
         await lease.add_listener(CHANNEL, self._notified)
+        await lease.add_listener(STOP_CHANNEL, self._notified)
         self._held.clear()
         self._leading = False
         self._lease = lease
@@ -144,10 +152,10 @@ class PostgresCoordination:
                 raise ConnectionError("no coordination connection")
             return await self._lease.fetchval(query, *args, timeout=timeout)
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
+    def _notified(self, _connection: Any, _pid: int, channel: str, payload: object) -> None:
         chat, _, thread = str(payload).partition(":")
         key = ConversationKey(int(chat), int(thread) if thread else None)
-        for callback in self._on_wake:
+        for callback in self._on_stop if channel == STOP_CHANNEL else self._on_wake:
             callback(key)
 
     # -- leases -------------------------------------------------------------------------
@@ -177,6 +185,9 @@ class PostgresCoordination:
                 "SELECT pg_advisory_unlock($1, $2)",
                 *conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key),
             )
+
+    def holds(self, key: ConversationKey) -> bool:
+        return key in self._held
 
     async def try_lead(self) -> bool:
         if not self._leading:
@@ -217,12 +228,28 @@ class PostgresCoordination:
     # -- wake-ups -----------------------------------------------------------------------
 
     async def wake(self, key: ConversationKey) -> None:
-        payload = f"{key.chat_id}:{'' if key.thread_id is None else key.thread_id}"
         async with self._session() as db:
-            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, _payload(key))
 
     def on_wake(self, callback: Callable[[ConversationKey], None]) -> None:
         self._on_wake.append(callback)
+
+    async def stop_elsewhere(self, key: ConversationKey) -> bool:
+        async with self._session() as db:
+            found = await db.fetchval(
+                _STREAMING_ELSEWHERE, self.instance_id, key.chat_id, key.thread_id
+            )
+            if found is None:
+                return False
+            await db.execute("SELECT pg_notify($1, $2)", STOP_CHANNEL, _payload(key))
+        return True
+
+    def on_stop(self, callback: Callable[[ConversationKey], None]) -> None:
+        self._on_stop.append(callback)
+
+
+def _payload(key: ConversationKey) -> str:
+    return f"{key.chat_id}:{'' if key.thread_id is None else key.thread_id}"
 
 
 def _since() -> Any:
