@@ -275,3 +275,23 @@ async def test_slow_requests_hold_the_window_until_a_second_after_their_answer(
     await clock.run(late)
     assert clock.now() - released >= 1.0 - 1e-6
     assert clock.now() - start < 6.1
+
+
+async def test_three_live_processes_each_keep_a_third_of_the_bot_wide_rate(
+    clock: FakeClock,
+) -> None:
+    budget = RateBudget(bot_rate=30, clock=clock)
+    budget.share(3)
+    grants: list[float] = []
+
+    async def chat(chat_id: int) -> None:
+        for _ in range(3):
+            await budget.acquire(chat_id, is_group=False, priority=Priority.FIRST)
+            budget.release()
+            grants.append(clock.now())
+
+    await clock.run(asyncio.gather(*(chat(n) for n in range(30))))
+    assert len(grants) == 90
+    assert most_in_window(grants, 1.0) == 9, "three such processes stay under Telegram's 30"
+    budget.share(1)
+    assert budget.window_cap == 28
