@@ -62,8 +62,9 @@ class Coordination(Protocol):
     async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
         """The oldest recent turn of the conversation that no answer replies to."""
 
-    async def waiting_conversations(self) -> list[ConversationKey]:
-        """Conversations with waiting turns that no process holds."""
+    async def waiting_conversations(self, within: float | None = None) -> list[ConversationKey]:
+        """Conversations with waiting turns (stored in the last `within` seconds; default:
+        as far back as start-up recovery looks) that no process holds."""
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
         """Answers left `streaming` by processes that are gone, now marked interrupted;
@@ -74,6 +75,9 @@ class Coordination(Protocol):
 
     async def try_lead(self) -> bool:
         """Become the one process that long-polls; True when this process is (or was) it."""
+
+    async def stop_leading(self) -> None:
+        """Give the polling lease up now (shutting down), so another process polls at once."""
 
     async def wake(self, key: ConversationKey) -> None:
         """Tell every process (this one too) that the conversation has a waiting turn."""
@@ -115,7 +119,7 @@ class LocalCoordination:
     async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
         return None
 
-    async def waiting_conversations(self) -> list[ConversationKey]:
+    async def waiting_conversations(self, within: float | None = None) -> list[ConversationKey]:
         return []
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
@@ -126,6 +130,9 @@ class LocalCoordination:
 
     async def try_lead(self) -> bool:
         return True
+
+    async def stop_leading(self) -> None:
+        return None
 
     async def wake(self, key: ConversationKey) -> None:
         return None

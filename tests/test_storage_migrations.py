@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,14 @@ import aiosqlite
 import asyncpg
 import pytest
 
-from storage import AnswerStatus, ConversationKey, NewAttachment, StorageError, database_engine
+from storage import (
+    AnswerStatus,
+    ConversationKey,
+    NewAttachment,
+    StorageError,
+    database_engine,
+    store_for,
+)
 from storage import migrations as sqlite_migrations
 from storage.connection import connect
 from storage.migrations import MIGRATIONS, Migration, migration
@@ -154,3 +162,15 @@ def test_decorator_registers_steps_in_the_order_they_are_written(
         await db.execute("SELECT 2")
 
     assert [(m.version, m.name) for m in registry] == [(1, "first"), (2, "second")]
+
+
+async def test_processes_opening_a_new_postgresql_database_at_once_each_come_up(
+    postgres_url: str,
+) -> None:
+    stores = [store_for(postgres_url, max_attachment_bytes=10) for _ in range(4)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+    recorded = await fetch_all(postgres_url, "SELECT version, name FROM schema_migrations")
+    assert sorted(recorded) == [(m.version, m.name) for m in MIGRATIONS]

@@ -31,6 +31,9 @@ LOAD_DELAY = 0.02
 """Seconds a process waits before claiming, per conversation it is already answering."""
 MAX_DELAY = 0.5
 SWEEP_EVERY = 1.0
+SWEEP_WITHIN = 3600.0
+"""After the first sweep (which looks as far back as start-up recovery), sweeps look at the
+last hour: a conversation whose holder is alive finds its own older turns."""
 CLAIM_RETRY = 0.2
 CLAIM_PATIENCE = 60.0
 REMEMBERED_TARGETS = 10_000
@@ -54,6 +57,7 @@ class SharedAnswering:
         self._targets: OrderedDict[int, ReplyTarget] = OrderedDict()
         self._scheduled: set[ConversationKey] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._swept = False
         coordination.on_wake(self.schedule)
         coordination.on_stop(self._stop_here)
         lanes.guard = self.exclusive
@@ -167,9 +171,11 @@ class SharedAnswering:
         cut = await self.coordination.orphaned_answers()
         for key, pending in by_conversation(cut).items():
             self._tell(ReplyTarget.for_stored(key, notice_target(pending)), restart_notice(pending))
-        for key in await self.coordination.waiting_conversations():
+        within = SWEEP_WITHIN if self._swept else None
+        for key in await self.coordination.waiting_conversations(within):
             if not self.lanes.busy(key):
                 self.schedule(key)
+        self._swept = True
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -124,9 +124,11 @@ class Peers:
         self.sharing.start()
 
     async def stop(self) -> None:
-        """Stop polling, claiming and sharing; answers under way are the lanes' to stop."""
+        """Stop polling (another process takes over at once), claiming and sharing; answers
+        under way are the lanes' to stop."""
         if self.updater is not None:
             await self.updater.stop()
+        await self.coordination.stop_leading()
         if self._sharer is not None:
             self._sharer.cancel()
             await asyncio.wait([self._sharer])

@@ -200,6 +200,15 @@ class PostgresCoordination:
             self._leading = bool(took)
         return self._leading
 
+    async def stop_leading(self) -> None:
+        if not self._leading:
+            return
+        self._leading = False
+        with contextlib.suppress(
+            ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
+        ):
+            await self._fetchval("SELECT pg_advisory_unlock($1, 0)", int(LockNamespace.POLLING))
+
     # -- what is waiting ----------------------------------------------------------------
 
     async def next_waiting(self, key: ConversationKey) -> WaitingTurn | None:
@@ -207,9 +216,9 @@ class PostgresCoordination:
             row = await db.fetchrow(_NEXT_WAITING, _since(), key.chat_id, key.thread_id)
         return None if row is None else WaitingTurn(key, row[0], row[1], row[2])
 
-    async def waiting_conversations(self) -> list[ConversationKey]:
+    async def waiting_conversations(self, within: float | None = None) -> list[ConversationKey]:
         async with self._session() as db:
-            rows = await db.fetch(_WAITING_KEYS, _since())
+            rows = await db.fetch(_WAITING_KEYS, _since(within))
             if not rows:
                 return []
             held = {row[0] for row in await db.fetch(_HELD, int(LockNamespace.CONVERSATION_LEASE))}
@@ -252,5 +261,5 @@ def _payload(key: ConversationKey) -> str:
     return f"{key.chat_id}:{'' if key.thread_id is None else key.thread_id}"
 
 
-def _since() -> Any:
-    return now() - timedelta(seconds=RECENT_SECONDS)
+def _since(within: float | None = None) -> Any:
+    return now() - timedelta(seconds=RECENT_SECONDS if within is None else within)

@@ -59,26 +59,43 @@ async def apply_migrations(db: Db, *, upto: int | None = None) -> list[str]:
     if found > len(MIGRATIONS):
         raise SchemaTooNew(found, len(MIGRATIONS))
     applied: list[str] = []
-    while found < target:
-        async with db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock($1, 0)", int(LockNamespace.MIGRATIONS))
-            found = await schema_version(db)
-            if found >= target:
+    if found >= target:
+        return applied
+    # A session-level lock taken outside the steps' transactions: a transaction that began
+    # before the lock was granted could keep stale catalog lookups ("no schema_migrations
+    # table yet") and apply a step another process has just committed.
+    await db.execute("SELECT pg_advisory_lock($1, 0)", int(LockNamespace.MIGRATIONS))
+    try:
+        while found < target:
+            step_name = await _apply_next(db, target)
+            if step_name is None:
                 break
-            step = MIGRATIONS[found]
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            await step.step(db)
-            await db.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                step.version,
-                step.name,
-            )
-        applied.append(step.name)
-        found = step.version
+            applied.append(step_name)
+            found = await schema_version(db)
+    finally:
+        await db.execute("SELECT pg_advisory_unlock($1, 0)", int(LockNamespace.MIGRATIONS))
     return applied
+
+
+async def _apply_next(db: Db, target: int) -> str | None:
+    """Apply the next missing step with its record in one transaction; None when the
+    schema already reached `target` (another process applied it meanwhile)."""
+    async with db.transaction():
+        found = await schema_version(db)
+        if found >= target:
+            return None
+        step = MIGRATIONS[found]
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await step.step(db)
+        await db.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            step.version,
+            step.name,
+        )
+    return step.name
 
 
 async def _run(db: Db, *statements: str) -> None:

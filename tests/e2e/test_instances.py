@@ -23,6 +23,14 @@ def echo(body: dict[str, object]) -> str:
     return f"echo: {last_user_text(body)}"
 
 
+async def wait_logged(bot: BotProcess, text: str, *, times: int = 1) -> None:
+    """Until the (shared) log holds `text` `times` times: processes starting together on
+    a busy machine may take a while to come up."""
+    async with asyncio.timeout(90):
+        while bot.log().count(text) < times:
+            await asyncio.sleep(0.1)
+
+
 async def owners_streaming(url: str) -> set[str]:
     rows = await fetch_all(url, "SELECT DISTINCT owner FROM turns WHERE status = 'streaming'")
     return {row[0] for row in rows}
@@ -36,7 +44,7 @@ async def test_the_poller_killed_mid_run_another_takes_over_and_nothing_is_lost(
     model.chunk_delay = 0.25  # answers take a few seconds: some are cut by the kill
     poller = await start_bot(DATABASE_URL=postgres_url, PHI4BOT_INSTANCE_ID="first")
     standby = await start_bot(wait=False, DATABASE_URL=postgres_url, PHI4BOT_INSTANCE_ID="second")
-    await tg.wait_until(lambda: "stands by" in poller.log(), timeout=30, what="a standby")
+    await wait_logged(poller, "stands by")
 
     users = [tg.private_user(100 + n, f"User {n}") for n in range(10)]
     for round_ in (1, 2):
@@ -107,6 +115,8 @@ async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_o
                 PHI4BOT_INSTANCE_ID=f"web{n}",
             )
         )
+    # Three processes starting at once on a busy machine may take a while to come up.
+    await wait_logged(bots[0], "shares PostgresStore", times=3)
     async with aiohttp.ClientSession() as session:
         for url in urls:
             await wait_listening(session, url)
