@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from storage import ConversationKey, Coordination, Store, WaitingTurn
-from tests.databases import opened_store
+from storage.postgres.locks import LockNamespace
+from tests.databases import execute, opened_store
 
 KEY = ConversationKey(-100, 4)
 
@@ -100,3 +101,28 @@ async def test_stop_reaches_the_process_writing_the_answer(postgres_url: str) ->
             while not stopped:
                 await asyncio.sleep(0.01)
         assert stopped == [KEY]
+
+
+async def test_a_lost_coordination_connection_is_reported_and_comes_back(
+    postgres_url: str,
+) -> None:
+    lost = asyncio.Event()
+    async with opened_store(postgres_url, max_attachment_bytes=10) as store:
+        coordination = store.coordination()
+        await coordination.open(on_lost=lost.set)
+        try:
+            assert await coordination.claim(KEY)
+            await execute(
+                postgres_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                f"AND classid = {int(LockNamespace.INSTANCE)} AND granted",
+            )
+            async with asyncio.timeout(10):
+                await lost.wait()
+            assert not coordination.holds(KEY)
+            async with asyncio.timeout(10):  # reconnected: it may claim again
+                while not await coordination.claim(KEY):
+                    await asyncio.sleep(0.1)
+            assert await coordination.live_instances() == 1
+        finally:
+            await coordination.close()
