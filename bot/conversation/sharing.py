@@ -79,6 +79,7 @@ class SharedAnswering:
         these conversations over at any moment, so stop answering in them now."""
         log.error("stopping every answer: this process no longer holds its conversations")
         self.lanes.stop_all(StopReason.SHUTDOWN)
+        self._scheduled.clear()  # their queued drains are gone: let wake-ups schedule anew
 
     # -- arrivals -----------------------------------------------------------------------
 
