@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from storage import ConversationKey, Coordination, Store, WaitingTurn
+import pytest
+
+from storage import ConversationKey, Coordination, StorageError, Store, WaitingTurn
 from storage.postgres.locks import LockNamespace
 from tests.databases import execute, opened_store
 
@@ -126,3 +128,18 @@ async def test_a_lost_coordination_connection_is_reported_and_comes_back(
             assert await coordination.live_instances() == 1
         finally:
             await coordination.close()
+
+
+async def test_two_processes_given_one_instance_id_are_told_so(postgres_url: str) -> None:
+    async with (
+        opened_store(postgres_url, max_attachment_bytes=10) as first,
+        opened_store(postgres_url, max_attachment_bytes=10) as second,
+    ):
+        one, other = first.coordination(), second.coordination()
+        other.instance_id = one.instance_id
+        await one.open(on_lost=lambda: None)
+        try:
+            with pytest.raises(StorageError, match="PHI4BOT_INSTANCE_ID"):
+                await other.open(on_lost=lambda: None)
+        finally:
+            await one.close()

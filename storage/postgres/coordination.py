@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from storage.coordination import WaitingTurn
+from storage.errors import StorageError
 from storage.models import ConversationKey, PendingAnswer
+from storage.postgres.connection import unreachable
 from storage.postgres.locks import LockNamespace, conversation_lock_key, lease_hash
 from storage.postgres.recovery import interrupt_orphans
 from storage.postgres.turns import now
@@ -86,8 +88,12 @@ class PostgresCoordination:
         self._closing = False
 
     async def open(self, *, on_lost: Callable[[], None]) -> None:
+        """Connect the lease connection; a `StorageError` says why it cannot be."""
         self._on_lost = on_lost
-        await self._connect()
+        try:
+            await self._connect()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise unreachable(self.url, exc) from exc
         self._watch = asyncio.create_task(self._keep_alive(), name="lease-heartbeat")
 
     async def close(self) -> None:
@@ -113,7 +119,11 @@ class PostgresCoordination:
         )
         if not took:
             await lease.close()
-            raise RuntimeError(f"Instance id {self.instance_id!r} is in use by another process.")
+            raise StorageError(
+                f"The instance id {self.instance_id!r} is in use by another running process "
+                "on this database: give each process its own PHI4BOT_INSTANCE_ID, or leave it "
+                "unset."
+            )
         await lease.add_listener(CHANNEL, self._notified)
         await lease.add_listener(STOP_CHANNEL, self._notified)
         self._held.clear()
