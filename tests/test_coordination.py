@@ -42,7 +42,10 @@ async def test_an_answer_a_live_process_is_writing_is_not_interrupted_by_another
             assert await coordination.live_instances() == 2
         # The live process goes away: its answer is now an orphan, reported once.
     async with process(postgres_url) as (_, coordination):
-        (orphan,) = await coordination.orphaned_answers()
+        async with asyncio.timeout(5):  # the server ends a closed session in a moment
+            while not (orphans := await coordination.orphaned_answers()):
+                await asyncio.sleep(0.05)
+        (orphan,) = orphans
         assert (orphan.user_turn_id, orphan.assistant_turn_id) == (user, answer)
         assert await coordination.orphaned_answers() == []
 
@@ -60,7 +63,9 @@ async def test_one_process_at_a_time_holds_a_conversation_and_its_death_frees_it
             await first.release(KEY)
             assert await second.claim(KEY)
             assert not await first.claim(KEY)
-        assert await first.claim(KEY)  # the second process closed: its leases are free
+        async with asyncio.timeout(5):  # the second process closed: its leases are free
+            while not await first.claim(KEY):
+                await asyncio.sleep(0.05)
         assert await first.try_lead()
 
 

@@ -23,7 +23,7 @@ from storage.coordination import WaitingTurn
 from storage.errors import StorageError
 from storage.models import ConversationKey, PendingAnswer
 from storage.postgres.connection import unreachable
-from storage.postgres.locks import LockNamespace, conversation_lock_key, lease_hash
+from storage.postgres.locks import LockNamespace, scoped_key, unsigned
 from storage.postgres.recovery import interrupt_orphans
 from storage.postgres.turns import now
 from storage.recovery import RECENT_SECONDS
@@ -46,8 +46,8 @@ _HELD = (
     f"AND objsubid = 2 AND classid = $1::bigint::oid AND database = {_THIS_DATABASE}"
 )
 _LIVE = (
-    "SELECT count(DISTINCT objid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-    f"AND objsubid = 2 AND classid = $1::bigint::oid AND database = {_THIS_DATABASE}"
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+    f"AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND database = {_THIS_DATABASE}"
 )
 _WAITING = (
     "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
@@ -80,6 +80,7 @@ class PostgresCoordination:
         self._lease: asyncpg.Connection[asyncpg.Record] | None = None
         self._use = asyncio.Lock()  # one statement at a time on the lease connection
         self._held: set[ConversationKey] = set()
+        self._scope = ""  # the schema: leases of other schemas' deployments are theirs
         self._leading = False
         self._on_lost: Callable[[], None] = lambda: None
         self._on_wake: list[Callable[[ConversationKey], None]] = []
@@ -112,12 +113,15 @@ class PostgresCoordination:
 
     async def _connect(self) -> None:
         lease = await asyncpg.connect(self.url, timeout=10.0)
+        self._scope = str(await lease.fetchval("SELECT current_schema()"))
         took = await lease.fetchval(
             "SELECT pg_try_advisory_lock($1, hashtext($2))",
             int(LockNamespace.INSTANCE),
             self.instance_id,
         )
-        if not took:
+        if took:
+            await lease.execute("SELECT pg_advisory_lock_shared($1, $2)", *self._member())
+        else:
             await lease.close()
             raise StorageError(
                 f"The instance id {self.instance_id!r} is in use by another running process "
@@ -175,8 +179,7 @@ class PostgresCoordination:
             return False
         try:
             took = await self._fetchval(
-                "SELECT pg_try_advisory_lock($1, $2)",
-                *conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key),
+                "SELECT pg_try_advisory_lock($1, $2)", *self._lease_key(key)
             )
         except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             return False
@@ -191,10 +194,17 @@ class PostgresCoordination:
         with contextlib.suppress(
             ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
         ):
-            await self._fetchval(
-                "SELECT pg_advisory_unlock($1, $2)",
-                *conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key),
-            )
+            await self._fetchval("SELECT pg_advisory_unlock($1, $2)", *self._lease_key(key))
+
+    def _lease_key(self, key: ConversationKey) -> tuple[int, int]:
+        namespace = LockNamespace.CONVERSATION_LEASE
+        return int(namespace), scoped_key(namespace, self._scope, key)
+
+    def _member(self) -> tuple[int, int]:
+        return int(LockNamespace.MEMBER), scoped_key(LockNamespace.MEMBER, self._scope)
+
+    def _polling(self) -> tuple[int, int]:
+        return int(LockNamespace.POLLING), scoped_key(LockNamespace.POLLING, self._scope)
 
     def holds(self, key: ConversationKey) -> bool:
         return key in self._held
@@ -202,9 +212,7 @@ class PostgresCoordination:
     async def try_lead(self) -> bool:
         if not self._leading:
             try:
-                took = await self._fetchval(
-                    "SELECT pg_try_advisory_lock($1, 0)", int(LockNamespace.POLLING)
-                )
+                took = await self._fetchval("SELECT pg_try_advisory_lock($1, $2)", *self._polling())
             except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 return False
             self._leading = bool(took)
@@ -217,7 +225,7 @@ class PostgresCoordination:
         with contextlib.suppress(
             ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
         ):
-            await self._fetchval("SELECT pg_advisory_unlock($1, 0)", int(LockNamespace.POLLING))
+            await self._fetchval("SELECT pg_advisory_unlock($1, $2)", *self._polling())
 
     # -- what is waiting ----------------------------------------------------------------
 
@@ -233,7 +241,7 @@ class PostgresCoordination:
                 return []
             held = {row[0] for row in await db.fetch(_HELD, int(LockNamespace.CONVERSATION_LEASE))}
         keys = (ConversationKey(row[0], row[1]) for row in rows)
-        return [key for key in keys if lease_hash(key) not in held]
+        return [key for key in keys if unsigned(self._lease_key(key)[1]) not in held]
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
         async with self._session() as db:
@@ -241,7 +249,8 @@ class PostgresCoordination:
 
     async def live_instances(self) -> int:
         async with self._session() as db:
-            found = await db.fetchval(_LIVE, int(LockNamespace.INSTANCE))
+            namespace, key = self._member()
+            found = await db.fetchval(_LIVE, namespace, unsigned(key))
         return max(1, int(found))
 
     # -- wake-ups -----------------------------------------------------------------------

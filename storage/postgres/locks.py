@@ -24,11 +24,22 @@ class LockNamespace(IntEnum):
     CONVERSATION_LEASE = 0x70340003  # answering in a conversation (one process at a time)
     INSTANCE = 0x70340004  # a live process, by its instance id (hashtext of it)
     POLLING = 0x70340005  # the one process that long-polls Telegram
+    MEMBER = 0x70340006  # shared by every live process of one deployment (schema): counted
 
 
-def lease_hash(key: ConversationKey) -> int:
-    """The second key of a conversation's lease, as `pg_locks.objid` shows it (unsigned)."""
-    return conversation_lock_key(LockNamespace.CONVERSATION_LEASE, key)[1] & 0xFFFFFFFF
+def scoped_key(namespace: LockNamespace, scope: str, key: ConversationKey | None = None) -> int:
+    """The second key of a lock held for as long as a process lives (a lease, the polling
+    lock), within `scope` (the schema), so deployments in different schemas of one database
+    never wait for each other."""
+    which = "" if key is None else f"{key.chat_id}:{key.thread_id}"
+    text = f"{int(namespace)}:{scope}:{which}".encode()
+    digest = hashlib.blake2b(text, digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def unsigned(second_key: int) -> int:
+    """A second key as `pg_locks.objid` shows it."""
+    return second_key & 0xFFFFFFFF
 
 
 def conversation_lock_key(namespace: LockNamespace, key: ConversationKey) -> tuple[int, int]:
