@@ -128,8 +128,8 @@ class PostgresCoordination:
                 "on this database: give each process its own PHI4BOT_INSTANCE_ID, or leave it "
                 "unset."
             )
-        await lease.add_listener(CHANNEL, self._notified)
-        await lease.add_listener(STOP_CHANNEL, self._notified)
+        await lease.add_listener(self._channel(CHANNEL), self._notified)
+        await lease.add_listener(self._channel(STOP_CHANNEL), self._notified)
         self._held.clear()
         self._leading = False
         self._lease = lease
@@ -169,7 +169,7 @@ class PostgresCoordination:
     def _notified(self, _connection: Any, _pid: int, channel: str, payload: object) -> None:
         chat, _, thread = str(payload).partition(":")
         key = ConversationKey(int(chat), int(thread) if thread else None)
-        for callback in self._on_stop if channel == STOP_CHANNEL else self._on_wake:
+        for callback in self._on_stop if channel.startswith(STOP_CHANNEL) else self._on_wake:
             callback(key)
 
     # -- leases -------------------------------------------------------------------------
@@ -199,6 +199,10 @@ class PostgresCoordination:
     def _lease_key(self, key: ConversationKey) -> tuple[int, int]:
         namespace = LockNamespace.CONVERSATION_LEASE
         return int(namespace), scoped_key(namespace, self._scope, key)
+
+    def _channel(self, name: str) -> str:
+        """A NOTIFY channel of this schema's deployment alone."""
+        return f"{name}_{unsigned(self._member()[1]):08x}"
 
     def _member(self) -> tuple[int, int]:
         return int(LockNamespace.MEMBER), scoped_key(LockNamespace.MEMBER, self._scope)
@@ -257,7 +261,7 @@ class PostgresCoordination:
 
     async def wake(self, key: ConversationKey) -> None:
         async with self._session() as db:
-            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, _payload(key))
+            await db.execute("SELECT pg_notify($1, $2)", self._channel(CHANNEL), _payload(key))
 
     def on_wake(self, callback: Callable[[ConversationKey], None]) -> None:
         self._on_wake.append(callback)
@@ -269,7 +273,7 @@ class PostgresCoordination:
             )
             if found is None:
                 return False
-            await db.execute("SELECT pg_notify($1, $2)", STOP_CHANNEL, _payload(key))
+            await db.execute("SELECT pg_notify($1, $2)", self._channel(STOP_CHANNEL), _payload(key))
         return True
 
     def on_stop(self, callback: Callable[[ConversationKey], None]) -> None:
