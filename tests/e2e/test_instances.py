@@ -116,7 +116,7 @@ async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_o
             )
         )
     # Three processes starting at once on a busy machine may take a while to come up.
-    await wait_logged(bots[0], "shares PostgresStore", times=3)
+    await wait_logged(bots[0], "shares the database", times=3)
     async with aiohttp.ClientSession() as session:
         for url in urls:
             await wait_listening(session, url)
