@@ -51,7 +51,9 @@ class Coordination(Protocol):
     async def close(self) -> None: ...
 
     async def claim(self, key: ConversationKey) -> bool:
-        """Take the conversation's lease; False when another process holds it."""
+        """Take the conversation's lease; False when another process holds it. Leases may
+        cover more than one conversation (all topics of a group): this process's claims
+        of them stack, and each is released on its own."""
 
     async def release(self, key: ConversationKey) -> None: ...
 
@@ -64,7 +66,7 @@ class Coordination(Protocol):
 
     async def waiting_conversations(self, within: float | None = None) -> list[ConversationKey]:
         """Conversations with waiting turns (stored in the last `within` seconds; default:
-        as far back as start-up recovery looks) that no process holds."""
+        as far back as start-up recovery looks) that no other process holds."""
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
         """Answers left `streaming` by processes that are gone, now marked interrupted;

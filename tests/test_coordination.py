@@ -50,14 +50,19 @@ async def test_an_answer_a_live_process_is_writing_is_not_interrupted_by_another
         assert await coordination.orphaned_answers() == []
 
 
-async def test_one_process_at_a_time_holds_a_conversation_and_its_death_frees_it(
+async def test_one_process_at_a_time_holds_a_chat_and_its_death_frees_it(
     postgres_url: str,
 ) -> None:
     async with process(postgres_url) as (_, first):
         async with process(postgres_url) as (_, second):
             assert await first.claim(KEY)
             assert not await second.claim(KEY)
-            assert await second.claim(ConversationKey(-100, 5))
+            # A group's topics go together (one pace per group); another chat is free.
+            assert not await second.claim(ConversationKey(-100, 5))
+            assert await second.claim(ConversationKey(-200))
+            assert await first.claim(ConversationKey(-100, 5))
+            await first.release(ConversationKey(-100, 5))
+            assert first.holds(KEY) and not await second.claim(KEY)
             assert await first.try_lead()
             assert not await second.try_lead()
             await first.release(KEY)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ class PostgresCoordination:
         self._session = session
         self._lease: asyncpg.Connection[asyncpg.Record] | None = None
         self._use = asyncio.Lock()  # one statement at a time on the lease connection
-        self._held: set[ConversationKey] = set()
+        self._held: Counter[ConversationKey] = Counter()  # leases by chat: claims holding each
         self._scope = ""  # the schema: leases of other schemas' deployments are theirs
         self._leading = False
         self._on_lost: Callable[[], None] = lambda: None
@@ -175,8 +176,9 @@ class PostgresCoordination:
     # -- leases -------------------------------------------------------------------------
 
     async def claim(self, key: ConversationKey) -> bool:
-        if key in self._held:
-            return False
+        """The lease is per chat, so a group's forum topics are answered by one process at a
+        time and its pace of 20 messages a minute holds. Claims of this process stack (the
+        lock is taken once more per claim), so its topics run side by side."""
         try:
             took = await self._fetchval(
                 "SELECT pg_try_advisory_lock($1, $2)", *self._lease_key(key)
@@ -184,13 +186,16 @@ class PostgresCoordination:
         except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             return False
         if took:
-            self._held.add(key)
+            self._held[_chat(key)] += 1
         return bool(took)
 
     async def release(self, key: ConversationKey) -> None:
-        if key not in self._held:
+        chat = _chat(key)
+        if self._held[chat] <= 0:
             return
-        self._held.discard(key)
+        self._held[chat] -= 1
+        if not self._held[chat]:
+            del self._held[chat]
         with contextlib.suppress(
             ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
         ):
@@ -198,7 +203,7 @@ class PostgresCoordination:
 
     def _lease_key(self, key: ConversationKey) -> tuple[int, int]:
         namespace = LockNamespace.CONVERSATION_LEASE
-        return int(namespace), scoped_key(namespace, self._scope, key)
+        return int(namespace), scoped_key(namespace, self._scope, _chat(key))
 
     def _channel(self, name: str) -> str:
         """A NOTIFY channel of this schema's deployment alone."""
@@ -211,7 +216,7 @@ class PostgresCoordination:
         return int(LockNamespace.POLLING), scoped_key(LockNamespace.POLLING, self._scope)
 
     def holds(self, key: ConversationKey) -> bool:
-        return key in self._held
+        return self._held[_chat(key)] > 0
 
     async def try_lead(self) -> bool:
         if not self._leading:
@@ -245,7 +250,9 @@ class PostgresCoordination:
                 return []
             held = {row[0] for row in await db.fetch(_HELD, int(LockNamespace.CONVERSATION_LEASE))}
         keys = (ConversationKey(row[0], row[1]) for row in rows)
-        return [key for key in keys if unsigned(self._lease_key(key)[1]) not in held]
+        return [
+            key for key in keys if unsigned(self._lease_key(key)[1]) not in held or self.holds(key)
+        ]
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
         async with self._session() as db:
@@ -278,6 +285,11 @@ class PostgresCoordination:
 
     def on_stop(self, callback: Callable[[ConversationKey], None]) -> None:
         self._on_stop.append(callback)
+
+
+def _chat(key: ConversationKey) -> ConversationKey:
+    """What a lease is taken on: the whole chat (every forum topic of a group)."""
+    return ConversationKey(key.chat_id)
 
 
 def _payload(key: ConversationKey) -> str:
