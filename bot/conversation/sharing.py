@@ -96,7 +96,11 @@ class SharedAnswering:
         self._targets[stored.user_turn_id] = turn.target.replying_to(turn.message_id)
         while len(self._targets) > REMEMBERED_TARGETS:
             self._targets.popitem(last=False)
-        await self.coordination.wake(turn.key)
+        try:
+            await self.coordination.wake(turn.key)
+        except Exception as exc:  # the turn is stored: the next sweep finds it
+            log.warning("announcing a turn in chat %s failed: %s", turn.key.chat_id, exc)
+            self.schedule(turn.key)
 
     def schedule(self, key: ConversationKey) -> None:
         """Try to claim the conversation soon: sooner the fewer conversations this process
