@@ -47,18 +47,13 @@ from bench.harness import (  # noqa: E402
     wait_for,
 )
 from bench.storage import DEFAULT_POSTGRES_URL, _scratch_database  # noqa: E402
-from bench.streaming import (  # noqa: E402
-    CHUNK_DELAY,
-    CHUNK_SIZE,
-    NAME,
-    answer_markdown,
-    chat_figures,
-)
+from bench.streaming import NAME, SHAPES, answer_markdown, chat_figures  # noqa: E402
 from bot.telegram.streaming.render import render_markdown  # noqa: E402
 from tests.e2e.bot_process import TOKEN, BotProcess  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
 
 BOT_RATE = 30
+SHAPE = SHAPES["fixed"]  # ~30 chunks/s of 4 characters
 HANDOVER_CHATS = 50
 HANDOVER_TARGET = 10.0
 SETTLE = 1.5
@@ -151,7 +146,7 @@ async def run_config(engine: str, count: int, n: int, long: bool, workdir: Path)
         FakeTelegram(token=TOKEN, bot_username=BOT_USERNAME) as tg,
         StampedOpenAIServer(stream_key) as model,
     ):
-        model.chunk_size, model.chunk_delay = CHUNK_SIZE, CHUNK_DELAY
+        model.sizes, model.chunk_delay = SHAPE.sizes, SHAPE.delay
         model.reply = reply
         env = bot_env(tg, model, workdir, DATABASE_URL=url, PHI4BOT_EDIT_INTERVAL="1.0")
         bots = await start_instances(tg, env, workdir, count)
@@ -175,7 +170,9 @@ async def run_config(engine: str, count: int, n: int, long: bool, workdir: Path)
         await asyncio.sleep(SETTLE)
         exact = sum(tg.text_of(user.id) == finals[name] for name, user in users.items())
         per_chat = [
-            chat_figures(answers[name], name, model.sent.get(name, []), tg, users[name].id)
+            chat_figures(
+                answers[name], name, model.sent.get(name, []), tg, users[name].id, SHAPE.sizes
+            )
             for name in names
         ]
         stale = max((f.stale for f in per_chat if not math.isnan(f.stale)), default=math.nan)
