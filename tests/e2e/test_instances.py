@@ -55,6 +55,7 @@ async def test_the_poller_killed_mid_run_another_takes_over_and_nothing_is_lost(
             (1,)
         ] * 20 or await owners_streaming(postgres_url) != {"first", "second"}:
             await asyncio.sleep(0.05)
+    assert tg.stats.errors[("getUpdates", 409)] == 0, "one poller at a time while both live"
     await poller.kill()
 
     # Every second question is answered by the survivor, without /retry; the answers the
@@ -88,7 +89,9 @@ async def test_the_poller_killed_mid_run_another_takes_over_and_nothing_is_lost(
     await tg.wait_until(lambda: tg.messages(alice.id)[-1].text == "echo: still there?", timeout=15)
     assert standby.running
     assert tg.stats.flood_429 == 0
-    assert tg.stats.errors[("getUpdates", 409)] == 0
+    # At the hand-over the server may not yet have noticed that the killed poller's long
+    # poll died with it, and refuse the new poller's first request once.
+    assert tg.stats.errors[("getUpdates", 409)] <= 1
 
 
 async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_order(
@@ -115,8 +118,10 @@ async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_o
                 PHI4BOT_INSTANCE_ID=f"web{n}",
             )
         )
-    # Three processes starting at once on a busy machine may take a while to come up.
+    # Three processes starting at once on a busy machine may take a while to come up; the
+    # flood starts once each has counted the other two and taken its third of the budget.
     await wait_logged(bots[0], "shares the database", times=3)
+    await wait_logged(bots[0], "3 instances live", times=3)
     async with aiohttp.ClientSession() as session:
         for url in urls:
             await wait_listening(session, url)
