@@ -62,15 +62,16 @@ class InstrumentedBackend:
         self, conversation: Conversation, on_queue: QueueListener | None
     ) -> AsyncIterator[str]:
         started = time.monotonic()
-        waiting_for_first = True
         outcome = "ok"
         chunks = self.inner.stream(conversation, on_queue=on_queue)
         try:
+            first = await anext(chunks, None)
+            if first is None:
+                return
+            seconds = time.monotonic() - started
+            metrics.observe_backend_first_chunk(self.name, self.replica, seconds)
+            yield first
             async for chunk in chunks:
-                if waiting_for_first:
-                    waiting_for_first = False
-                    seconds = time.monotonic() - started
-                    metrics.observe_backend_first_chunk(self.name, self.replica, seconds)
                 yield chunk
         except Phi4Error as exc:
             outcome = type(exc).__name__

@@ -83,15 +83,15 @@ def build_application(settings: Settings) -> BotApplication:
 async def _start_services(application: BotApplication) -> None:
     settings = application.bot_data.settings
     assert settings is not None
-    store = timed_store(
-        await open_store(
-            settings.database_url,
-            max_attachment_bytes=settings.max_attachment_bytes,
-            instance_id=settings.instance_id,
-        )
+    store = await open_store(
+        settings.database_url,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        instance_id=settings.instance_id,
     )
+    backend = create_backend(settings)
+    if settings.metrics_port is not None:  # unread metrics cost nothing: no wrappers at all
+        store, backend = timed_store(store), instrument(backend)
     coordination = store.coordination()
-    backend = instrument(create_backend(settings))
     me = application.bot
     identity = BotIdentity(me.id, me.username)
     budget = RateBudget(bot_rate=settings.bot_rate)
