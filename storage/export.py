@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -12,6 +13,12 @@ from storage.models import ChatStats
 
 EXPORT_FORMAT = "phi4bot.conversation"
 EXPORT_VERSION = 1
+
+
+class Row(Protocol):
+    """A selected row as both engines return it: its columns by position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 async def export_conversation(db: aiosqlite.Connection, conversation_id: int) -> dict[str, Any]:
@@ -25,14 +32,33 @@ async def export_conversation(db: aiosqlite.Connection, conversation_id: int) ->
     )
     if not found:
         raise LookupError(f"There is no conversation {conversation_id}.")
-    conversation = found[0]
-    attachments: dict[int, list[dict[str, Any]]] = {}
-    for row in await db.execute_fetchall(
+    attachment_rows = await db.execute_fetchall(
         "SELECT a.turn_id, a.kind, a.mime_type, a.size, a.filename, a.sha256, "
         "a.telegram_file_id FROM turns t JOIN attachments a ON a.turn_id = t.id "
         "WHERE t.conversation_id = ? ORDER BY t.id, a.position",
         (conversation_id,),
-    ):
+    )
+    turn_rows = await db.execute_fetchall(
+        "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
+        "reply_message_ids, status, error, created_at, finished_at "
+        "FROM turns WHERE conversation_id = ? ORDER BY id",
+        (conversation_id,),
+    )
+    return export_document(found[0], attachment_rows, turn_rows, message_ids=json.loads, iso=_iso)
+
+
+def export_document(
+    conversation: Row,
+    attachment_rows: Iterable[Row],
+    turn_rows: Iterable[Row],
+    *,
+    message_ids: Callable[[Any], list[int]],
+    iso: Callable[[Any], str | None],
+) -> dict[str, Any]:
+    """The export document from the rows both engines select alike; `message_ids` and `iso`
+    read the two columns each engine stores in its own way."""
+    attachments: dict[int, list[dict[str, Any]]] = {}
+    for row in attachment_rows:
         attachments.setdefault(row[0], []).append(
             {
                 "kind": row[1],
@@ -52,18 +78,13 @@ async def export_conversation(db: aiosqlite.Connection, conversation_id: int) ->
             "status": row[8],
             "message_id": row[3],
             "reply_to": row[6],
-            "reply_message_ids": json.loads(row[7]),
+            "reply_message_ids": message_ids(row[7]),
             "error": row[9],
-            "created_at": _iso(row[10]),
-            "finished_at": _iso(row[11]),
+            "created_at": iso(row[10]),
+            "finished_at": iso(row[11]),
             "attachments": attachments.get(row[0], []),
         }
-        for row in await db.execute_fetchall(
-            "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
-            "reply_message_ids, status, error, created_at, finished_at "
-            "FROM turns WHERE conversation_id = ? ORDER BY id",
-            (conversation_id,),
-        )
+        for row in turn_rows
     ]
     return {
         "format": EXPORT_FORMAT,
@@ -72,7 +93,7 @@ async def export_conversation(db: aiosqlite.Connection, conversation_id: int) ->
             "id": conversation[0],
             "chat_id": conversation[1],
             "thread_id": conversation[2],
-            "created_at": _iso(conversation[3]),
+            "created_at": iso(conversation[3]),
         },
         "turns": turns,
     }

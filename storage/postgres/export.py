@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from storage.export import EXPORT_FORMAT, EXPORT_VERSION
+from storage.export import export_document
 from storage.models import ChatStats
 
 if TYPE_CHECKING:
@@ -21,56 +21,19 @@ async def export_conversation(db: Db, conversation_id: int) -> dict[str, Any]:
     )
     if conversation is None:
         raise LookupError(f"There is no conversation {conversation_id}.")
-    attachments: dict[int, list[dict[str, Any]]] = {}
-    for row in await db.fetch(
+    attachment_rows = await db.fetch(
         "SELECT a.turn_id, a.kind, a.mime_type, a.size, a.filename, a.sha256, "
         "a.telegram_file_id FROM turns t JOIN attachments a ON a.turn_id = t.id "
         "WHERE t.conversation_id = $1 ORDER BY t.id, a.position",
         conversation_id,
-    ):
-        attachments.setdefault(row[0], []).append(
-            {
-                "kind": row[1],
-                "mime_type": row[2],
-                "size": row[3],
-                "filename": row[4],
-                "sha256": row[5],
-                "telegram_file_id": row[6],
-            }
-        )
-    turns = [
-        {
-            "id": row[0],
-            "role": row[1],
-            "text": row[2],
-            "sender": None if row[4] is None and row[5] is None else {"id": row[4], "name": row[5]},
-            "status": row[8],
-            "message_id": row[3],
-            "reply_to": row[6],
-            "reply_message_ids": list(row[7]),
-            "error": row[9],
-            "created_at": _iso(row[10]),
-            "finished_at": _iso(row[11]),
-            "attachments": attachments.get(row[0], []),
-        }
-        for row in await db.fetch(
-            "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
-            "reply_message_ids, status, error, created_at, finished_at "
-            "FROM turns WHERE conversation_id = $1 ORDER BY id",
-            conversation_id,
-        )
-    ]
-    return {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "conversation": {
-            "id": conversation[0],
-            "chat_id": conversation[1],
-            "thread_id": conversation[2],
-            "created_at": _iso(conversation[3]),
-        },
-        "turns": turns,
-    }
+    )
+    turn_rows = await db.fetch(
+        "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
+        "reply_message_ids, status, error, created_at, finished_at "
+        "FROM turns WHERE conversation_id = $1 ORDER BY id",
+        conversation_id,
+    )
+    return export_document(conversation, attachment_rows, turn_rows, message_ids=list, iso=_iso)
 
 
 async def load_chat_stats(db: Db) -> list[ChatStats]:
