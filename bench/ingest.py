@@ -287,7 +287,10 @@ def main() -> int:
     parser.add_argument("--n", default="1,200,1000", help="answer counts (default 1,200,1000)")
     parser.add_argument("--backend", default="openai,space", help="openai, space or both")
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the bot's event loop"
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the bot's event loop (uvloop, the default where installed)",
     )
     args = parser.parse_args()
     sizes = tuple(int(n) for n in parse_list(args.n)) or DEFAULT_SIZES

@@ -527,7 +527,10 @@ def main() -> int:
         "--shape", choices=sorted(SHAPES), default="fixed", help="how the fake model streams"
     )
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="asyncio", help="the bot's event loop"
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the bot's event loop (uvloop, the default where installed)",
     )
     args = parser.parse_args()
     sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)

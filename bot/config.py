@@ -49,7 +49,7 @@ class Settings(Phi4Settings):
     user_daily_quota: int = Field(0, alias="PHI4BOT_USER_DAILY_QUOTA", ge=0)
 
     webhook_secret: SecretStr | None = Field(None, alias="PHI4BOT_WEBHOOK_SECRET")
-    uvloop: bool = Field(False, alias="PHI4BOT_UVLOOP")
+    uvloop: bool = Field(True, alias="PHI4BOT_UVLOOP")
     instance_id: str | None = Field(None, alias="PHI4BOT_INSTANCE_ID")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")

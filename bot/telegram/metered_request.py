@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from telegram.request import HTTPXRequest
-
 from bot import metrics
+from bot.telegram.aiohttp_request import AiohttpRequest
 
 
 class TelegramPulse:
@@ -17,7 +16,7 @@ class TelegramPulse:
         self.answered_at: float | None = None
 
 
-class MeteredRequest(HTTPXRequest):
+class MeteredRequest(AiohttpRequest):
     """Every request the bot makes (sends, edits, getUpdates, getFile, downloads) goes
     through here once: it is counted by method and outcome, and the pulse is updated.
 
