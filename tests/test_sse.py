@@ -8,9 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.phi4.sse import (
-    GATHER_AFTER,
-    READ_GAP,
-    ReadPacer,
     ServerSentEvent,
     SSEDataParser,
     SSEParser,
@@ -158,12 +155,3 @@ def test_the_data_parser_agrees_with_the_full_parser_on_any_split(
     expected = [event.data.encode() for event in parse(raw)]
     assert data_of(*chunks) == expected
     assert data_of(*(raw[i : i + 1] for i in range(len(raw)))) == expected
-
-
-def test_reads_are_spaced_only_after_the_answer_has_flowed_a_while() -> None:
-    pacer = ReadPacer()
-    pacer.text_given(10.0)
-    pacer.text_given(10.0 + GATHER_AFTER / 2)
-    assert pacer.next_read == 0.0  # early in the answer: read again at once
-    pacer.text_given(10.0 + GATHER_AFTER)
-    assert pacer.next_read == 10.0 + GATHER_AFTER + READ_GAP

@@ -27,7 +27,8 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
-from bot.phi4.sse import ReadPacer, SSEDataParser
+from bot.phi4.read_pacing import ReadPacer
+from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind, Sentence, media_nouns
 
@@ -267,11 +268,11 @@ class OpenAIBackend(AsyncClosing):
                 watchdog.armed = False
                 watchdog.feed()
                 read = response.content.readany
+                transport = response.connection.transport if response.connection else None
                 parser = SSEDataParser()
                 loop, pacer = asyncio.get_running_loop(), ReadPacer()
                 while True:
-                    if (wait := pacer.next_read - loop.time()) > 0:
-                        await asyncio.sleep(wait)  # let chunks gather: one wake-up for several
+                    await pacer.wait(loop, transport)  # let chunks gather: one read for several
                     watchdog.arm()
                     try:
                         chunk = await read()

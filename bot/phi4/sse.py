@@ -8,34 +8,6 @@ from dataclasses import dataclass
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
-READ_GAP = 0.05
-"""Once an answer has flowed for `GATHER_AFTER` seconds, the backends read its stream at most
-this often (seconds): what arrives meanwhile is handled in one wake-up instead of one each."""
-GATHER_AFTER = 0.25
-
-
-class ReadPacer:
-    """When a backend reads its stream next.
-
-    During an answer's first `GATHER_AFTER` seconds every read happens at once, so the first
-    message shows whatever has arrived (a short answer sent in one burst arrives whole, as
-    before). After that, reading every `READ_GAP` seconds gathers several chunks per wake-up;
-    edits are paced a second or more apart, so no chat sees a difference.
-    """
-
-    __slots__ = ("_first_text", "next_read")
-
-    def __init__(self) -> None:
-        self._first_text: float | None = None
-        self.next_read = 0.0
-
-    def text_given(self, now: float) -> None:
-        """Text was handed on at `now`."""
-        if self._first_text is None:
-            self._first_text = now
-        elif now - self._first_text >= GATHER_AFTER:
-            self.next_read = now + READ_GAP
-
 
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:

@@ -37,13 +37,14 @@ from bot.phi4.errors import (
     EmptyConversation,
     Phi4Error,
 )
+from bot.phi4.read_pacing import ReadPacer
 from bot.phi4.space.gradio_config import SpaceSetup, read_setup
 from bot.phi4.space.reading import CONNECTION_BROKE, AnswerReading, QueuedEvent
 from bot.phi4.space.turn import build_history, failure_context, file_data, file_message, user_text
 from bot.phi4.space.uploads import UploadCache
 from bot.phi4.space.wire import SpaceWire
 from bot.phi4.space.zerogpu import ZeroGpuAuth
-from bot.phi4.sse import ReadPacer, SSEDataParser
+from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind
 
@@ -176,10 +177,10 @@ class SpaceBackend(AsyncClosing):
                 self._wire.open_stream(setup.prefix, event.session_hash) as response,
             ):
                 parser, read = SSEDataParser(), response.content.readany
+                transport = response.connection.transport if response.connection else None
                 pacer = ReadPacer()
                 while True:
-                    if (wait := pacer.next_read - loop.time()) > 0:
-                        await asyncio.sleep(wait)  # let messages gather: one wake-up for several
+                    await pacer.wait(loop, transport)  # let messages gather: one read for several
                     watchdog.arm()
                     try:
                         chunk = await read()
