@@ -6,6 +6,7 @@ from storage.base import Store
 from storage.coordination import Coordination, LocalCoordination, WaitingTurn
 from storage.errors import AttachmentTooLarge, StorageError, megabytes
 from storage.models import (
+    AnswerCheckpoint,
     AnswerRecord,
     AnswerStatus,
     ChatStats,
@@ -14,6 +15,8 @@ from storage.models import (
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
+    PromptInputs,
+    RecordedTurn,
     StoredAttachment,
 )
 from storage.sqlite import SQLiteStore
@@ -53,6 +56,7 @@ async def open_store(
 
 
 __all__ = [
+    "AnswerCheckpoint",
     "AnswerRecord",
     "AnswerStatus",
     "AttachmentTooLarge",
@@ -64,6 +68,8 @@ __all__ = [
     "LocalCoordination",
     "NewAttachment",
     "PendingAnswer",
+    "PromptInputs",
+    "RecordedTurn",
     "SQLiteStore",
     "StorageError",
     "Store",

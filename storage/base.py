@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from storage.coordination import Coordination
 from storage.models import (
+    AnswerCheckpoint,
     AnswerRecord,
     AnswerStatus,
     ChatStats,
@@ -15,6 +16,8 @@ from storage.models import (
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
+    PromptInputs,
+    RecordedTurn,
 )
 
 
@@ -63,6 +66,23 @@ class Store(Protocol):
         """Store a user's turn; None if (chat_id, message_id) was stored before (idempotency).
         Raises `AttachmentTooLarge` before writing anything when an attachment is over the cap."""
 
+    async def record_user_turn(
+        self,
+        key: ConversationKey,
+        *,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> RecordedTurn | None:
+        """`current_conversation` then `add_user_turn`, as one operation: under a flood every
+        store call waits its turn, so an arriving message is recorded in one. The same rules
+        as `add_user_turn`: None when (chat_id, message_id) was stored before, and
+        `AttachmentTooLarge` before anything is written (a key's first conversation
+        included)."""
+
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming`; returns its id."""
 
@@ -71,6 +91,12 @@ class Store(Protocol):
     ) -> None:
         """Checkpoint a streaming answer (text so far, messages showing it), so a crash
         leaves the partial answer and the messages to fix; ignored once it is finished."""
+
+    async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
+        """`update_answer` for every checkpoint, in one transaction: hundreds of answers
+        streaming at once are saved by one write, not hundreds. Answers no longer streaming
+        are left as they are, so a batch taken before an answer finished cannot undo its end
+        whenever it lands."""
 
     async def finish_answer(
         self,
@@ -99,6 +125,19 @@ class Store(Protocol):
         The system prompt is not a turn: the caller adds it, so trimming never touches it.
         With `until_turn_id`, the history ends at that turn: turns stored after it (messages
         waiting behind the answer being written) are not its context."""
+
+    async def prompt_inputs(
+        self,
+        conversation_id: int,
+        *,
+        chat_id: int,
+        prompt_setting: str,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
+    ) -> PromptInputs:
+        """What the model request is built from, in one operation: the chat's setting named
+        `prompt_setting` (its own system prompt) and `history(...)` with these arguments."""
 
     async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
         """The newest user turn with all its attachments' bytes, for /retry."""

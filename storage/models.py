@@ -56,6 +56,24 @@ class StoredAttachment:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedTurn:
+    """A user's turn as `record_user_turn` stored it, in its key's current conversation."""
+
+    conversation_id: int
+    user_turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCheckpoint:
+    """A streaming answer's text so far and the messages showing it, as `update_answers`
+    saves it."""
+
+    answer_id: int
+    text: str
+    message_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryTurn:
     """One turn of the history the model sees, oldest first."""
 
@@ -65,6 +83,15 @@ class HistoryTurn:
     sender_name: str | None
     attachments: tuple[StoredAttachment, ...]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PromptInputs:
+    """What a model request is built from, read in one operation: the chat's own system
+    prompt (None when it has none) and the history, oldest first."""
+
+    system_prompt: str | None
+    history: list[HistoryTurn]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,13 @@ from typing import Any
 import aiosqlite
 
 from storage.connection import check_database_file, connect, transaction
+from storage.conversations import (
+    current_conversation,
+    insert_conversation,
+    load_setting,
+    migrate_chat,
+    record_user_turn,
+)
 from storage.coordination import LocalCoordination
 from storage.errors import StorageError
 from storage.export import export_conversation, load_chat_stats
@@ -21,6 +28,7 @@ from storage.history import load_history, load_last_user_turn
 from storage.migrations import SchemaTooNew, apply_migrations
 from storage.models import (
     COMMAND_CLAIM_DAYS,
+    AnswerCheckpoint,
     AnswerRecord,
     AnswerStatus,
     ChatStats,
@@ -29,6 +37,8 @@ from storage.models import (
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
+    PromptInputs,
+    RecordedTurn,
 )
 from storage.recovery import collect_unfinished
 from storage.revisions import load_latest_answer, rewrite_user_turn
@@ -39,6 +49,7 @@ from storage.turns import (
     insert_user_turn,
     replace_answers_after,
     save_progress,
+    save_progress_of_many,
 )
 
 
@@ -113,59 +124,24 @@ class SQLiteStore:
 
     # conversations -------------------------------------------------------
     async def current_conversation(self, key: ConversationKey) -> int:
-        """The key's newest conversation, created on first use. The first one is created
-        under the write lock after looking again, so two processes sharing the file cannot
-        both create one."""
+        """See `storage.conversations.current_conversation`."""
         async with self._session() as db:
-            found = await _find_current(db, key)
-            if found is not None:
-                return found
-            async with transaction(db):
-                found = await _find_current(db, key)
-                if found is not None:
-                    return found
-                return await _insert_conversation(db, key)
+            return await current_conversation(db, key)
 
     async def new_conversation(self, key: ConversationKey) -> int:
         """A newer conversation for the key becomes its current one; older ones stay."""
         async with self._session() as db:
-            return await _insert_conversation(db, key)
+            return await insert_conversation(db, key)
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
-        """Conversations, settings and idempotency keys move to the new chat id. Where both
-        ids have a conversation for a topic, the newest stays current; where both have a
-        setting, the new chat's wins, as it was set more recently."""
-        async with self._session() as db, transaction(db):
-            await db.execute(
-                "UPDATE conversations SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
-            )
-            await db.execute(
-                "INSERT INTO chat_settings (chat_id, name, value) "
-                "SELECT ?, name, value FROM chat_settings WHERE chat_id = ? ON CONFLICT DO NOTHING",
-                (new_chat_id, old_chat_id),
-            )
-            await db.execute("DELETE FROM chat_settings WHERE chat_id = ?", (old_chat_id,))
-            # A turn whose message id the new chat already used keeps the old chat id, so
-            # both deliveries stay recognised.
-            await db.execute(
-                "UPDATE OR IGNORE turns SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
-            await db.execute(
-                "UPDATE OR IGNORE handled_commands SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
+        """See `storage.conversations.migrate_chat`."""
+        async with self._session() as db:
+            await migrate_chat(db, old_chat_id, new_chat_id)
 
     # settings ------------------------------------------------------------
     async def get_setting(self, chat_id: int, name: str) -> str | None:
         async with self._session() as db:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT value FROM chat_settings WHERE chat_id = ? AND name = ?",
-                    (chat_id, name),
-                )
-            )
-        return None if not rows else str(rows[0][0])
+            return await load_setting(db, chat_id, name)
 
     async def set_setting(self, chat_id: int, name: str, value: str | None) -> None:
         """`None` removes the setting (back to the default)."""
@@ -212,6 +188,33 @@ class SQLiteStore:
                 hashes=hashes,
             )
 
+    async def record_user_turn(
+        self,
+        key: ConversationKey,
+        *,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> RecordedTurn | None:
+        """`add_user_turn` into the key's current conversation (created on first use), in
+        one operation: see `storage.conversations.record_user_turn`."""
+        hashes = await check_and_hash(attachments, self.max_attachment_bytes)
+        async with self._session() as db:
+            return await record_user_turn(
+                db,
+                key,
+                text=text,
+                chat_id=chat_id,
+                message_id=message_id,
+                sender_id=sender_id,
+                sender_name=sender_name,
+                attachments=attachments,
+                hashes=hashes,
+            )
+
     def coordination(self) -> LocalCoordination:
         """A SQLite database has one process: it holds every lease."""
         return LocalCoordination()
@@ -228,6 +231,12 @@ class SQLiteStore:
         leaves the partial answer and the messages to fix; ignored once it is finished."""
         async with self._session() as db:
             await save_progress(db, turn_id, text, message_ids)
+
+    async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
+        """`update_answer` for many answers in one operation; see
+        `storage.turns.save_progress_of_many`."""
+        async with self._session() as db:
+            await save_progress_of_many(db, checkpoints)
 
     async def finish_answer(
         self,
@@ -261,6 +270,28 @@ class SQLiteStore:
                 media_limit=media_limit,
                 until_turn_id=until_turn_id,
             )
+
+    async def prompt_inputs(
+        self,
+        conversation_id: int,
+        *,
+        chat_id: int,
+        prompt_setting: str,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
+    ) -> PromptInputs:
+        """The chat's setting `prompt_setting` and `history(...)`, read in one operation."""
+        async with self._session() as db:
+            system_prompt = await load_setting(db, chat_id, prompt_setting)
+            history = await load_history(
+                db,
+                conversation_id,
+                char_budget=char_budget,
+                media_limit=media_limit,
+                until_turn_id=until_turn_id,
+            )
+        return PromptInputs(system_prompt=system_prompt, history=history)
 
     async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
         """The newest user turn with its attachments' bytes, for /retry."""
@@ -325,28 +356,6 @@ class SQLiteStore:
                 )
             )
         return int(rows[0][0])
-
-
-async def _find_current(db: aiosqlite.Connection, key: ConversationKey) -> int | None:
-    rows = list(
-        await db.execute_fetchall(
-            "SELECT id FROM conversations WHERE chat_id = ? AND thread_id IS ? "
-            "ORDER BY id DESC LIMIT 1",
-            (key.chat_id, key.thread_id),
-        )
-    )
-    return int(rows[0][0]) if rows else None
-
-
-async def _insert_conversation(db: aiosqlite.Connection, key: ConversationKey) -> int:
-    rows = list(
-        await db.execute_fetchall(
-            "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES (?, ?, ?) "
-            "RETURNING id",
-            (key.chat_id, key.thread_id, time.time()),
-        )
-    )
-    return int(rows[0][0])
 
 
 def _unusable(path: Path, exc: sqlite3.Error) -> StorageError:

@@ -12,7 +12,7 @@ import aiosqlite
 
 from storage.connection import transaction
 from storage.errors import AttachmentTooLarge
-from storage.models import AnswerStatus, NewAttachment
+from storage.models import AnswerCheckpoint, AnswerStatus, NewAttachment
 
 FINAL_STATUSES = frozenset(
     {AnswerStatus.COMPLETE, AnswerStatus.FAILED, AnswerStatus.STOPPED, AnswerStatus.INTERRUPTED}
@@ -37,6 +37,14 @@ async def check_and_hash(attachments: Sequence[NewAttachment], max_bytes: int) -
     return hashes
 
 
+_INSERT_USER_TURN = (
+    "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
+    "sender_name, created_at) VALUES (?, 'user', ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+_CHECKPOINTS_PER_STATEMENT = 500  # three parameters each, well under SQLite's 32,766
+
+
 async def insert_user_turn(
     db: aiosqlite.Connection,
     conversation_id: int,
@@ -52,34 +60,40 @@ async def insert_user_turn(
     """The new turn's id, or None when the unique (chat_id, message_id) says it was stored
     before. A text turn is one statement; a turn with media is one transaction, so the
     turn never exists without its attachments."""
-    sql = (
-        "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
-        "sender_name, created_at) VALUES (?, 'user', ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING RETURNING id"
-    )
     values = (conversation_id, text, chat_id, message_id, sender_id, sender_name, time.time())
     if not attachments:
-        rows = list(await db.execute_fetchall(sql, values))
+        rows = list(await db.execute_fetchall(_INSERT_USER_TURN, values))
         return int(rows[0][0]) if rows else None
     async with transaction(db):
-        rows = list(await db.execute_fetchall(sql, values))
-        if not rows:
-            return None
-        turn_id = int(rows[0][0])
-        pairs = list(zip(attachments, hashes, strict=True))
-        await db.executemany(
-            "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (sha256) DO NOTHING",
-            [(sha, len(a.data), a.data) for a, sha in pairs],
-        )
-        await db.executemany(
-            "INSERT INTO attachments (turn_id, position, kind, mime_type, size, filename, "
-            "telegram_file_id, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (turn_id, n, a.kind, a.mime_type, len(a.data), a.filename, a.telegram_file_id, sha)
-                for n, (a, sha) in enumerate(pairs)
-            ],
-        )
+        return await write_user_turn(db, values, attachments, hashes)
+
+
+async def write_user_turn(
+    db: aiosqlite.Connection,
+    values: tuple[object, ...],
+    attachments: Sequence[NewAttachment],
+    hashes: Sequence[str],
+) -> int | None:
+    """Inside the caller's transaction: the turn row, then its media (each blob once)."""
+    rows = list(await db.execute_fetchall(_INSERT_USER_TURN, values))
+    if not rows:
+        return None
+    turn_id = int(rows[0][0])
+    if not attachments:
+        return turn_id
+    pairs = list(zip(attachments, hashes, strict=True))
+    await db.executemany(
+        "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        [(sha, len(a.data), a.data) for a, sha in pairs],
+    )
+    await db.executemany(
+        "INSERT INTO attachments (turn_id, position, kind, mime_type, size, filename, "
+        "telegram_file_id, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (turn_id, n, a.kind, a.mime_type, len(a.data), a.filename, a.telegram_file_id, sha)
+            for n, (a, sha) in enumerate(pairs)
+        ],
+    )
     return turn_id
 
 
@@ -108,6 +122,42 @@ async def save_progress(
         "UPDATE turns SET text = ?, reply_message_ids = ? "
         "WHERE id = ? AND role = 'assistant' AND status = 'streaming'",
         (text, json.dumps(list(message_ids)), turn_id),
+    )
+
+
+async def save_progress_of_many(
+    db: aiosqlite.Connection, checkpoints: Sequence[AnswerCheckpoint]
+) -> None:
+    """Every checkpoint in one statement (one transaction for a very long list), each only
+    while its answer is still streaming: a checkpoint taken before an answer finished may
+    reach the database after it, and must not undo its end."""
+    if not checkpoints:
+        return
+    chunks = [
+        checkpoints[n : n + _CHECKPOINTS_PER_STATEMENT]
+        for n in range(0, len(checkpoints), _CHECKPOINTS_PER_STATEMENT)
+    ]
+    if len(chunks) == 1:
+        await _save_chunk(db, chunks[0])
+        return
+    async with transaction(db):
+        for chunk in chunks:
+            await _save_chunk(db, chunk)
+
+
+async def _save_chunk(db: aiosqlite.Connection, checkpoints: Sequence[AnswerCheckpoint]) -> None:
+    rows = ", ".join(["(?, ?, ?)"] * len(checkpoints))
+    values = [
+        value
+        for c in checkpoints
+        for value in (c.answer_id, c.text, json.dumps(list(c.message_ids)))
+    ]
+    await db.execute(
+        f"WITH progress (id, text, ids) AS (VALUES {rows}) "
+        "UPDATE turns SET text = progress.text, reply_message_ids = progress.ids "
+        "FROM progress WHERE turns.id = progress.id "
+        "AND turns.role = 'assistant' AND turns.status = 'streaming'",
+        values,
     )
 
 

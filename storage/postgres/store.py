@@ -14,6 +14,7 @@ from storage.coordination import default_instance_id
 from storage.errors import StorageError
 from storage.migrations import SchemaTooNew
 from storage.models import (
+    AnswerCheckpoint,
     AnswerRecord,
     AnswerStatus,
     ChatStats,
@@ -22,12 +23,16 @@ from storage.models import (
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
+    PromptInputs,
+    RecordedTurn,
 )
 from storage.postgres.connection import create_pool, unreachable, unusable
 from storage.postgres.conversations import (
     current_conversation,
     insert_conversation,
+    load_setting,
     migrate_chat,
+    record_user_turn,
 )
 from storage.postgres.coordination import PostgresCoordination
 from storage.postgres.export import export_conversation, load_chat_stats
@@ -41,6 +46,7 @@ from storage.postgres.turns import (
     insert_user_turn,
     replace_answers_after,
     save_progress,
+    save_progress_of_many,
 )
 from storage.turns import check_and_hash
 from storage.url import redact
@@ -145,10 +151,7 @@ class PostgresStore:
     # settings ------------------------------------------------------------
     async def get_setting(self, chat_id: int, name: str) -> str | None:
         async with self._session() as db:
-            value = await db.fetchval(
-                "SELECT value FROM chat_settings WHERE chat_id = $1 AND name = $2", chat_id, name
-            )
-        return None if value is None else str(value)
+            return await load_setting(db, chat_id, name)
 
     async def set_setting(self, chat_id: int, name: str, value: str | None) -> None:
         """`None` removes the setting (back to the default)."""
@@ -194,6 +197,33 @@ class PostgresStore:
                 hashes=hashes,
             )
 
+    async def record_user_turn(
+        self,
+        key: ConversationKey,
+        *,
+        text: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> RecordedTurn | None:
+        """`add_user_turn` into the key's current conversation (created on first use), on
+        one connection: see `storage.postgres.conversations.record_user_turn`."""
+        hashes = await check_and_hash(attachments, self.max_attachment_bytes)
+        async with self._session() as db:
+            return await record_user_turn(
+                db,
+                key,
+                text=text,
+                chat_id=chat_id,
+                message_id=message_id,
+                sender_id=sender_id,
+                sender_name=sender_name,
+                attachments=attachments,
+                hashes=hashes,
+            )
+
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming` answering `user_turn_id`."""
         async with self._session() as db:
@@ -206,6 +236,12 @@ class PostgresStore:
         it is finished."""
         async with self._session() as db:
             await save_progress(db, turn_id, text, message_ids)
+
+    async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
+        """`update_answer` for many answers on one connection, in one round trip; see
+        `storage.postgres.turns.save_progress_of_many`."""
+        async with self._session() as db:
+            await save_progress_of_many(db, checkpoints)
 
     async def finish_answer(
         self,
@@ -239,6 +275,28 @@ class PostgresStore:
                 media_limit=media_limit,
                 until_turn_id=until_turn_id,
             )
+
+    async def prompt_inputs(
+        self,
+        conversation_id: int,
+        *,
+        chat_id: int,
+        prompt_setting: str,
+        char_budget: int,
+        media_limit: int,
+        until_turn_id: int | None = None,
+    ) -> PromptInputs:
+        """The chat's setting `prompt_setting` and `history(...)`, on one connection."""
+        async with self._session() as db:
+            system_prompt = await load_setting(db, chat_id, prompt_setting)
+            history = await load_history(
+                db,
+                conversation_id,
+                char_budget=char_budget,
+                media_limit=media_limit,
+                until_turn_id=until_turn_id,
+            )
+        return PromptInputs(system_prompt=system_prompt, history=history)
 
     async def last_user_turn(self, conversation_id: int) -> HistoryTurn | None:
         """The newest user turn with its attachments' bytes, for /retry."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from storage.models import AnswerStatus, NewAttachment
+from storage.models import AnswerCheckpoint, AnswerStatus, NewAttachment
 from storage.turns import FINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -23,6 +23,10 @@ _INSERT_USER_TURN = (
     "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
     "sender_name, created_at) VALUES ($1, 'user', $2, $3, $4, $5, $6, $7) "
     "ON CONFLICT DO NOTHING RETURNING id"
+)
+_SAVE_PROGRESS = (
+    "UPDATE turns SET text = $1, reply_message_ids = $2 "
+    "WHERE id = $3 AND role = 'assistant' AND status = 'streaming'"
 )
 
 
@@ -50,25 +54,34 @@ async def insert_user_turn(
         found = await db.fetchval(_INSERT_USER_TURN, *values)
         return None if found is None else int(found)
     async with db.transaction():
-        found = await db.fetchval(_INSERT_USER_TURN, *values)
-        if found is None:
-            return None
-        turn_id = int(found)
-        pairs = list(zip(attachments, hashes, strict=True))
-        blobs = {sha: attachment.data for attachment, sha in pairs}
-        await db.executemany(
-            "INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) "
-            "ON CONFLICT (sha256) DO NOTHING",
-            [(sha, len(data), data) for sha, data in sorted(blobs.items())],
-        )
-        await db.executemany(
-            "INSERT INTO attachments (turn_id, position, kind, mime_type, size, filename, "
-            "telegram_file_id, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [
-                (turn_id, n, a.kind, a.mime_type, len(a.data), a.filename, a.telegram_file_id, sha)
-                for n, (a, sha) in enumerate(pairs)
-            ],
-        )
+        return await write_user_turn(db, values, attachments, hashes)
+
+
+async def write_user_turn(
+    db: Db, values: tuple[object, ...], attachments: Sequence[NewAttachment], hashes: Sequence[str]
+) -> int | None:
+    """Inside the caller's transaction: the turn row, then its media (each blob once)."""
+    found = await db.fetchval(_INSERT_USER_TURN, *values)
+    if found is None:
+        return None
+    turn_id = int(found)
+    if not attachments:
+        return turn_id
+    pairs = list(zip(attachments, hashes, strict=True))
+    blobs = {sha: attachment.data for attachment, sha in pairs}
+    await db.executemany(
+        "INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) "
+        "ON CONFLICT (sha256) DO NOTHING",
+        [(sha, len(data), data) for sha, data in sorted(blobs.items())],
+    )
+    await db.executemany(
+        "INSERT INTO attachments (turn_id, position, kind, mime_type, size, filename, "
+        "telegram_file_id, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            (turn_id, n, a.kind, a.mime_type, len(a.data), a.filename, a.telegram_file_id, sha)
+            for n, (a, sha) in enumerate(pairs)
+        ],
+    )
     return turn_id
 
 
@@ -94,11 +107,26 @@ async def insert_answer(db: Db, conversation_id: int, user_turn_id: int, owner: 
 async def save_progress(db: Db, turn_id: int, text: str, message_ids: Sequence[int]) -> None:
     """Only while the answer is still streaming: a late checkpoint must not undo its end."""
     await db.execute(
-        "UPDATE turns SET text = $1, reply_message_ids = $2 "
-        "WHERE id = $3 AND role = 'assistant' AND status = 'streaming'",
+        _SAVE_PROGRESS,
         text,
         list(message_ids),
         turn_id,
+    )
+
+
+async def save_progress_of_many(db: Db, checkpoints: Sequence[AnswerCheckpoint]) -> None:
+    """Every checkpoint in one atomic, pipelined `executemany` (one round trip), each only
+    while its answer is still streaming: a checkpoint taken before an answer finished may
+    commit after it, and must not undo its end. In answer-id order, so two batches touching
+    the same rows would never deadlock."""
+    if not checkpoints:
+        return
+    await db.executemany(
+        _SAVE_PROGRESS,
+        [
+            (c.text, list(c.message_ids), c.answer_id)
+            for c in sorted(checkpoints, key=lambda c: c.answer_id)
+        ],
     )
 
 
