@@ -180,19 +180,20 @@ class TurnPipeline:
         received_at: float | None,
     ) -> None:
         key = target.key
-        # Both reads queue at once: under a flood each store call waits its turn behind
-        # every other chat's, so fewer steps in a row mean an earlier request to the model.
-        system_prompt, history = await asyncio.gather(
-            self.system_prompt(key.chat_id),
-            self.store.history(
-                conversation_id,
-                char_budget=self.settings.history_chars,
-                media_limit=self.settings.history_media,
-                until_turn_id=user_turn_id,
-            ),
+        # One read: under a flood each store call waits its turn behind every other chat's,
+        # so fewer calls mean an earlier request to the model.
+        inputs = await self.store.prompt_inputs(
+            conversation_id,
+            chat_id=key.chat_id,
+            prompt_setting=ChatSetting.SYSTEM_PROMPT,
+            char_budget=self.settings.history_chars,
+            media_limit=self.settings.history_media,
+            until_turn_id=user_turn_id,
         )
         conversation = build_conversation(
-            history, system_prompt=system_prompt, label_senders=target.is_group
+            inputs.history,
+            system_prompt=self._or_default(inputs.system_prompt),
+            label_senders=target.is_group,
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
@@ -321,7 +322,10 @@ class TurnPipeline:
     # -- small helpers --------------------------------------------------------------------
 
     async def system_prompt(self, chat_id: int) -> str:
-        custom = await self.store.get_setting(chat_id, ChatSetting.SYSTEM_PROMPT)
+        """The chat's own system prompt, or the configured one."""
+        return self._or_default(await self.store.get_setting(chat_id, ChatSetting.SYSTEM_PROMPT))
+
+    def _or_default(self, custom: str | None) -> str:
         return custom if custom is not None else self.settings.system_prompt
 
     async def say(self, target: ReplyTarget, markdown: str) -> list[int]:

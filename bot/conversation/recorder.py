@@ -94,17 +94,16 @@ class TurnRecorder:
         text = turn.text
         if problem is not None and turn.media:
             text = f"{text} [{turn.media[0].filename}: not read]".strip()
-        conversation_id = await self._store.current_conversation(turn.key)
         store_turn = partial(
-            self._store.add_user_turn,
-            conversation_id,
+            self._store.record_user_turn,
+            turn.key,
             chat_id=turn.key.chat_id,
             message_id=turn.message_id,
             sender_id=turn.sender_id,
             sender_name=turn.sender_name,
         )
         try:
-            user_turn_id = await store_turn(text=text, attachments=attachments)
+            recorded = await store_turn(text=text, attachments=attachments)
         except AttachmentTooLarge as exc:
             problem = FileTooLarge(
                 Sentence(
@@ -112,11 +111,11 @@ class TurnRecorder:
                     size=megabytes(exc.limit),
                 )
             )
-            user_turn_id = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
-        if user_turn_id is None:
+            recorded = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
+        if recorded is None:
             log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
             return None
-        return AcceptedTurn(conversation_id, user_turn_id, problem)
+        return AcceptedTurn(recorded.conversation_id, recorded.user_turn_id, problem)
 
     async def _over_quota(self, turn: IncomingTurn) -> bool:
         if not self._daily_quota or turn.sender_id is None:

@@ -129,7 +129,7 @@ async def test_metrics_follow_answers_429s_and_backend_errors_and_logs_are_json(
     assert at("phi4bot_telegram_requests_total", method="sendMessage", outcome="ok") > sent
     assert at("phi4bot_telegram_requests_total", method="getUpdates", outcome="ok") >= 1
     assert at("phi4bot_telegram_budget_limit") == 28  # 30/s with 5 % to spare
-    assert at("phi4bot_database_operation_seconds_count", operation="add_user_turn") == 1
+    assert at("phi4bot_database_operation_seconds_count", operation="record_user_turn") == 1
     assert at("phi4bot_database_operation_seconds_count", operation="finish_answer") == 1
 
     # A 429 from Telegram, served on an edit of the second answer.
