@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot import metrics
 from bot.config import Settings
+from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.errors import NothingToRetry
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes, StopReason
@@ -33,8 +34,6 @@ STOP_NOTES = {
         "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
     ),
 }
-CHECKPOINT_EVERY = 2.0
-FIRST_CHECKPOINT_EVERY = 0.2
 OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
     AnswerStatus.COMPLETE: "answered",
     AnswerStatus.STOPPED: "stopped",
@@ -60,6 +59,7 @@ class TurnPipeline:
         store: Store,
         backend: Backend,
         lanes: ConversationLanes,
+        checkpoints: CheckpointWriter,
         health: BackendHealth | None = None,
     ) -> None:
         self.replies = replies
@@ -67,6 +67,7 @@ class TurnPipeline:
         self.store = store
         self.backend = backend
         self.lanes = lanes
+        self.checkpoints = checkpoints
         self.health = health
         self._writing: dict[ConversationKey, AnswerView] = {}
 
@@ -208,7 +209,7 @@ class TurnPipeline:
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
             raise
-        checkpoints = asyncio.create_task(self._checkpoint(answer_id, view))
+        self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
         status, failure = AnswerStatus.COMPLETE, None
         metrics.answers_streaming(+1)
         try:
@@ -225,7 +226,7 @@ class TurnPipeline:
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
             metrics.answers_streaming(-1)
-            checkpoints.cancel()
+            self.checkpoints.forget(answer_id)  # before its end is stored, never after
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
@@ -297,27 +298,6 @@ class TurnPipeline:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    async def _checkpoint(self, answer_id: int, view: AnswerView) -> None:
-        """Save the partial answer now and then, so a crash leaves it and its messages.
-
-        A new message is saved at once (this looks often until the first one is out, so that
-        even an answer cut off in its first second is recorded with the message that shows
-        it); text alone that grew is saved at most every `CHECKPOINT_EVERY` seconds, so that
-        hundreds of answers streaming at once do not queue writes ahead of new turns.
-        """
-        loop = asyncio.get_running_loop()
-        saved_ids: list[int] = []
-        saved_length, saved_at = 0, loop.time()
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY if saved_ids else FIRST_CHECKPOINT_EVERY)
-            ids = view.message_ids
-            new_message = ids != saved_ids
-            due = loop.time() - saved_at >= CHECKPOINT_EVERY
-            if new_message or (due and len(view.text) != saved_length):
-                text = view.text
-                await self.store.update_answer(answer_id, text=text, message_ids=ids)
-                saved_ids, saved_length, saved_at = list(ids), len(text), loop.time()
 
     # -- small helpers --------------------------------------------------------------------
 

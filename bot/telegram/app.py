@@ -14,6 +14,7 @@ from telegram.ext import ApplicationBuilder
 from bot import metrics
 from bot.config import Settings
 from bot.conversation.access import AccessPolicy, UserRateLimiter
+from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes
@@ -115,6 +116,7 @@ async def _start_services(application: BotApplication) -> None:
         store=store,
         backend=backend,
         lanes=lanes,
+        checkpoints=CheckpointWriter(store),
         health=health,
     )
     recorder = TurnRecorder(
@@ -161,6 +163,7 @@ async def _start_services(application: BotApplication) -> None:
         peers=peers,
     )
     application.bot_data.services.loop_lag.start()
+    pipeline.checkpoints.start()
     gc.freeze()  # what start-up built lives as long as the bot: no collection need scan it
     await application.bot.set_my_commands(menu(None))
     for language in languages()[1:]:
@@ -221,6 +224,7 @@ async def _close_services(application: BotApplication) -> None:
     await services.backend.aclose()
     if services.peers is not None:
         await services.peers.close()
+    await services.pipeline.checkpoints.close()  # the answers are stopped by now
     await services.store.close()
     log.info("stopped cleanly")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -52,6 +53,37 @@ async def test_killed_mid_answer_the_turn_is_kept_and_the_chat_told_to_retry(
     await tg.wait_until(lambda: tg.messages(42)[-1].text == "full answer", timeout=10)
     assert len(model.chat_requests) == requests_before + 1
     assert last_user_text(model.chat_requests[-1].json) == "tell me"
+
+
+async def test_killed_mid_answer_its_text_so_far_and_message_were_stored(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
+) -> None:
+    model.answer = "alpha beta gamma delta epsilon"
+    model.chunk_size = 6
+    model.pause_after = 2
+    bot = await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "tell me")
+    await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    shown = tg.messages(42)[0].message_id
+
+    def checkpoint() -> tuple[str, list[int]] | None:
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            row = db.execute(
+                "SELECT text, reply_message_ids FROM turns WHERE role = 'assistant'"
+            ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    async with asyncio.timeout(5):  # a new message is saved at the next tick, 0.2 s
+        while (saved := checkpoint()) is None or saved[1] != [shown]:
+            await asyncio.sleep(0.05)
+    await bot.kill()
+    text, _ = saved
+    assert text and model.answer.startswith(text), "the text streamed so far"
+
+    await start_bot()
+    await tg.wait_until(lambda: "/retry" in tg.messages(42)[-1].text, timeout=10)
+    assert tg.messages(42)[-1].reply_to == shown, "the notice answers the cut-off message"
 
 
 async def test_an_update_redelivered_after_a_crash_is_answered_once(
