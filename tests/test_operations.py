@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from bot.phi4.instrumented import InstrumentedBackend, instrument
 from bot.phi4.replicas import ReplicaPool
 from bot.shared import MediaKind
 from bot.telegram.streaming.pacing import Priority, RateBudget
+from storage import AnswerCheckpoint, ConversationKey, SQLiteStore
 
 
 def value(name: str, **labels: str) -> float:
@@ -187,6 +189,32 @@ async def test_the_timed_store_times_each_operation_and_forwards_the_rest() -> N
     after = value("phi4bot_database_operation_seconds_count", operation="get_setting")
     assert after == before + 2
     assert store.label == "plain attribute"
+
+
+async def test_the_timed_store_times_the_calls_that_do_a_turns_work_at_once(
+    tmp_path: Path,
+) -> None:
+    names = ("record_user_turn", "prompt_inputs", "update_answers")
+    before = {
+        name: value("phi4bot_database_operation_seconds_count", operation=name) for name in names
+    }
+    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as inner:
+        store = timed_store(inner)
+        recorded = await store.record_user_turn(
+            ConversationKey(1), text="hi", chat_id=1, message_id=1
+        )
+        assert recorded is not None
+        await store.prompt_inputs(
+            recorded.conversation_id,
+            chat_id=1,
+            prompt_setting="system_prompt",
+            char_budget=100,
+            media_limit=0,
+        )
+        await store.update_answers([AnswerCheckpoint(1, "text", (2,))])
+    for name in names:
+        after = value("phi4bot_database_operation_seconds_count", operation=name)
+        assert after == before[name] + 1, name
 
 
 class Clock:
