@@ -232,8 +232,8 @@ async def _close_services(application: BotApplication) -> None:
 def use_uvloop(wanted: bool) -> bool:
     """Run the bot on uvloop where it is installed, unless `PHI4BOT_UVLOOP=0`.
 
-    The bot behaves the same either way; with hundreds of answers streaming, uvloop's
-    cheaper wake-ups cut the bot's CPU by about a fifth (bench/streaming.py --shape vllm).
+    The bot behaves the same either way; with 200 answers streaming, uvloop's cheaper
+    wake-ups cut the bot's CPU by about a tenth (bench/streaming.py --shape vllm).
     """
     if not wanted:
         return False
