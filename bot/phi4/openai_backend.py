@@ -5,150 +5,41 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, cast
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from typing import cast
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import orjson
 
 from bot.phi4.backend import AsyncClosing, QueueListener
-from bot.phi4.conversation import Attachment, Conversation, Turn
+from bot.phi4.conversation import Conversation
 from bot.phi4.errors import (
     BackendTimeout,
-    BackendUnavailable,
     BadAnswer,
     EmptyConversation,
     MediaNotSupported,
-    Phi4Error,
-    QuotaExceeded,
     UnknownModel,
 )
-from bot.phi4.failures import misconfigured_answer, misconfigured_connection, serves
+from bot.phi4.failures import serves
+from bot.phi4.openai_errors import (
+    RETRY_STATUSES,
+    Failure,
+    ServerError,
+    connection_error,
+    error_code,
+    error_message,
+    retry_delay,
+    status_failure,
+    translate,
+)
+from bot.phi4.openai_request import MEDIA_KINDS, build_messages, split_query, without_credentials
 from bot.phi4.read_pacing import ReadPacer
 from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
-from bot.shared import MediaKind, Sentence, media_nouns
+from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
-
-MEDIA_KINDS: frozenset[MediaKind] = frozenset({"image", "audio"})
-_AUDIO_FORMATS = {
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/mpeg": "mp3",
-}
-_MEDIA_WORDS = ("image", "audio", "vision", "multimodal", "multi-modal", "modalit")
-_RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-RETRY_FIRST, RETRY_MAX = 0.5, 8.0  # seconds before the first retry; the longest wait
-ERROR_BODY_BYTES = 65536  # of an error answer, enough for any message a server writes
-
-
-def _audio_format(mime_type: str) -> str:
-    """Azure takes only 'wav' or 'mp3'; vLLM sniffs the bytes, so the subtype is a fair guess."""
-    return _AUDIO_FORMATS.get(mime_type, mime_type.partition("/")[2] or "wav")
-
-
-def _media_part(attachment: Attachment) -> dict[str, Any]:
-    encoded = base64.b64encode(attachment.data).decode("ascii")
-    if attachment.kind == "image":
-        url = f"data:{attachment.mime_type};base64,{encoded}"
-        return {"type": "image_url", "image_url": {"url": url}}
-    fmt = _audio_format(attachment.mime_type)
-    return {"type": "input_audio", "input_audio": {"data": encoded, "format": fmt}}
-
-
-def _message(turn: Turn) -> dict[str, Any]:
-    if turn.role == "assistant" or not turn.attachments:
-        return {"role": turn.role, "content": turn.text}
-    parts: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
-    parts.extend(_media_part(a) for a in turn.attachments)
-    return {"role": "user", "content": parts}
-
-
-def build_messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """Chat-completions messages: the system prompt first, then every turn in order."""
-    messages: list[dict[str, Any]] = []
-    if conversation.system_prompt:
-        messages.append({"role": "system", "content": conversation.system_prompt})
-    messages.extend(_message(turn) for turn in conversation.turns)
-    return messages
-
-
-def _split_query(base_url: str) -> tuple[str, dict[str, str]]:
-    """Azure needs `?api-version=...` on every call, so the query is kept and sent each time."""
-    parts = urlsplit(base_url)
-    query = dict(parse_qsl(parts.query))
-    return urlunsplit(parts._replace(query="")).rstrip("/"), query
-
-
-def _without_credentials(url: str) -> str:
-    """`url` without a `user:password@` part, which aiohttp will not send beside a header."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """What went wrong, before it is judged: HTTP status (or an error event's code) and text."""
-
-    kind: str  # "status": an HTTP error answer; "event": an error inside the stream
-    status: object
-    message: str
-
-
-def _error_message(body: object, fallback: str) -> str:
-    """The server's own sentence from an OpenAI-style error body (`{"error": {"message"}}`)."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return cast(str, inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return fallback
-
-
-def _error_code(body: object) -> object:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return inner.get("code")
-    return None
-
-
-async def _status_failure(response: aiohttp.ClientResponse) -> _Failure:
-    raw = await response.content.read(ERROR_BODY_BYTES)
-    try:
-        body: object = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-    text = raw.decode("utf-8", errors="replace").strip()
-    fallback = f"Error code: {response.status}" + (f" - {text[:500]}" if text else "")
-    return _Failure("status", response.status, _error_message(body, fallback))
-
-
-def _retry_delay(attempt: int, retry_after: str | None) -> float:
-    """The server's `retry-after` when it is short, else exponential backoff with jitter."""
-    try:
-        wanted = float(retry_after) if retry_after else -1.0
-    except ValueError:
-        wanted = -1.0
-    if 0 <= wanted <= 60:
-        return wanted
-    return min(RETRY_MAX, RETRY_FIRST * 2.0**attempt) * (1 - 0.25 * random.random())
-
-
-class _ServerError(Exception):
-    """An error answer or error event, carried out of the read loop to be translated."""
-
-    def __init__(self, failure: _Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
 
 
 class OpenAIBackend(AsyncClosing):
@@ -190,13 +81,13 @@ class OpenAIBackend(AsyncClosing):
         self.stream_timeout = stream_timeout
         self.connect_timeout = connect_timeout
         self.max_retries = max_retries
-        self.base_url, self._query = _split_query(base_url)
+        self.base_url, self._query = split_query(base_url)
         self._headers = {
             "Authorization": f"Bearer {api_key or 'EMPTY'}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        self._root = _without_credentials(self.base_url)
+        self._root = without_credentials(self.base_url)
         if self._root != self.base_url:  # user:password@ in the URL: Basic auth, as httpx sent
             parts = urlsplit(self.base_url)
             login = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
@@ -295,10 +186,10 @@ class OpenAIBackend(AsyncClosing):
             raise BackendTimeout(
                 f"no data from {self.base_url} for {self.stream_timeout} s"
             ) from exc
-        except _ServerError as exc:
-            raise self._translate(exc.failure, model, kinds) from exc
+        except ServerError as exc:
+            raise translate(exc.failure, where=self.base_url, model=model, kinds=kinds) from exc
         except aiohttp.ClientError as exc:
-            raise self._connection_error(exc, started=started) from exc
+            raise connection_error(exc, where=self.base_url, started=started) from exc
         except ValueError as exc:
             raise BadAnswer(f"unreadable stream from {self.base_url}: {exc}") from exc
         finally:
@@ -310,7 +201,7 @@ class OpenAIBackend(AsyncClosing):
         url = f"{self._root}/chat/completions"
         attempt = 0
         while True:
-            failure: _Failure | None = None
+            failure: Failure | None = None
             retry_after = None
             try:
                 response = await self.session.post(
@@ -324,12 +215,12 @@ class OpenAIBackend(AsyncClosing):
                     return response
                 retry_after = response.headers.get("retry-after")
                 try:
-                    failure = await _status_failure(response)
+                    failure = await status_failure(response)
                 finally:
                     response.release()
-                if response.status not in _RETRY_STATUSES or attempt >= self.max_retries:
-                    raise _ServerError(failure)
-            delay = _retry_delay(attempt, retry_after)
+                if response.status not in RETRY_STATUSES or attempt >= self.max_retries:
+                    raise ServerError(failure)
+            delay = retry_delay(attempt, retry_after)
             log.info("retrying the chat request in %.1f s (%s)", delay, failure or "no connection")
             await asyncio.sleep(delay)
             attempt += 1
@@ -349,14 +240,16 @@ class OpenAIBackend(AsyncClosing):
                     if response.status == 404:
                         return f"{self.base_url} is reachable (it does not list its models)"
                     if response.status != 200:
-                        raise _ServerError(await _status_failure(response))
+                        raise ServerError(await status_failure(response))
                     page = orjson.loads(await response.read())
         except TimeoutError as exc:
             raise BackendTimeout(f"{self.base_url} timed out") from exc
-        except _ServerError as exc:
-            raise self._translate(exc.failure, self.model, frozenset()) from exc
+        except ServerError as exc:
+            raise translate(
+                exc.failure, where=self.base_url, model=self.model, kinds=frozenset()
+            ) from exc
         except aiohttp.ClientError as exc:
-            raise self._connection_error(exc, started=False) from exc
+            raise connection_error(exc, where=self.base_url, started=False) from exc
         except ValueError as exc:
             raise BadAnswer(f"{self.base_url} listed its models unreadably: {exc}") from exc
         data = page.get("data") if isinstance(page, dict) else None
@@ -374,65 +267,11 @@ class OpenAIBackend(AsyncClosing):
         text = f"{self.base_url} serves {len(ids)} model(s): {shown or 'none'}"
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
 
-    def _connection_error(self, exc: aiohttp.ClientError, *, started: bool) -> Phi4Error:
-        where = self.base_url
-        if isinstance(exc, aiohttp.ServerTimeoutError):
-            return BackendTimeout(f"{where} timed out")
-        if started:
-            return BackendUnavailable(
-                f"{where} dropped the connection mid-answer ({type(exc).__name__})",
-                user_message=Sentence(
-                    "The connection to the model broke off mid-answer. Please try again."
-                ),
-            )
-        return misconfigured_connection(exc, where) or BackendUnavailable(
-            f"cannot connect to {where} ({type(exc).__name__})"
-        )
-
-    def _translate(self, failure: _Failure, model: str, kinds: frozenset[MediaKind]) -> Phi4Error:
-        """One typed error per failure, each with a sentence a chat user can act on."""
-        where = self.base_url
-        message, status = failure.message, failure.status
-        detail = f"{where} answered {status}: {message}"
-        lowered = message.lower()
-        if kinds and status in (400, 422, "400") and any(w in lowered for w in _MEDIA_WORDS):
-            return MediaNotSupported(
-                detail,
-                user_message=Sentence(
-                    "The model server cannot take {media}. Send text.", media=media_nouns(kinds)
-                ),
-            )
-        misconfigured = misconfigured_answer(status, message, where=where, model=model)
-        if misconfigured is not None:
-            return misconfigured
-        if status in (429, 503, "rate_limit_exceeded") or "rate limit" in lowered:
-            return QuotaExceeded(detail)
-        if "context length" in lowered or "too long" in lowered:
-            return Phi4Error(
-                detail,
-                user_message=Sentence(
-                    "The conversation is too long for the model. Start a new one."
-                ),
-            )
-        if failure.kind == "event":  # an error event in the middle of the stream
-            return BackendUnavailable(
-                f"{where} failed mid-answer: {message}",
-                user_message=Sentence("The model failed while answering. Please try again."),
-            )
-        if isinstance(status, int) and 400 <= status < 500:
-            return BadAnswer(
-                detail,
-                user_message=Sentence(
-                    "The model server refused the request: {reason}", reason=message[:200]
-                ),
-            )
-        return BackendUnavailable(detail)
-
 
 def _contents(events: list[bytes]) -> tuple[str, bool]:
     """The content the events carry, joined, and whether `[DONE]` was among them.
 
-    Raises `_ServerError` for an error event, `ValueError` for data that is not a chunk.
+    Raises `ServerError` for an error event, `ValueError` for data that is not a chunk.
     """
     parts: list[str] = []
     loads = orjson.loads
@@ -444,8 +283,8 @@ def _contents(events: list[bytes]) -> tuple[str, bool]:
             raise ValueError(f"not a chunk: {data[:200]!r}")
         error = chunk.get("error")
         if error:
-            message = _error_message(error, str(error)[:500])
-            raise _ServerError(_Failure("event", _error_code(error), message))
+            message = error_message(error, str(error)[:500])
+            raise ServerError(Failure("event", error_code(error), message))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta")
             if delta and choice.get("index", 0) == 0:
