@@ -3,8 +3,9 @@
 Usable on its own, without Telegram or a database: it imports only `bot.shared` and
 `bot.media` (to turn a caller's files into media the model takes) and reads its
 configuration from `Phi4Settings`, which the bot's settings extend. One module per
-backend (`openai_backend`, the `space` package), the `Backend` protocol they implement,
-the plain values they take (`conversation`) and the errors they raise (`errors`).
+backend (`openai_backend`, with `openai_request` and `openai_errors` beside it; the `space`
+package), the `Backend` protocol they implement, the plain values they take
+(`conversation`) and the errors they raise (`errors`).
 """
 
 from __future__ import annotations
