@@ -233,7 +233,7 @@ def use_uvloop(wanted: bool) -> bool:
     """Run the bot on uvloop where it is installed, unless `PHI4BOT_UVLOOP=0`.
 
     The bot behaves the same either way; with 200 answers streaming, uvloop's cheaper
-    wake-ups cut the bot's CPU by about a tenth (bench/streaming.py --shape vllm).
+    wake-ups cut the bot's CPU by 5-10 % (bench/streaming.py --shape vllm).
     """
     if not wanted:
         return False
