@@ -93,11 +93,12 @@ class AiohttpRequest(BaseRequest):
         )
         body: bytes | aiohttp.FormData | None = None
         headers = PLAIN_HEADERS
-        if request_data is not None and request_data.parameters:
+        parameters = request_data.parameters if request_data is not None else None
+        if request_data is not None and parameters:
             if uploads:
                 body = _form(request_data)
             else:
-                body, headers = orjson.dumps(request_data.parameters), JSON_HEADERS
+                body, headers = orjson.dumps(parameters), JSON_HEADERS
         try:
             async with session.request(
                 method, url, data=body, headers=headers, timeout=timeout, proxy=self._proxy(url)
