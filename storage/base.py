@@ -86,17 +86,12 @@ class Store(Protocol):
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming`; returns its id."""
 
-    async def update_answer(
-        self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
-    ) -> None:
-        """Checkpoint a streaming answer (text so far, messages showing it), so a crash
-        leaves the partial answer and the messages to fix; ignored once it is finished."""
-
     async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
-        """`update_answer` for every checkpoint, in one transaction: hundreds of answers
-        streaming at once are saved by one write, not hundreds. Answers no longer streaming
-        are left as they are, so a batch taken before an answer finished cannot undo its end
-        whenever it lands."""
+        """Checkpoint streaming answers (text so far, messages showing it), so a crash leaves
+        each partial answer and the messages to fix; all in one transaction, so hundreds of
+        answers streaming at once are saved by one write, not hundreds. Answers no longer
+        streaming are left as they are, so a batch taken before an answer finished cannot
+        undo its end whenever it lands."""
 
     async def finish_answer(
         self,

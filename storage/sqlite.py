@@ -48,7 +48,6 @@ from storage.turns import (
     insert_answer,
     insert_user_turn,
     replace_answers_after,
-    save_progress,
     save_progress_of_many,
 )
 
@@ -224,16 +223,8 @@ class SQLiteStore:
         async with self._session() as db:
             return await insert_answer(db, conversation_id, user_turn_id)
 
-    async def update_answer(
-        self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
-    ) -> None:
-        """Save a streaming answer's text so far and the messages showing it, so a crash
-        leaves the partial answer and the messages to fix; ignored once it is finished."""
-        async with self._session() as db:
-            await save_progress(db, turn_id, text, message_ids)
-
     async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
-        """`update_answer` for many answers in one operation; see
+        """Streaming answers' checkpoints in one operation; see
         `storage.turns.save_progress_of_many`."""
         async with self._session() as db:
             await save_progress_of_many(db, checkpoints)

@@ -114,17 +114,6 @@ async def insert_answer(db: aiosqlite.Connection, conversation_id: int, user_tur
     return int(rows[0][0])
 
 
-async def save_progress(
-    db: aiosqlite.Connection, turn_id: int, text: str, message_ids: Sequence[int]
-) -> None:
-    """Only while the answer is still streaming: a late checkpoint must not undo its end."""
-    await db.execute(
-        "UPDATE turns SET text = ?, reply_message_ids = ? "
-        "WHERE id = ? AND role = 'assistant' AND status = 'streaming'",
-        (text, json.dumps(list(message_ids)), turn_id),
-    )
-
-
 async def save_progress_of_many(
     db: aiosqlite.Connection, checkpoints: Sequence[AnswerCheckpoint]
 ) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import os
 import sys
 
-from storage import AnswerStatus, ConversationKey, NewAttachment, SQLiteStore
+from storage import AnswerCheckpoint, AnswerStatus, ConversationKey, NewAttachment, SQLiteStore
 
 WRITERS = 4
 
@@ -35,7 +35,7 @@ async def _write_forever(store: SQLiteStore, writer: int, round_number: int) -> 
         assert user is not None
         answer = await store.start_answer(conversation, user)
         print(f"answer {answer}", flush=True)
-        await store.update_answer(answer, text="partial", message_ids=[n])
+        await store.update_answers([AnswerCheckpoint(answer, "partial", (n,))])
         await store.finish_answer(
             answer, text=f"answer {n} " * 40, status=AnswerStatus.COMPLETE, message_ids=[n]
         )

@@ -11,6 +11,7 @@ import pytest
 
 from bot.cli import main
 from storage import (
+    AnswerCheckpoint,
     AnswerStatus,
     ConversationKey,
     NewAttachment,
@@ -56,7 +57,7 @@ async def _fill(store: Store) -> list[int]:
     question = await store.add_user_turn(private, text="tell me", chat_id=42, message_id=9)
     assert question is not None
     cut = await store.start_answer(private, question)
-    await store.update_answer(cut, text="Once upon", message_ids=[10, 11])
+    await store.update_answers([AnswerCheckpoint(cut, "Once upon", (10, 11))])
     await store.new_conversation(ConversationKey(42))
     assert await store.claim_command(42, 11)  # the /new just carried out
     fresh = await store.new_conversation(ConversationKey(42))

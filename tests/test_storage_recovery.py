@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage import AnswerStatus, ConversationKey, PendingAnswer
+from storage import AnswerCheckpoint, AnswerStatus, ConversationKey, PendingAnswer
 from tests.databases import opened_store
 
 
@@ -13,7 +13,7 @@ async def test_streaming_answers_become_interrupted_and_are_reported_once(store_
         user = await crashed.add_user_turn(conversation, text="tell me", chat_id=-100, message_id=1)
         assert user is not None
         answer = await crashed.start_answer(conversation, user)
-        await crashed.update_answer(answer, text="Once upon a", message_ids=[2, 3])
+        await crashed.update_answers([AnswerCheckpoint(answer, "Once upon a", (2, 3))])
 
     async with opened_store(store_url, max_attachment_bytes=10) as restarted:
         assert await restarted.unfinished_answers() == [

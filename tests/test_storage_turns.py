@@ -8,6 +8,7 @@ import time
 import pytest
 
 from storage import (
+    AnswerCheckpoint,
     AnswerStatus,
     AttachmentTooLarge,
     ConversationKey,
@@ -129,11 +130,11 @@ async def test_answer_lifecycle_is_recorded_with_reply_message_ids(store: Store)
     )
     assert user is not None
     answer = await store.start_answer(conversation, user)
-    await store.update_answer(answer, text="Hel", message_ids=[11])
+    await store.update_answers([AnswerCheckpoint(answer, "Hel", (11,))])
     await store.finish_answer(
         answer, text="Hello!", status=AnswerStatus.COMPLETE, message_ids=[11, 12]
     )
-    await store.update_answer(answer, text="late checkpoint", message_ids=[11])
+    await store.update_answers([AnswerCheckpoint(answer, "late checkpoint", (11,))])
     turns = (await store.export_conversation(conversation))["turns"]
     assert turns[0]["sender"] == {"id": 500, "name": "Ada"}
     assert turns[0]["message_id"] == 10

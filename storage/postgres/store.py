@@ -45,7 +45,6 @@ from storage.postgres.turns import (
     insert_answer,
     insert_user_turn,
     replace_answers_after,
-    save_progress,
     save_progress_of_many,
 )
 from storage.turns import check_and_hash
@@ -229,16 +228,8 @@ class PostgresStore:
         async with self._session() as db:
             return await insert_answer(db, conversation_id, user_turn_id, self.instance_id)
 
-    async def update_answer(
-        self, turn_id: int, *, text: str, message_ids: Sequence[int] = ()
-    ) -> None:
-        """Save a streaming answer's text so far and the messages showing it; ignored once
-        it is finished."""
-        async with self._session() as db:
-            await save_progress(db, turn_id, text, message_ids)
-
     async def update_answers(self, checkpoints: Sequence[AnswerCheckpoint]) -> None:
-        """`update_answer` for many answers on one connection, in one round trip; see
+        """Streaming answers' checkpoints on one connection, in one round trip; see
         `storage.postgres.turns.save_progress_of_many`."""
         async with self._session() as db:
             await save_progress_of_many(db, checkpoints)

@@ -104,16 +104,6 @@ async def insert_answer(db: Db, conversation_id: int, user_turn_id: int, owner: 
     return int(found)
 
 
-async def save_progress(db: Db, turn_id: int, text: str, message_ids: Sequence[int]) -> None:
-    """Only while the answer is still streaming: a late checkpoint must not undo its end."""
-    await db.execute(
-        _SAVE_PROGRESS,
-        text,
-        list(message_ids),
-        turn_id,
-    )
-
-
 async def save_progress_of_many(db: Db, checkpoints: Sequence[AnswerCheckpoint]) -> None:
     """Every checkpoint in one atomic, pipelined `executemany` (one round trip), each only
     while its answer is still streaming: a checkpoint taken before an answer finished may
