@@ -105,7 +105,7 @@ class AiohttpRequest(BaseRequest):
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
-            raise TimedOut(f"{method} {_endpoint(url)} timed out") from exc
+            raise TimedOut(f"{api_method(url)} timed out") from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
 
@@ -158,6 +158,9 @@ def _form(request_data: RequestData) -> aiohttp.FormData:
     return form
 
 
-def _endpoint(url: str) -> str:
-    """The method name, never the token-bearing URL, for messages that may be logged."""
+def api_method(url: str) -> str:
+    """The Bot API method a URL calls (`.../bot<token>/sendMessage` → sendMessage; a file
+    download → downloadFile): what logs and metrics may name instead of the token-bearing URL."""
+    if "/file/bot" in url:
+        return "downloadFile"
     return url.rsplit("/", 1)[-1].split("?", 1)[0]

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from bot import metrics
-from bot.telegram.aiohttp_request import AiohttpRequest
+from bot.telegram.aiohttp_request import AiohttpRequest, api_method
 
 
 class TelegramPulse:
@@ -31,7 +31,7 @@ class MeteredRequest(AiohttpRequest):
     async def do_request(
         self, url: str, method: str, *args: Any, **kwargs: Any
     ) -> tuple[int, bytes]:
-        name = _method_of(url)
+        name = api_method(url)
         try:
             code, payload = await super().do_request(url, method, *args, **kwargs)
         except Exception:
@@ -40,10 +40,3 @@ class MeteredRequest(AiohttpRequest):
         self.pulse.answered_at = time.monotonic()
         metrics.count_telegram_request(name, metrics.telegram_outcome(code))
         return code, payload
-
-
-def _method_of(url: str) -> str:
-    """`.../bot<token>/sendMessage` → sendMessage; `.../file/bot<token>/...` → downloadFile."""
-    if "/file/bot" in url:
-        return "downloadFile"
-    return url.rsplit("/", 1)[-1].split("?", 1)[0]
