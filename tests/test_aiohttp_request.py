@@ -7,7 +7,6 @@ against a bare socket, timeouts and refused connections as `TimedOut` / `Network
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -127,8 +126,9 @@ async def test_it_is_usable_only_between_initialize_and_shutdown(tg: FakeTelegra
     await request.initialize()  # PTB may start an application again in the same process
     assert (await request.post(url))["username"] == "phi4_test_bot"  # type: ignore[index]
     await request.shutdown()
-    await request.shutdown()
-    await asyncio.sleep(0)
+    await request.shutdown()  # a second shutdown is harmless
+    with pytest.raises(NetworkError, match="not initialized"):
+        await request.post(url)
 
 
 def test_payloads_parse_fast_and_bad_bytes_still_parse() -> None:
