@@ -198,15 +198,11 @@ class TurnPipeline:
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
-        recorded = asyncio.Event()
-        generation = asyncio.create_task(
-            self._generate(target, conversation, view, first_chunk, recorded)
-        )
+        generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
         try:  # the request is on its way meanwhile; a crash before this leaves a waiting turn
             answer_id = await self.store.start_answer(conversation_id, user_turn_id)
-            recorded.set()
         except BaseException:
             generation.cancel()
             await asyncio.wait([generation])
@@ -274,24 +270,16 @@ class TurnPipeline:
         conversation: Conversation,
         view: AnswerView,
         first_chunk: _FirstChunk,
-        recorded: asyncio.Event,
     ) -> None:
-        """Pump the model's chunks into the view; typing is shown until the first one.
-
-        Nothing is shown before `recorded` is set (the answer's row exists): a crash before
-        it leaves a turn still waiting, answered afresh on restart, and no message behind.
-        """
+        """Pump the model's chunks into the view; typing is shown until the first one."""
         pending_status: set[asyncio.Task[None]] = set()
-
-        async def show_queue(position: QueuePosition) -> None:
-            await recorded.wait()
-            if not view.text:
-                await view.show_status(Sentence("⏳ In queue: position {n}", n=position.rank + 1))
 
         def on_queue(position: QueuePosition) -> None:
             if view.text:
                 return
-            task = asyncio.create_task(show_queue(position))
+            task = asyncio.create_task(
+                view.show_status(Sentence("⏳ In queue: position {n}", n=position.rank + 1))
+            )
             pending_status.add(task)
             task.add_done_callback(pending_status.discard)
 
@@ -301,7 +289,6 @@ class TurnPipeline:
                 first = await anext(chunks, None)
             if first is not None:
                 first_chunk.at = time.monotonic()
-                await recorded.wait()
                 view.append(first)
                 async for chunk in chunks:
                     view.append(chunk)
