@@ -32,7 +32,7 @@ async def test_without_a_token_run_exits_with_one_clear_line(tmp_path: Path) -> 
 
 
 async def test_killed_mid_answer_the_turn_is_kept_and_the_chat_told_to_retry(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
 ) -> None:
     model.answer = "alpha beta gamma delta epsilon"
     model.chunk_size = 6
@@ -41,6 +41,17 @@ async def test_killed_mid_answer_the_turn_is_kept_and_the_chat_told_to_retry(
     alice = tg.private_user(42, "Alice")
     tg.send_text(alice.chat, alice, "tell me")
     await tg.wait_until(lambda: tg.messages(42), timeout=10)
+
+    def answer_stored() -> bool:
+        # the request leaves before the answer's row is written: killed before that, the
+        # turn is still waiting and is answered afresh; here the answer was under way
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            row = db.execute("SELECT 1 FROM turns WHERE role = 'assistant'").fetchone()
+        return row is not None
+
+    async with asyncio.timeout(5):
+        while not answer_stored():
+            await asyncio.sleep(0.02)
     await bot.kill()
 
     model.pause_after = None
