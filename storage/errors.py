@@ -126,6 +126,10 @@ def _postgres_unavailable(exc: BaseException) -> StoreUnavailable | None:
         state = str(getattr(exc, "sqlstate", "") or "")
         reason = _POSTGRES_STATES.get(state) or _POSTGRES_STATES.get(state[:2])
         return None if reason is None else StoreUnavailable(reason, detail)
-    if isinstance(exc, asyncpg.InterfaceError) and "closed" in detail:
-        return StoreUnavailable(Unavailability.UNREACHABLE, detail)  # a connection lost
+    if isinstance(exc, asyncpg.InterfaceError) and ("closed" in detail or "released" in detail):
+        # a connection lost: closed, or taken back by the pool when the server closed it
+        return StoreUnavailable(Unavailability.UNREACHABLE, detail)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # a server closing the connection (a restart) while a query starts on it
+        return StoreUnavailable(Unavailability.UNREACHABLE, detail)
     return None
