@@ -26,7 +26,7 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.shared import Sentence, UserFacingError
-from storage import AnswerRecord, AnswerStatus, ConversationKey, Store
+from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,10 @@ class TurnPipeline:
             answer_id = await self.store.start_answer(conversation_id, user_turn_id)
         except Exception as exc:  # the answer still reaches the chat; its row comes after
             log.error(
-                "the answer in chat %s could not be recorded as started: %s", key.chat_id, exc
+                "the answer in chat %s could not be recorded as started: %s",
+                key.chat_id,
+                exc,
+                exc_info=store_unavailable(exc) is None,  # a traceback for the unforeseen
             )
         except BaseException:
             generation.cancel()
@@ -328,6 +331,7 @@ class TurnPipeline:
                 len(text),
                 status.value,
                 problem,
+                exc_info=problem is exc,  # a traceback for the unforeseen
             )
 
     async def _generate(
