@@ -78,6 +78,7 @@ class TurnRecorder:
         self._refuse = refuse
         self._retry = retry if retry is not None else StoreRetry(60.0)
         self._tails: dict[ConversationKey, asyncio.Task[Any]] = {}
+        self._under_way: set[asyncio.Task[Any]] = set()
 
     def accept(self, turn: IncomingTurn, *, exempt: bool) -> asyncio.Task[AcceptedTurn | None]:
         """Start storing `turn` now; the task gives None when it is not to be answered."""
@@ -94,19 +95,28 @@ class TurnRecorder:
 
         task: asyncio.Task[T] = asyncio.create_task(run())
         self._tails[key] = task
+        self._under_way.add(task)
         task.add_done_callback(lambda done: self._forget(key, done))
         return task
 
     def _forget(self, key: ConversationKey, task: asyncio.Task[Any]) -> None:
+        self._under_way.discard(task)
         if self._tails.get(key) is task:
             del self._tails[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("storing a turn failed", exc_info=task.exception())
 
     async def drain(self, timeout: float) -> None:
-        """Let arrivals under way reach the database before the process stops."""
-        if self._tails:
-            await asyncio.wait(list(self._tails.values()), timeout=timeout)
+        """Let arrivals under way reach the database before the process stops; those still
+        waiting for it then (the database is down) are given up, and counted in the log."""
+        if not self._under_way:
+            return
+        _, pending = await asyncio.wait(set(self._under_way), timeout=timeout)
+        if pending:
+            log.error("%d arriving messages were not stored before shutdown", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
 
     async def _accept(self, turn: IncomingTurn, *, exempt: bool) -> AcceptedTurn | None:
         what = f"storing message {turn.message_id} in chat {turn.key.chat_id}"
