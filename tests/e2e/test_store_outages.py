@@ -149,6 +149,8 @@ def fill(path: Path) -> None:
 async def test_a_full_disk_is_told_to_the_user_and_the_bot_carries_on(
     tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
 ) -> None:
+    # A real full disk (ENOSPC, which SQLite reports as SQLITE_FULL): `PRAGMA max_page_count`
+    # cannot stand in for it from outside, as it limits only the connection that sets it.
     disk = tmp_path / "disk"
     prefix = (*small_disk_command(disk), str(disk), "8m")
     model.reply = lambda body: f"echo: {last_user_text(body)}"
@@ -178,5 +180,7 @@ async def test_a_full_disk_is_told_to_the_user_and_the_bot_carries_on(
     await tg.wait_until(lambda: len(tg.messages(42)) == 3, timeout=10)
     assert tg.messages(42)[2].text == "echo: third"
     assert len(model.chat_requests) == requests_before + 1
+    history = [m for m in model.chat_requests[-1].json["messages"] if m["role"] == "user"]
+    assert [last_user_text({"messages": [m]}) for m in history] == ["first", "third"]
     assert bot.running
     assert await bot.stop() == 0
