@@ -106,6 +106,8 @@ async def test_five_people_writing_while_postgresql_is_unreachable_are_answered_
         await asyncio.sleep(OUTAGE_SECONDS - (loop.time() - cut_at))  # the outage itself
         assert len(model.chat_requests) == requests_before, "the model was asked before storing"
         assert not any(tg.messages(person.id) for person in people)
+        for person in people:  # each message taken from Telegram and held by the bot
+            assert bot.log_lines(f"in chat {person.id} failed"), f"chat {person.id} not held"
         proxy.restore()
         for n, person in enumerate(people):
             await tg.wait_until(
