@@ -92,9 +92,12 @@ def store_unavailable(exc: BaseException) -> StoreUnavailable | None:
         return exc
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
-        reason = _SQLITE_REASONS.get(code & 0xFF) if isinstance(code, int) else None
-        if reason is None and isinstance(exc, sqlite3.OperationalError):
+        if isinstance(code, int):
+            reason = _SQLITE_REASONS.get(code & 0xFF)
+        elif isinstance(exc, sqlite3.OperationalError):
             reason = _sqlite_reason_from_text(str(exc))
+        else:
+            reason = None
         return None if reason is None else StoreUnavailable(reason, str(exc))
     if isinstance(exc, TimeoutError):
         return StoreUnavailable(Unavailability.TIMEOUT, str(exc) or type(exc).__name__)
@@ -104,7 +107,7 @@ def store_unavailable(exc: BaseException) -> StoreUnavailable | None:
 
 
 def _sqlite_reason_from_text(text: str) -> Unavailability | None:
-    """For errors raised without a result code (aiosqlite re-raises some as plain text)."""
+    """For errors raised without a result code (not by SQLite itself): read their words."""
     text = text.lower()
     if "locked" in text or "busy" in text:
         return Unavailability.LOCKED

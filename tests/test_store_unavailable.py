@@ -62,6 +62,7 @@ def test_a_read_only_sqlite_file_is_read_only(database: Path) -> None:
 
 def test_mistakes_are_not_retried(database: Path) -> None:
     assert reason(sqlite_error(str(database), "INSERT INTO nowhere VALUES (1)")) is None
+    assert reason(sqlite_error(str(database), "SELECT full_or_locked FROM t")) is None
     assert reason(sqlite3.IntegrityError("UNIQUE constraint failed")) is None
     assert reason(ValueError("a bug")) is None
 
