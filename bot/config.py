@@ -32,6 +32,9 @@ class Settings(Phi4Settings):
     history_chars: int = Field(24_000, alias="PHI4BOT_HISTORY_CHARS", gt=0)
     history_media: int = Field(3, alias="PHI4BOT_HISTORY_MEDIA", ge=0)
     max_attachment_bytes: int = Field(20 * 1024 * 1024, alias="PHI4BOT_MAX_ATTACHMENT_BYTES", gt=0)
+    store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
+    """Seconds an arriving message is held, its storing tried again, while the database is
+    locked, full or out of reach; then its sender is asked to send it again."""
 
     allowed_users: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_USERS")
     allowed_chats: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_CHATS")

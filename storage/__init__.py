@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from storage.base import Store
 from storage.coordination import Coordination, LocalCoordination, WaitingTurn
-from storage.errors import AttachmentTooLarge, StorageError, megabytes
+from storage.errors import (
+    AttachmentTooLarge,
+    StorageError,
+    StoreUnavailable,
+    Unavailability,
+    megabytes,
+    store_unavailable,
+)
 from storage.models import (
     AnswerCheckpoint,
     AnswerRecord,
@@ -73,11 +80,14 @@ __all__ = [
     "SQLiteStore",
     "StorageError",
     "Store",
+    "StoreUnavailable",
     "StoredAttachment",
+    "Unavailability",
     "WaitingTurn",
     "database_engine",
     "megabytes",
     "open_store",
     "parse_database_url",
     "store_for",
+    "store_unavailable",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.shared import Sentence, UserFacingError
+from storage import StoreUnavailable
 
 
 class TurnRejected(UserFacingError):
@@ -48,3 +49,27 @@ class NothingToRetry(TurnRejected):
 
 class MediaUnavailable(TurnRejected):
     user_message = Sentence("I could not download that file from Telegram. Please send it again.")
+
+
+class StoreStillUnavailable(TurnRejected):
+    """The database stayed unusable (locked, full, out of reach) for as long as the bot
+    waits for it: the turn was not stored, so its sender is asked to send it again."""
+
+    user_message = Sentence(
+        "I could not save your message: my database is not available right now. "
+        "Please send it again in a minute."
+    )
+
+    def __init__(self, problem: StoreUnavailable, waited: float) -> None:
+        super().__init__()
+        self.problem = problem
+        self.waited = waited
+
+
+class HistoryUnavailable(TurnRejected):
+    """The turn is stored, but the conversation could not be read back to answer it."""
+
+    user_message = Sentence(
+        "I saved your message, but my database is not available right now, so I cannot "
+        "answer yet. Send /retry in a minute."
+    )

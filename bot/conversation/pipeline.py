@@ -10,21 +10,23 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from bot import metrics
 from bot.config import Settings
 from bot.conversation.checkpoints import CheckpointWriter
-from bot.conversation.errors import NothingToRetry
+from bot.conversation.errors import HistoryUnavailable, NothingToRetry, StoreStillUnavailable
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes, StopReason
 from bot.conversation.ports import AnswerView, ChatReplies
 from bot.conversation.prompt import ChatSetting, build_conversation
 from bot.conversation.recorder import AcceptedTurn
+from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.shared import Sentence, UserFacingError
-from storage import AnswerRecord, AnswerStatus, ConversationKey, Store
+from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class TurnPipeline:
         lanes: ConversationLanes,
         checkpoints: CheckpointWriter,
         health: BackendHealth | None = None,
+        store_retry: StoreRetry | None = None,
     ) -> None:
         self.replies = replies
         self.settings = settings
@@ -69,6 +72,8 @@ class TurnPipeline:
         self.lanes = lanes
         self.checkpoints = checkpoints
         self.health = health
+        self.store_retry = store_retry or StoreRetry(settings.store_retry)
+        """Shared with the recorder, so an outage is logged once."""
         self._writing: dict[ConversationKey, AnswerView] = {}
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
@@ -90,10 +95,12 @@ class TurnPipeline:
         self, stored: AcceptedTurn, target: ReplyTarget, problem: UserFacingError
     ) -> None:
         """Answer with the reason and record it, so the turn is not taken for unanswered."""
-        answer_id = await self.store.start_answer(stored.conversation_id, stored.user_turn_id)
         message_ids = await self.say(target, problem.user_message)
-        await self.store.finish_answer(
-            answer_id,
+        await self._record_end(
+            target.key,
+            stored.conversation_id,
+            stored.user_turn_id,
+            None,
             text="",
             status=AnswerStatus.FAILED,
             message_ids=message_ids,
@@ -183,7 +190,8 @@ class TurnPipeline:
         key = target.key
         # One read: under a flood each store call waits its turn behind every other chat's,
         # so fewer calls mean an earlier request to the model.
-        inputs = await self.store.prompt_inputs(
+        read_inputs = partial(
+            self.store.prompt_inputs,
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
@@ -191,6 +199,17 @@ class TurnPipeline:
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )
+        try:
+            inputs = await self.store_retry.run(f"reading chat {key.chat_id}", read_inputs)
+        except StoreStillUnavailable as exc:
+            log.error(
+                "turn %s in chat %s is stored but not answered: %s",
+                user_turn_id,
+                key.chat_id,
+                exc.problem,
+            )
+            await self.say(target, HistoryUnavailable().user_message)
+            return
         conversation = build_conversation(
             inputs.history,
             system_prompt=self._or_default(inputs.system_prompt),
@@ -201,15 +220,24 @@ class TurnPipeline:
         generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
+        answer_id: int | None = None
         try:  # the request is on its way meanwhile; a crash before this leaves a waiting turn
             answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+        except Exception as exc:  # the answer still reaches the chat; its row comes after
+            log.error(
+                "the answer in chat %s could not be recorded as started: %s",
+                key.chat_id,
+                exc,
+                exc_info=store_unavailable(exc) is None,  # a traceback for the unforeseen
+            )
         except BaseException:
             generation.cancel()
             await asyncio.wait([generation])
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
             raise
-        self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
+        if answer_id is not None:
+            self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
         status, failure = AnswerStatus.COMPLETE, None
         metrics.answers_streaming(+1)
         try:
@@ -226,7 +254,8 @@ class TurnPipeline:
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
             metrics.answers_streaming(-1)
-            self.checkpoints.forget(answer_id)  # before its end is stored, never after
+            if answer_id is not None:
+                self.checkpoints.forget(answer_id)  # before its end is stored, never after
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
@@ -247,7 +276,10 @@ class TurnPipeline:
             if self.health is not None:
                 self.health.failed(failure)
             message_ids = await view.fail(failure.user_message)
-        await self.store.finish_answer(
+        await self._record_end(
+            key,
+            conversation_id,
+            user_turn_id,
             answer_id,
             text=view.text,
             status=status,
@@ -263,6 +295,44 @@ class TurnPipeline:
             ended_at=time.monotonic(),
             length=len(view.text),
         )
+
+    async def _record_end(
+        self,
+        key: ConversationKey,
+        conversation_id: int,
+        user_turn_id: int,
+        answer_id: int | None,
+        *,
+        text: str,
+        status: AnswerStatus,
+        message_ids: list[int],
+        error: str | None,
+    ) -> None:
+        """Store how the answer ended (and, if its start could not be stored, the answer
+        itself), trying again through a passing outage; the chat has the answer whatever
+        happens here, so a failure is logged, never raised."""
+
+        async def record() -> None:
+            nonlocal answer_id
+            if answer_id is None:
+                answer_id = await self.store.start_answer(conversation_id, user_turn_id)
+            await self.store.finish_answer(
+                answer_id, text=text, status=status, message_ids=message_ids, error=error
+            )
+
+        try:
+            await self.store_retry.run(f"storing the answer in chat {key.chat_id}", record)
+        except Exception as exc:
+            problem = exc.problem if isinstance(exc, StoreStillUnavailable) else exc
+            log.error(
+                "the answer to turn %s in chat %s was sent but not stored (%d characters, %s): %s",
+                user_turn_id,
+                key.chat_id,
+                len(text),
+                status.value,
+                problem,
+                exc_info=problem is exc,  # a traceback for the unforeseen
+            )
 
     async def _generate(
         self,

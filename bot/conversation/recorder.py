@@ -10,12 +10,25 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from bot.conversation.errors import DailyQuotaReached, FileTooLarge, MediaUnavailable
+from bot.conversation.errors import (
+    DailyQuotaReached,
+    FileTooLarge,
+    MediaUnavailable,
+    StoreStillUnavailable,
+)
 from bot.conversation.ports import MediaDownloader
+from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn
 from bot.phi4 import MediaNotSupported
 from bot.shared import MediaKind, Sentence, UserFacingError
-from storage import AttachmentTooLarge, ConversationKey, NewAttachment, Store, megabytes
+from storage import (
+    AttachmentTooLarge,
+    ConversationKey,
+    NewAttachment,
+    RecordedTurn,
+    Store,
+    megabytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +52,13 @@ class TurnRecorder:
     run side by side, but each store waits for the one before it), so history keeps the
     order people wrote in. Operations that change which conversation is current (/new)
     take the same queue, so every message lands in the conversation it was written to.
+
+    While the database is locked or out of reach, storing is tried again (`StoreRetry`) and
+    the conversation's later arrivals wait behind it, in order; past the retry limit the
+    sender is asked to send the message again. A retry after a lost answer from the server
+    may find the turn stored already (the store's idempotency by message id): it is then not
+    answered from here, and stays a waiting turn that recovery (or, with a shared database,
+    the next sweep) answers once.
     """
 
     def __init__(
@@ -49,13 +69,16 @@ class TurnRecorder:
         *,
         daily_quota: int = 0,
         refuse: Callable[[IncomingTurn, UserFacingError], Awaitable[object]],
+        retry: StoreRetry | None = None,
     ) -> None:
         self._store = store
         self._media = media
         self._accepts = accepts
         self._daily_quota = daily_quota
         self._refuse = refuse
+        self._retry = retry if retry is not None else StoreRetry(60.0)
         self._tails: dict[ConversationKey, asyncio.Task[Any]] = {}
+        self._under_way: set[asyncio.Task[Any]] = set()
 
     def accept(self, turn: IncomingTurn, *, exempt: bool) -> asyncio.Task[AcceptedTurn | None]:
         """Start storing `turn` now; the task gives None when it is not to be answered."""
@@ -72,29 +95,49 @@ class TurnRecorder:
 
         task: asyncio.Task[T] = asyncio.create_task(run())
         self._tails[key] = task
+        self._under_way.add(task)
         task.add_done_callback(lambda done: self._forget(key, done))
         return task
 
     def _forget(self, key: ConversationKey, task: asyncio.Task[Any]) -> None:
+        self._under_way.discard(task)
         if self._tails.get(key) is task:
             del self._tails[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("storing a turn failed", exc_info=task.exception())
 
     async def drain(self, timeout: float) -> None:
-        """Let arrivals under way reach the database before the process stops."""
-        if self._tails:
-            await asyncio.wait(list(self._tails.values()), timeout=timeout)
+        """Let arrivals under way reach the database before the process stops; those still
+        waiting for it then (the database is down) are given up, and counted in the log."""
+        if not self._under_way:
+            return
+        _, pending = await asyncio.wait(set(self._under_way), timeout=timeout)
+        if pending:
+            log.error("%d arriving messages were not stored before shutdown", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
 
     async def _accept(self, turn: IncomingTurn, *, exempt: bool) -> AcceptedTurn | None:
-        if not exempt and await self._over_quota(turn):
+        what = f"storing message {turn.message_id} in chat {turn.key.chat_id}"
+        try:
+            return await self._store_turn(turn, exempt=exempt, what=what)
+        except StoreStillUnavailable as failure:
+            self._retry.refuse_turn(what, failure)
+            await self._refuse(turn, failure)
+            return None
+
+    async def _store_turn(
+        self, turn: IncomingTurn, *, exempt: bool, what: str
+    ) -> AcceptedTurn | None:
+        if not exempt and await self._retry.run(what, partial(self._over_quota, turn)):
             await self._refuse(turn, DailyQuotaReached())
             return None
         problem, attachments = await self._fetch(turn)
         text = turn.text
         if problem is not None and turn.media:
             text = f"{text} [{turn.media[0].filename}: not read]".strip()
-        store_turn = partial(
+        record = partial(
             self._store.record_user_turn,
             turn.key,
             chat_id=turn.key.chat_id,
@@ -102,8 +145,13 @@ class TurnRecorder:
             sender_id=turn.sender_id,
             sender_name=turn.sender_name,
         )
+
+        async def store_turn(text: str, attachments: list[NewAttachment]) -> RecordedTurn | None:
+            store = partial(record, text=text, attachments=attachments)
+            return await self._retry.run(what, store)
+
         try:
-            recorded = await store_turn(text=text, attachments=attachments)
+            recorded = await store_turn(text, attachments)
         except AttachmentTooLarge as exc:
             problem = FileTooLarge(
                 Sentence(
@@ -111,7 +159,7 @@ class TurnRecorder:
                     size=megabytes(exc.limit),
                 )
             )
-            recorded = await store_turn(text=f"{text} [{turn.media[0].filename}: not read]")
+            recorded = await store_turn(f"{text} [{turn.media[0].filename}: not read]", [])
         if recorded is None:
             log.info("message %s in chat %s was handled before", turn.message_id, turn.key.chat_id)
             return None

@@ -23,7 +23,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.recovery import by_conversation, notice_target, restart_notice
 from bot.conversation.turns import IncomingTurn, ReplyTarget
-from storage import ConversationKey, Coordination
+from storage import ConversationKey, Coordination, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ class SharedAnswering:
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("looking for waiting conversations failed")
+            except Exception as exc:
+                if (outage := store_unavailable(exc)) is None:
+                    log.exception("looking for waiting conversations failed")
+                else:  # one line a second, not a traceback: the store's retry tells the rest
+                    log.warning("looking for waiting conversations failed: %s", outage)
             await asyncio.sleep(SWEEP_EVERY)

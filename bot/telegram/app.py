@@ -131,6 +131,7 @@ async def _start_services(application: BotApplication) -> None:
         refuse=lambda turn, problem: pipeline.say(
             turn.target.replying_to(turn.message_id), problem.user_message
         ),
+        retry=pipeline.store_retry,
     )
     access = AccessPolicy.from_settings(settings)
     dispatcher = TurnDispatcher(

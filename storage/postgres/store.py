@@ -26,7 +26,13 @@ from storage.models import (
     PromptInputs,
     RecordedTurn,
 )
-from storage.postgres.connection import create_pool, unreachable, unusable
+from storage.postgres.connection import (
+    ACQUIRE_TIMEOUT_SECONDS,
+    create_pool,
+    unbounded_connection,
+    unreachable,
+    unusable,
+)
 from storage.postgres.conversations import (
     current_conversation,
     insert_conversation,
@@ -84,7 +90,7 @@ class PostgresStore:
             return
         pool = await create_pool(self.url)
         try:
-            async with pool.acquire() as db:
+            async with unbounded_connection(self.url) as db:
                 await apply_migrations(db)
         except BaseException as exc:
             pool.terminate()
@@ -127,7 +133,7 @@ class PostgresStore:
         """A pooled connection, for this operation alone until it ends."""
         if self._pool is None:
             raise StorageError(f"The store for {redact(self.url)} is not open.")
-        async with self._pool.acquire() as db:
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as db:
             yield db
 
     # conversations -------------------------------------------------------

@@ -21,11 +21,18 @@ class BotProcess:
     """
 
     def __init__(
-        self, env: Mapping[str, str], log_path: Path, *, args: tuple[str, ...] = ()
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        args: tuple[str, ...] = (),
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.env = dict(env)
         self.log_path = log_path
         self.args = args
+        self.prefix = prefix
+        """A command that runs the bot (`unshare ... sh -c '...; exec "$@"'`), if any."""
         self.proc: asyncio.subprocess.Process | None = None
         self._log = None
 
@@ -38,6 +45,7 @@ class BotProcess:
         base.update(self.env)
         self._log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
+            *self.prefix,
             sys.executable,
             "-m",
             "bot",

@@ -51,12 +51,15 @@ async def start_bot(
 ) -> AsyncIterator[StartBot]:
     """Start `phi4bot run` (OpenAI backend by default) and wait until it long-polls.
 
-    Keyword arguments become environment variables; the database lives in `tmp_path`
+    Keyword arguments become environment variables (`prefix` is a command the bot is run
+    under, such as `unshare`); the database lives in `tmp_path`
     and is shared by every start within one test, so restarts keep their history.
     """
     started: list[BotProcess] = []
 
-    async def start(*args: str, wait: bool = True, **env: str) -> BotProcess:
+    async def start(
+        *args: str, wait: bool = True, prefix: tuple[str, ...] = (), **env: str
+    ) -> BotProcess:
         settings = {
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": tg.url,
@@ -70,7 +73,7 @@ async def start_bot(
         }
         settings.update(env)
         polls = tg.stats.requests["getUpdates"]
-        bot = await BotProcess(settings, tmp_path / "bot.log", args=args).start()
+        bot = await BotProcess(settings, tmp_path / "bot.log", args=args, prefix=prefix).start()
         started.append(bot)
         if wait:
             await tg.wait_until(
