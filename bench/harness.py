@@ -350,3 +350,15 @@ def secs(seconds: float) -> str:
 
 def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
+
+
+def verdict(missed: Sequence[str], not_run: Sequence[str] = ()) -> int:
+    """Print what missed its target and what could not run; the exit status says the same.
+
+    A benchmark whose configuration did not start measured nothing: that is a failure too,
+    never a quiet "targets missed: none".
+    """
+    print("targets missed: " + ("; ".join(missed) if missed else "none"), flush=True)
+    if not_run:
+        print("not run: " + "; ".join(not_run), flush=True)
+    return 1 if missed or not_run else 0
