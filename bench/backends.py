@@ -43,9 +43,7 @@ class Run:
 
 
 def settings_for(urls: list[str]) -> Phi4Settings:
-    return Phi4Settings(  # type: ignore[call-arg]
-        _env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=",".join(urls)
-    )
+    return Phi4Settings(_env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=",".join(urls))
 
 
 async def one_answer(backend: Backend, first_text: list[float]) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -162,8 +162,14 @@ class CpuSampler:
         ]
 
 
+class ModelServer(Protocol):
+    """What `bot_env` needs of a model server: where it listens."""
+
+    base_url: str
+
+
 def bot_env(
-    tg: FakeTelegram, model: FakeOpenAIServer, workdir: Path, **overrides: str
+    tg: FakeTelegram, model: ModelServer, workdir: Path, **overrides: str
 ) -> dict[str, str]:
     """The environment of a bot talking to the two fakes, with its database in `workdir`."""
     env = {

@@ -182,7 +182,7 @@ async def run_config(engine: str, count: int, n: int, long: bool, workdir: Path)
             killed_at = time.monotonic()
             second = names[:HANDOVER_CHATS]
             for name in second:
-                tg.send_text(users[name].chat, users[name], f"again from {name}")  # type: ignore[arg-type]
+                tg.send_text(users[name].chat, users[name], f"again from {name}")
             if await wait_for(tg, lambda: tg.stats.requests["getUpdates"] > polls + 1, timeout=30):
                 handover = time.monotonic() - killed_at
 

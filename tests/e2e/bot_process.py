@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 TOKEN = "123456:TEST-token-kept-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ class BotProcess:
         self.log_path = log_path
         self.args = args
         self.proc: asyncio.subprocess.Process | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     async def start(self) -> BotProcess:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PHI4", "OPENAI", "HF_"))}
