@@ -20,7 +20,9 @@ check: $(STAMP)
 	$(BIN)/phi4bot check
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/coverage run -m pytest -q
+	@$(BIN)/coverage report > .coverage-report.txt || { cat .coverage-report.txt; exit 1; }
+	@echo "branch coverage of bot/ and storage/: $$($(BIN)/coverage report --format=total) %"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
