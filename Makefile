@@ -20,7 +20,9 @@ check: $(STAMP)
 	$(BIN)/phi4bot check
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/coverage run -m pytest -q
+	@$(BIN)/coverage report > .coverage-report.txt || { cat .coverage-report.txt; exit 1; }
+	@echo "branch coverage of bot/ and storage/: $$($(BIN)/coverage report --format=total) %"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,14 +45,14 @@ messages: $(STAMP)
 	$(BIN)/pybabel compile --statistics -d $(LOCALE) -D phi4bot
 
 bench: $(STAMP)
-	$(BIN)/python bench/storage.py
-	$(BIN)/python bench/media.py
-	$(BIN)/python bench/streaming.py
-	$(BIN)/python bench/backends.py
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.storage
+	$(BIN)/python -m bench.media
+	$(BIN)/python -m bench.streaming
+	$(BIN)/python -m bench.backends
+	$(BIN)/python -m bench.ingest
 
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .venv-gradio5 .venv-gradio6

@@ -1,6 +1,6 @@
 """How answers per minute grow with model replicas, and what the replica pool costs per answer.
 
-Run from the repo root: `.venv/bin/python bench/backends.py [--chats 40] [--rounds 3] [--quick]`.
+Run from the repo root: `.venv/bin/python -m bench.backends [--chats 40] [--rounds 3] [--quick]`.
 
 Each fake replica (`tests/fakes/openai_server.py`) serves at most K answers at once at a fixed
 token rate; further requests wait for a slot, as they wait for a batch slot in vLLM. C chats
@@ -14,23 +14,18 @@ figures are bounded by the token rate (I/O), so CPU contention changes them litt
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
-from pathlib import Path
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import time  # noqa: E402
-from contextlib import AsyncExitStack  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from bench.harness import Table, ms, percentile  # noqa: E402
-from bot.phi4 import Backend, Conversation, Phi4Settings, Turn, create_backend  # noqa: E402
-from bot.phi4.openai_backend import OpenAIBackend  # noqa: E402
-from bot.phi4.replicas import ReplicaPool  # noqa: E402
-from tests.fakes.openai_server import DEFAULT_MODEL, FakeOpenAIServer  # noqa: E402
+from bench.harness import Table, ms, percentile, verdict
+from bot.phi4 import Backend, Conversation, Phi4Settings, Turn, create_backend
+from bot.phi4.openai_backend import OpenAIBackend
+from bot.phi4.replicas import ReplicaPool
+from tests.fakes.openai_server import DEFAULT_MODEL, FakeOpenAIServer
 
 ASK = Conversation((Turn("user", "Tell me something."),))
 
@@ -48,9 +43,7 @@ class Run:
 
 
 def settings_for(urls: list[str]) -> Phi4Settings:
-    return Phi4Settings(  # type: ignore[call-arg]
-        _env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=",".join(urls)
-    )
+    return Phi4Settings(_env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=",".join(urls))
 
 
 async def one_answer(backend: Backend, first_text: list[float]) -> None:
@@ -84,7 +77,8 @@ async def throughput(replicas: int, args: argparse.Namespace) -> Run:
     options = ["--slots", str(args.slots), "--rate", str(args.rate), "--tokens", str(args.tokens)]
     child = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
+        "-m",
+        "bench.backends",
         "--serve",
         str(replicas),
         *options,
@@ -178,7 +172,7 @@ async def main() -> int:
     added = p95 - d95
     table.add("pool adds to first chunk (p95)", f"{added * 1000:.2f} ms", "< 5 ms", added < 0.005)
     table.print()
-    return 0
+    return verdict([row.metric for row in table.misses()])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -162,8 +162,14 @@ class CpuSampler:
         ]
 
 
+class ModelServer(Protocol):
+    """What `bot_env` needs of a model server: where it listens."""
+
+    base_url: str
+
+
 def bot_env(
-    tg: FakeTelegram, model: FakeOpenAIServer, workdir: Path, **overrides: str
+    tg: FakeTelegram, model: ModelServer, workdir: Path, **overrides: str
 ) -> dict[str, str]:
     """The environment of a bot talking to the two fakes, with its database in `workdir`."""
     env = {
@@ -350,3 +356,15 @@ def secs(seconds: float) -> str:
 
 def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
+
+
+def verdict(missed: Sequence[str], not_run: Sequence[str] = ()) -> int:
+    """Print what missed its target and what could not run; the exit status says the same.
+
+    A benchmark whose configuration did not start measured nothing: that is a failure too,
+    never a quiet "targets missed: none".
+    """
+    print("targets missed: " + ("; ".join(missed) if missed else "none"), flush=True)
+    if not_run:
+        print("not run: " + "; ".join(not_run), flush=True)
+    return 1 if missed or not_run else 0

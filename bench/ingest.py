@@ -1,6 +1,6 @@
 """How much CPU the bot spends per streamed chunk when the backends send as fast as they can.
 
-Run from the repo root: `.venv/bin/python bench/ingest.py [--n 1,200,1000]
+Run from the repo root: `.venv/bin/python -m bench.ingest [--n 1,200,1000]
 [--backend openai,space]`.
 
 The real `phi4bot run` process talks to the fake Telegram (Telegram's flood limits, so the
@@ -23,26 +23,22 @@ for comparison, not judged.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import math
+import re
 import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from aiohttp import web
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import AsyncIterator, Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-from aiohttp import web  # noqa: E402
-
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     BOT_USERNAME,
     CpuSampler,
     LoopLag,
@@ -59,14 +55,15 @@ from bench.harness import (  # noqa: E402
     split_sizes,
     start_bot,
     stop_bot,
+    verdict,
     vllm_sizes,
     wait_for,
 )
-from bench.streaming import answer_markdown  # noqa: E402
-from bot.telegram.streaming.render import render_markdown  # noqa: E402
-from tests.e2e.bot_process import TOKEN  # noqa: E402
-from tests.fakes.space import FakeSpace  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from bench.streaming import answer_markdown
+from bot.telegram.streaming.render import render_markdown
+from tests.e2e.bot_process import TOKEN
+from tests.fakes.space import FakeSpace
+from tests.fakes.telegram import FakeTelegram
 
 SIZES = vllm_sizes()
 NO_WAIT = 1e-6  # seconds between chunks: a yield to the fake's loop, never a real wait
@@ -305,6 +302,7 @@ def main() -> int:
     if not set(backends) <= set(BACKENDS) or any(not 1 <= n <= 9999 for n in sizes):
         parser.error("backends are openai and space; sizes are 1..9999")
     tables: list[Table] = []
+    not_run: list[str] = []
     for kind in backends:
         for n in sizes:
             with tempfile.TemporaryDirectory(prefix="phi4bot-ingest-") as tmp:
@@ -312,13 +310,13 @@ def main() -> int:
                     table = asyncio.run(run_one(kind, n, Path(tmp), args.loop))
                 except RuntimeError as exc:
                     print(f"{kind}, N = {n}: {exc}\n", flush=True)
+                    not_run.append(f"{kind}, N = {n}")
                     continue
             table.print()
             print(flush=True)
             tables.append(table)
     missed = [f"{t.title.split(' answers')[0]}: {r.metric}" for t in tables for r in t.misses()]
-    print("targets missed: " + ("; ".join(missed) if missed else "none"))
-    return 0
+    return verdict(missed, not_run)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Several bot processes on one PostgreSQL database under load, and a hand-over after SIGKILL.
 
-Run from the repo root: `.venv/bin/python bench/scale.py [--n 200] [--quick]`.
+Run from the repo root: `.venv/bin/python -m bench.scale [--n 200] [--quick]`.
 
 For 1, 2 and 3 `phi4bot run` processes on one PostgreSQL database (a temporary database on
 `PHI4BOT_BENCH_POSTGRES_URL`, else `PHI4BOT_TEST_POSTGRES_URL`, else
@@ -19,38 +19,35 @@ more than once. Figures are printed, never asserted; targets are beside them.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import math
+import os
 import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     BOT_USERNAME,
     StampedOpenAIServer,
     bot_env,
     last_user_text,
     peak_window_count,
     secs,
+    verdict,
     wait_for,
 )
-from bench.storage import DEFAULT_POSTGRES_URL, _scratch_database  # noqa: E402
-from bench.streaming import NAME, SHAPES, answer_markdown, chat_figures  # noqa: E402
-from bot.telegram.streaming.render import render_markdown  # noqa: E402
-from tests.e2e.bot_process import TOKEN, BotProcess  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from bench.storage import DEFAULT_POSTGRES_URL, _scratch_database
+from bench.streaming import NAME, SHAPES, answer_markdown, chat_figures
+from bot.telegram.streaming.render import render_markdown
+from tests.e2e.bot_process import TOKEN, BotProcess
+from tests.fakes.telegram import FakeTelegram
 
 BOT_RATE = 30
 SHAPE = SHAPES["fixed"]  # ~30 chunks/s of 4 characters
@@ -185,7 +182,7 @@ async def run_config(engine: str, count: int, n: int, long: bool, workdir: Path)
             killed_at = time.monotonic()
             second = names[:HANDOVER_CHATS]
             for name in second:
-                tg.send_text(users[name].chat, users[name], f"again from {name}")  # type: ignore[arg-type]
+                tg.send_text(users[name].chat, users[name], f"again from {name}")
             if await wait_for(tg, lambda: tg.stats.requests["getUpdates"] > polls + 1, timeout=30):
                 handover = time.monotonic() - killed_at
 
@@ -231,7 +228,8 @@ async def run_config(engine: str, count: int, n: int, long: bool, workdir: Path)
     )
 
 
-def print_table(results: list[Result]) -> None:
+def print_table(results: list[Result]) -> list[str]:
+    """Print the table; return what missed its target."""
     headings = (
         "database",
         "processes",
@@ -296,7 +294,7 @@ def print_table(results: list[Result]) -> None:
         )
         if bad
     ]
-    print("targets missed: " + ("; ".join(misses) if misses else "none"), flush=True)
+    return misses
 
 
 def main() -> int:
@@ -305,12 +303,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter answers")
     args = parser.parse_args()
     results: list[Result] = []
+    not_run: list[str] = []
     for engine, count in CONFIGS:
         with tempfile.TemporaryDirectory(prefix="phi4bot-scale-") as tmp:
             try:
                 result = asyncio.run(run_config(engine, count, args.n, not args.quick, Path(tmp)))
-            except (RuntimeError, OSError) as exc:  # cannot start, or no server: report it
+            except (RuntimeError, OSError) as exc:  # cannot start, or no server: a failed run
                 print(f"{engine} × {count}: {exc}", flush=True)
+                not_run.append(f"{engine} × {count}")
                 continue
         print(f"{engine} × {count}: done in {result.wall:.0f} s", flush=True)
         results.append(result)
@@ -318,8 +318,7 @@ def main() -> int:
         f"\nN = {args.n} private chats at once, one process polling; "
         f"then {min(HANDOVER_CHATS, args.n)} more questions while the poller is killed"
     )
-    print_table(results)
-    return 0
+    return verdict(print_table(results), not_run)
 
 
 if __name__ == "__main__":

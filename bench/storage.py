@@ -1,11 +1,11 @@
 """How fast the conversation store appends and loads history, and how large it grows.
 
-Run `python bench/storage.py`: on each engine it builds a 10,000-turn conversation through
+Run `python -m bench.storage`: on each engine it builds a 10,000-turn conversation through
 the store's own interface (a temporary SQLite file; a temporary database on the PostgreSQL
 server named by `PHI4BOT_BENCH_POSTGRES_URL`, else `PHI4BOT_TEST_POSTGRES_URL`, else
 `postgresql://postgres@127.0.0.1:5432/test`), then times single operations against it and
 prints p50/p95 beside the targets, one column per engine. Without a reachable PostgreSQL
-server its column says why. Always exits 0; the table says whether targets were met.
+server its column says why, and the run fails. Exits non-zero when a target is missed.
 """
 
 from __future__ import annotations
@@ -24,17 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-# This file is named like the package it measures: put the project root first on the path
-# and this folder out of it, so `import storage` finds the package, not this script.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import aiosqlite
+import asyncpg
 
-import aiosqlite  # noqa: E402
-import asyncpg  # noqa: E402
-
-from storage import AnswerStatus, ConversationKey, NewAttachment, Store, store_for  # noqa: E402
-from storage.url import redact  # noqa: E402
+from bench.harness import verdict
+from storage import AnswerStatus, ConversationKey, NewAttachment, Store, store_for
+from storage.url import redact
 
 EXCHANGES = 5_000  # a question and an answer each: 10,000 turns
 PHOTO_EVERY = 10  # every tenth question carries a photo
@@ -282,8 +277,15 @@ async def _run_all(folder: Path) -> list[EngineResult]:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as folder:
-        _print(asyncio.run(_run_all(Path(folder))))
-    return 0
+        results = asyncio.run(_run_all(Path(folder)))
+    _print(results)
+    missed = [
+        f"{r.engine}: {t.name}"
+        for r in results
+        for t in r.timings
+        if t.target_p95_ms is not None and t.p95_ms >= t.target_p95_ms
+    ]
+    return verdict(missed, [r.engine for r in results if r.skipped])
 
 
 if __name__ == "__main__":

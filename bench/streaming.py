@@ -1,6 +1,6 @@
 """Streams answers into N concurrent private chats and measures what users see.
 
-Run from the repo root: `.venv/bin/python bench/streaming.py [--n 1,20,200] [--quick]
+Run from the repo root: `.venv/bin/python -m bench.streaming [--n 1,20,200] [--quick]
 [--shape fixed|vllm] [--loop uvloop|asyncio] [--metrics on|off]`. With `--metrics on` the bot
 serves its metrics port and the bench scrapes `/metrics` once a second (Prometheus scrapes
 every 15 s by default), so the two settings show what metrics cost: bot CPU and first-visible
@@ -27,27 +27,23 @@ fakes run.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import math
+import re
+import socket
 import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import aiohttp
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-import socket  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from functools import cache  # noqa: E402
-from typing import Any  # noqa: E402
-
-import aiohttp  # noqa: E402
-
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     BOT_USERNAME,
     CpuSampler,
     LoopLag,
@@ -65,12 +61,13 @@ from bench.harness import (  # noqa: E402
     split_sizes,
     start_bot,
     stop_bot,
+    verdict,
     vllm_sizes,
     wait_for,
 )
-from bot.telegram.streaming.render import render_markdown  # noqa: E402
-from tests.e2e.bot_process import TOKEN  # noqa: E402
-from tests.fakes.telegram import BotMessage, FakeTelegram  # noqa: E402
+from bot.telegram.streaming.render import render_markdown
+from tests.e2e.bot_process import TOKEN
+from tests.fakes.telegram import BotMessage, FakeTelegram
 
 INTERVAL = 1.0  # PHI4BOT_EDIT_INTERVAL, the default
 
@@ -536,6 +533,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = args.n or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     results: list[SizeResult] = []
+    not_run: list[str] = []
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="phi4bot-bench-") as tmp:
             try:
@@ -549,15 +547,15 @@ def main() -> int:
                         args.metrics == "on",
                     )
                 )
-            except RuntimeError as exc:  # the bot could not start: report, do not fail
+            except RuntimeError as exc:  # the bot could not start: a failed run
                 print(f"N = {n}: {exc}\n", flush=True)
+                not_run.append(f"N = {n}")
                 continue
         result.table.print()
         print(f"(this size took {result.wall:.0f} s)\n", flush=True)
         results.append(result)
     missed = [f"N={r.n}: {row.metric}" for r in results for row in r.table.misses()]
-    print("targets missed: " + ("; ".join(missed) if missed else "none"))
-    return 0
+    return verdict(missed, not_run)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the store under test on each engine."""
+"""Fixtures shared by the whole suite: the store under test on each engine, and the markers
+that let the fast part run alone (`pytest -m "not real"`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ from storage import Store, store_for
 from tests.databases import fresh_schema, postgres_session_database
 
 ENGINES = ("sqlite", "postgres")
+REAL_SERVER_FIXTURES = {"postgres_database", "postgres_url", "gradio_server", "gradio_env"}
+REAL_SERVER_FOLDERS = ("real", "real_gradio")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what talks to a real server (`real`: PostgreSQL, Gradio, llama.cpp) and what runs
+    the bot's process (`e2e`), from where a test lives and what it uses, so no test can
+    forget its marker."""
+    for item in items:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses = set(getattr(item, "fixturenames", ()))
+        if (
+            parts[0] in REAL_SERVER_FOLDERS
+            or uses & REAL_SERVER_FIXTURES
+            or "postgres" in params.values()
+        ):
+            item.add_marker(pytest.mark.real)
+        if parts[0] == "e2e":
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

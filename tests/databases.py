@@ -94,11 +94,11 @@ async def fetch_all(url: str, sql: str) -> list[tuple[Any, ...]]:
     if database_engine(url) == "sqlite":
         async with aiosqlite.connect(parse_database_url(url)) as db:
             return [tuple(row) for row in await db.execute_fetchall(sql)]
-    db = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    pg = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
     try:
-        return [tuple(row) for row in await db.fetch(sql)]
+        return [tuple(row) for row in await pg.fetch(sql)]
     finally:
-        await db.close()
+        await pg.close()
 
 
 async def scalar(url: str, sql: str) -> Any:
@@ -125,11 +125,11 @@ async def execute(url: str, sql: str, *args: Any) -> None:
     numbered = sql
     for n in range(1, len(args) + 1):
         numbered = numbered.replace("?", f"${n}", 1)
-    db = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    pg = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
     try:
-        await db.execute(numbered, *args)
+        await pg.execute(numbered, *args)
     finally:
-        await db.close()
+        await pg.close()
 
 
 @contextlib.asynccontextmanager

@@ -97,6 +97,7 @@ def _encode(
     out = io.BytesIO()
     with av.open(out, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=sample_rate, layout=layout, options=options or {})
+        assert isinstance(stream, av.AudioStream)
         if bit_rate is not None:
             stream.bit_rate = bit_rate
         done = 0

@@ -18,6 +18,13 @@ from bot.telegram.aiohttp_request import AiohttpRequest
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_jpeg
 
+
+def me(result: object) -> dict[str, object]:
+    """getMe's result, which the request layer returns as the JSON value it is."""
+    assert isinstance(result, dict)
+    return result
+
+
 TOKEN = "123:ABC"
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -121,10 +128,10 @@ async def test_it_is_usable_only_between_initialize_and_shutdown(tg: FakeTelegra
     with pytest.raises(NetworkError, match="not initialized"):
         await request.post(url)  # PTB wraps a layer's own errors as NetworkError
     await request.initialize()
-    assert (await request.post(url))["username"] == "phi4_test_bot"  # type: ignore[index]
+    assert me(await request.post(url))["username"] == "phi4_test_bot"
     await request.shutdown()
     await request.initialize()  # PTB may start an application again in the same process
-    assert (await request.post(url))["username"] == "phi4_test_bot"  # type: ignore[index]
+    assert me(await request.post(url))["username"] == "phi4_test_bot"
     await request.shutdown()
     await request.shutdown()  # a second shutdown is harmless
     with pytest.raises(NetworkError, match="not initialized"):
@@ -148,8 +155,8 @@ async def test_proxies_come_from_the_environment_once_per_host(
     request = AiohttpRequest(connect_timeout=1.0)
     await request.initialize()
     try:
-        me = await request.post(f"http://telegram.invalid/bot{TOKEN}/getMe")
-        assert me["username"] == "phi4_test_bot"  # type: ignore[index]
+        answer = await request.post(f"http://telegram.invalid/bot{TOKEN}/getMe")
+        assert me(answer)["username"] == "phi4_test_bot"
         with pytest.raises(NetworkError):  # no proxy for this host, and no such host
             await request.post(f"http://bypassed.invalid/bot{TOKEN}/getMe")
     finally:

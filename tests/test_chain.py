@@ -32,7 +32,7 @@ async def srv() -> AsyncIterator[FakeOpenAIServer]:
 
 
 def chain_of(order: str, space: FakeSpace, srv: FakeOpenAIServer, **values: Any) -> FallbackChain:
-    settings = Phi4Settings(  # type: ignore[call-arg]
+    settings = Phi4Settings(
         _env_file=None,
         PHI4_BACKEND=order,
         PHI4_SPACE_URL=space.url,
@@ -52,8 +52,8 @@ async def collect(chain: FallbackChain, conversation: Conversation = ASK, **kw: 
 
 def test_a_chain_is_named_by_its_members_in_order() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
-        Phi4Settings(_env_file=None, PHI4_BACKEND="space,gpt")  # type: ignore[call-arg]
-    settings = Phi4Settings(_env_file=None, PHI4_BACKEND=" OpenAI , space")  # type: ignore[call-arg]
+        Phi4Settings(_env_file=None, PHI4_BACKEND="space,gpt")
+    settings = Phi4Settings(_env_file=None, PHI4_BACKEND=" OpenAI , space")
     assert settings.backend_chain == ("openai", "space")
 
 
@@ -169,6 +169,6 @@ async def test_probe_is_fine_while_one_backend_answers(
 
 
 def _openai_only(srv: FakeOpenAIServer) -> Phi4Settings:
-    return Phi4Settings(  # type: ignore[call-arg]
+    return Phi4Settings(
         _env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=srv.base_url, PHI4_OPENAI_MEDIA=""
     )

@@ -155,6 +155,9 @@ class ClosingSpy:
     def stream(self, conversation: Any, *, on_queue: Any = None) -> AsyncIterator[str]:
         return self.inner.stream(conversation, on_queue=on_queue)
 
+    async def probe(self) -> str:
+        return await self.inner.probe()
+
     async def aclose(self) -> None:
         self.closed = True
         await self.inner.aclose()

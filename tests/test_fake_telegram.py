@@ -348,8 +348,8 @@ async def test_a_polling_application_answers_and_confirms_its_updates(tg: FakeTe
     async def shout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.message.reply_text(update.message.text.upper())
 
-    app = ApplicationBuilder().token(TOKEN).base_url(f"{tg.url}/bot")
-    app = app.base_file_url(f"{tg.url}/file/bot").build()
+    builder = ApplicationBuilder().token(TOKEN).base_url(f"{tg.url}/bot")
+    app = builder.base_file_url(f"{tg.url}/file/bot").build()
     app.add_handler(MessageHandler(filters.TEXT, shout))
     alice = tg.private_user(42, "Alice")
     async with app:

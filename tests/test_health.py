@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,12 +56,25 @@ class ProbedBackend:
 
 
 class SentView:
+    """An answer view that keeps the finished text in its chat's list."""
+
     def __init__(self, chats: dict[int, list[str]], target: ReplyTarget) -> None:
-        self._chats, self._target, self.text = chats, target, ""
-        self.message_ids: list[int] = []
+        self._chats, self._target, self._text = chats, target, ""
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def message_ids(self) -> list[int]:
+        return []
+
+    @property
+    def answer_shown_at(self) -> float | None:
+        return None
 
     def append(self, chunk: str) -> None:
-        self.text += chunk
+        self._text += chunk
 
     async def show_status(self, text: str) -> None:
         pass
@@ -80,9 +93,20 @@ class RecordedReplies:
     def __init__(self) -> None:
         self.chats: dict[int, list[str]] = {}
 
-    def open_answer(self, target: ReplyTarget, *, drafts: bool = True) -> SentView:
-        assert not target.is_group and not drafts
+    def open_answer(
+        self,
+        target: ReplyTarget,
+        *,
+        drafts: bool = True,
+        controls: bool = False,
+        take_over: Sequence[int] = (),
+    ) -> SentView:
+        assert not target.is_group and not drafts and not take_over
         return SentView(self.chats, target)
+
+    async def say(self, target: ReplyTarget, text: str) -> list[int]:
+        self.chats.setdefault(target.key.chat_id, []).append(text)
+        return [1]
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
@@ -101,7 +125,7 @@ def make_health(
     failure: Phi4Error | None = None, **env: Any
 ) -> tuple[BackendHealth, RecordedReplies, Clock]:
     values = {"PHI4BOT_ADMINS": ADMINS, "OPENAI_API_KEY": KEY, "PHI4_BACKEND": "openai"}
-    settings = Settings(_env_file=None, **(values | env))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **(values | env))
     replies, clock = RecordedReplies(), Clock()
     health = BackendHealth(
         backend=ProbedBackend(failure), replies=replies, settings=settings, clock=clock

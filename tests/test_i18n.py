@@ -31,7 +31,11 @@ def catalog(language: str, suffix: str = "po") -> dict[str, str]:
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.{suffix}"
     with path.open("rb") as file:
         read = read_po(file) if suffix == "po" else read_mo(file)
-    return {m.id: m.string for m in read if m.id and not m.fuzzy and isinstance(m.id, str)}
+    return {
+        m.id: m.string
+        for m in read
+        if m.id and not m.fuzzy and isinstance(m.id, str) and isinstance(m.string, str)
+    }
 
 
 def test_the_template_holds_exactly_the_sentences_in_the_code() -> None:

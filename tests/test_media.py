@@ -13,7 +13,23 @@ import av
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from media_factory import (
+from PIL import Image, features
+
+from bot.media import (
+    DecodedAudio,
+    MediaTooLong,
+    PreparedImage,
+    decode_audio_to_wav,
+    decode_audio_to_wav_async,
+    media_kind,
+    prepare_image,
+    prepare_image_async,
+    sniff_media,
+)
+from bot.media.errors import UnreadableMedia
+from bot.media.sniff import KNOWN_TYPES
+from bot.shared import UserFacingError
+from tests.media_factory import (
     corrupted_ogg,
     m4a_with_damaged_frames,
     make_flac,
@@ -31,22 +47,6 @@ from media_factory import (
     ogg_with_false_duration,
     with_garbage,
 )
-from PIL import Image, features
-
-from bot.media import (
-    DecodedAudio,
-    MediaTooLong,
-    PreparedImage,
-    decode_audio_to_wav,
-    decode_audio_to_wav_async,
-    media_kind,
-    prepare_image,
-    prepare_image_async,
-    sniff_media,
-)
-from bot.media.errors import UnreadableMedia
-from bot.media.sniff import KNOWN_TYPES
-from bot.shared import UserFacingError
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
@@ -360,6 +360,7 @@ async def test_stopping_the_iteration_closes_the_stream(srv: FakeOpenAIServer) -
     async with backend(srv) as b:
         chunks = b.stream(ask())
         await anext(chunks)
+        assert isinstance(chunks, AsyncGenerator)  # closing it is what the test is about
         await chunks.aclose()
         await asyncio.wait_for(srv.chat_requests[-1].disconnected.wait(), 5)
     assert srv.chat_requests[-1].chunks_sent < len(srv.pieces())

@@ -34,7 +34,7 @@ def free_port() -> int:
 
 def pool_of(*urls: str, **values: Any) -> ReplicaPool:
     options = {"PHI4_REPLICA_BACKOFF": "0.05", "PHI4_CONNECT_TIMEOUT": "2"} | values
-    settings = Phi4Settings(  # type: ignore[call-arg]
+    settings = Phi4Settings(
         _env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=",".join(urls), **options
     )
     backend = create_backend(settings)
@@ -59,7 +59,7 @@ def chats(servers: list[FakeOpenAIServer]) -> list[int]:
 
 
 async def test_one_url_is_the_plain_backend_as_before() -> None:
-    settings = Phi4Settings(_env_file=None, PHI4_BACKEND="openai")  # type: ignore[call-arg]
+    settings = Phi4Settings(_env_file=None, PHI4_BACKEND="openai")
     assert type(create_backend(settings)).__name__ == "OpenAIBackend"
 
 
@@ -184,7 +184,11 @@ async def test_the_back_off_grows_with_each_failed_probe_and_is_capped(
         async with pool:
             assert await collect(pool) == healthy.answer
             await asyncio.wait_for(_until(lambda: pool.status()[0].times_out >= 5), 5)
-    delays = [r.args[-1] for r in caplog.records if "next probe in" in r.getMessage()]
+    delays = [
+        r.args[-1]  # type: ignore[index]
+        for r in caplog.records
+        if "next probe in" in r.getMessage()
+    ]
     assert delays[:4] == [0.1, 0.2, 0.2, 0.2]
     taken_out = [r.getMessage() for r in caplog.records if "taken out" in r.getMessage()]
     assert len(taken_out) == 1 and url in taken_out[0]

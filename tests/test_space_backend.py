@@ -7,7 +7,7 @@ import io
 import socket
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import aiohttp
 import pytest
@@ -28,7 +28,8 @@ from bot.phi4.errors import (
     SpaceNotFound,
     SpacePaused,
 )
-from bot.phi4.space.backend import CONNECTION_BROKE, SpaceBackend
+from bot.phi4.space.backend import SpaceBackend
+from bot.phi4.space.reading import CONNECTION_BROKE
 from bot.phi4.space.zerogpu import ZeroGpuAuth, space_id_from_url
 from tests.fakes.space import FakeSpace
 
@@ -395,6 +396,7 @@ async def test_closing_the_stream_early_cancels_the_event_and_drops_the_connecti
     space.heartbeat_interval = 0.05
     stream = backend.stream(ask("hi"))
     await anext(stream)
+    assert isinstance(stream, AsyncGenerator)
     await stream.aclose()
     record = space.requests[-1]
     await space.wait_for(lambda: bool(space.cancels))

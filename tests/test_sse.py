@@ -75,7 +75,7 @@ def test_retry_field_is_read_when_numeric() -> None:
 
 
 _line = st.text(
-    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=12
+    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=12
 )
 _field = st.one_of(
     _line.map(lambda v: f"data: {v}"),

@@ -36,8 +36,8 @@ async def _run_and_kill(path: Path, round_number: int, kill_after: int) -> dict[
         child.send_signal(signal.SIGKILL)
         rest = await asyncio.wait_for(child.stdout.read(), LINE_TIMEOUT)
         assert await child.wait() == -signal.SIGKILL
-    for line in rest.decode().splitlines():
-        kind, turn_id = line.split()
+    for text in rest.decode().splitlines():
+        kind, turn_id = text.split()
         reported[kind].add(int(turn_id))
     return reported
 
@@ -57,9 +57,9 @@ async def test_sigkill_mid_write_loses_no_committed_turn(tmp_path: Path) -> None
             pending = await store.unfinished_answers()
             db = store._db
             assert db is not None
-            status = dict(
-                await db.execute_fetchall("SELECT id, status FROM turns WHERE role = 'assistant'")
-            )
+            sql = "SELECT id, status FROM turns WHERE role = 'assistant'"
+            rows = await db.execute_fetchall(sql)
+            status = {row[0]: row[1] for row in rows}
             users = {row[0] for row in await db.execute_fetchall("SELECT id FROM turns")}
             orphans = list(
                 await db.execute_fetchall(

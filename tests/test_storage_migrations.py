@@ -34,6 +34,7 @@ from tests.databases import execute, fetch_all, opened_store, table_names
 async def _raw(url: str) -> AsyncIterator[tuple[Any, ModuleType]]:
     """A bare connection to the database and the migrations module of its engine."""
     db: Any
+    module: ModuleType
     if database_engine(url) == "sqlite":
         db, module = await connect(parse_database_url(url)), sqlite_migrations
     else:

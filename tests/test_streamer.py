@@ -610,7 +610,7 @@ async def test_rendering_happens_once_per_visible_update_not_per_chunk(
     clock: FakeClock, sink: MemorySink, budget: SpyBudget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = 0
-    real = streamer_module.render_markdown
+    real = render_markdown
 
     def counting(md: str) -> RenderedText:
         nonlocal renders
@@ -686,7 +686,7 @@ def test_the_final_state_is_exact_whatever_telegram_answers_on_the_way(
         if problem == "entities" and content.entities:
             return EntitiesRejected("can't parse entities")
         if problem == "gone" and kind == "edit":
-            sink.messages.pop(sink.requests[-1].message_id, None)
+            sink.messages.pop(sink.requests[-1].message_id or 0, None)
             return None  # the edit then finds no message and answers MessageGone
         if problem == "refused" and kind in ("edit", "draft"):
             return SinkError("message can't be edited")

@@ -28,7 +28,7 @@ def settings(srv: FakeOpenAIServer | None = None, **values: Any) -> Settings:
     base = {"PHI4_BACKEND": "openai", "PHI4BOT_SYSTEM_PROMPT": "Be brief."}
     if srv is not None:
         base["OPENAI_BASE_URL"] = srv.base_url
-    return Settings(_env_file=None, **(base | values))  # type: ignore[call-arg]
+    return Settings(_env_file=None, **(base | values))
 
 
 @pytest.fixture

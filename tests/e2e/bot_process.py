@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 TOKEN = "123456:TEST-token-kept-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ class BotProcess:
         self.prefix = prefix
         """A command that runs the bot (`unshare ... sh -c '...; exec "$@"'`), if any."""
         self.proc: asyncio.subprocess.Process | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     async def start(self) -> BotProcess:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PHI4", "OPENAI", "HF_"))}

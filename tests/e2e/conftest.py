@@ -86,8 +86,7 @@ async def start_bot(
 
     yield start
     for bot in started:
-        if bot.running:
-            await bot.kill()
+        await bot.kill()  # a bot that exited by itself still has its log file open
     log = (
         (tmp_path / "bot.log").read_text(errors="replace")
         if (tmp_path / "bot.log").exists()

@@ -28,9 +28,10 @@ async def test_only_messages_addressed_to_the_bot_are_answered(
     tg.send_text(group, anna, "good morning everyone")
     tg.send_text(group, anna, "/new@other_bot")
     tg.send_text(group, ben, f"hey {MENTION.upper()} what is 2+2?")
-    await tg.wait_until(lambda: tg.messages(group.id), timeout=10)
+    answer = "re: Ben: hey what is 2+2?"
+    await tg.wait_until(lambda: answer in [m.text for m in tg.messages(group.id)], timeout=10)
     await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10)
-    assert [m.text for m in tg.messages(group.id)] == ["re: Ben: hey what is 2+2?"]
+    assert [m.text for m in tg.messages(group.id)] == [answer]
     assert len(model.chat_requests) == 1
 
     reply_to_bot = tg.messages(group.id)[0].message_id

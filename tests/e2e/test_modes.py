@@ -138,6 +138,6 @@ async def test_the_daily_quota_refuses_politely_and_stores_nothing(
     alice = tg.private_user(42, "Alice")
     for n in range(3):
         tg.send_text(alice.chat, alice, f"message {n}")
-        await tg.wait_until(lambda n=n: len(tg.messages(42)) == n + 1, timeout=10)
+        await tg.wait_until(lambda n=n: len(tg.messages(42)) == n + 1, timeout=10)  # type: ignore[misc]
     assert "limit" in tg.messages(42)[-1].text
     assert len(model.chat_requests) == 2

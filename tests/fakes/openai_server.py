@@ -100,7 +100,7 @@ class FakeOpenAIServer:
         self.most_streaming_at_once = 0
         self.max_streams: int | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._open: set[asyncio.BaseTransport] = set()
+        self._open: set[asyncio.Transport] = set()
         self._failures: list[_Failure] = []
         self._resume = asyncio.Event()
         self._closing = asyncio.Event()

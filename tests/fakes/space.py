@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.space_events import EventStream, SpaceRequest, send_message
 
@@ -265,11 +265,11 @@ class FakeSpace:
         paths: list[str] = []
         reader = await request.multipart()
         async for part in reader:
-            if part.name != "files" or not part.filename:  # type: ignore[union-attr]
+            if not isinstance(part, BodyPartReader) or part.name != "files" or not part.filename:
                 return web.json_response(
                     {"detail": "expected file parts named 'files'"}, status=422
                 )
-            data = await part.read()  # type: ignore[union-attr]
+            data = await part.read()
             path = f"/tmp/gradio/{hashlib.sha256(data).hexdigest()}/{part.filename}"
             self.forgotten.discard(path)
             content_type = part.headers.get("Content-Type", "")

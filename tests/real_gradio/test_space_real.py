@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,7 @@ async def test_only_a_request_with_others_waiting_ahead_is_told_its_place(
         async with asyncio.timeout(30):
             while not (told["b"] or told["c"]):
                 await asyncio.sleep(0.05)
+        assert isinstance(slow, AsyncGenerator)
         await slow.aclose()
         await asyncio.gather(*waiting)
     assert told["slow"] == []
@@ -246,6 +247,7 @@ async def test_closing_the_stream_cancels_the_answer_function(gradio_server: Gra
     async with space_backend(gradio_server) as (backend, traffic):
         stream = backend.stream(Conversation((user("#slow cancel me"),)))
         await anext(stream)
+        assert isinstance(stream, AsyncGenerator)
         await stream.aclose()
         for _ in range(100):
             if traffic.count("POST", "/cancel"):

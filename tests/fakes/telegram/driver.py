@@ -53,7 +53,7 @@ class ChatDriver:
         if user_id in self.world.users:
             return self.world.users[user_id]
         user = User(user_id, first_name, username, last_name, language_code)
-        user.chat = Chat(user_id, "private", first_name=first_name, username=username)
+        user.private_chat = Chat(user_id, "private", first_name=first_name, username=username)
         self.world.users[user_id] = user
         self.world.chats[user_id] = user.chat
         return user

@@ -30,7 +30,14 @@ class User:
     last_name: str | None = None
     language_code: str | None = "en"
     is_bot: bool = False
-    chat: Chat | None = field(default=None, repr=False)
+    private_chat: Chat | None = field(default=None, repr=False)
+
+    @property
+    def chat(self) -> Chat:
+        """The user's private chat with the bot; only users made by the driver have one."""
+        if self.private_chat is None:
+            raise AttributeError(f"user {self.id} has no private chat with the bot")
+        return self.private_chat
 
     def to_api(self) -> dict[str, Any]:
         user: dict[str, Any] = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}

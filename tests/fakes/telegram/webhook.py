@@ -24,7 +24,7 @@ async def push_updates(world: World) -> None:
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         while True:
             changed = world.changed
-            url = world.webhook.get("url")
+            url = str(world.webhook.get("url") or "")
             if url and world.webhook_spread:
                 url = world.webhook_spread[turn % len(world.webhook_spread)]
                 turn += 1
@@ -33,9 +33,10 @@ async def push_updates(world: World) -> None:
                 await changed.wait()
                 continue
             update = batch[0]
-            headers = {}
-            if world.webhook.get("secret_token"):
-                headers["X-Telegram-Bot-Api-Secret-Token"] = world.webhook["secret_token"]
+            headers: dict[str, str] = {}
+            secret = world.webhook.get("secret_token")
+            if secret:
+                headers["X-Telegram-Bot-Api-Secret-Token"] = str(secret)
             error = await _post(session, url, update, headers)
             if error is None:
                 world.webhook_deliveries[url] += 1
