@@ -114,14 +114,15 @@ class FailingAnswers(SQLiteStore):
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[FailingAnswers]:
-    async with FailingAnswers(tmp_path / "bot.db", max_attachment_bytes=1000) as opened:
+    opened = FailingAnswers(tmp_path / "bot.db", max_attachment_bytes=1000)
+    async with opened:
         yield opened
 
 
 def pipeline(store: SQLiteStore, chat: Chat, model: Model) -> TurnPipeline:
     return TurnPipeline(
         replies=chat,
-        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        settings=Settings(_env_file=None),
         store=store,
         backend=model,
         lanes=ConversationLanes(),

@@ -47,7 +47,7 @@ class FlakyWrite:
 
 def locked() -> sqlite3.OperationalError:
     error = sqlite3.OperationalError("database is locked")
-    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
     return error
 
 

@@ -111,7 +111,7 @@ async def test_five_people_writing_while_postgresql_is_unreachable_are_answered_
         proxy.restore()
         for n, person in enumerate(people):
             await tg.wait_until(
-                lambda n=n, person=person: tg.text_of(person.id) == f"echo: question {n}",
+                lambda n=n, person=person: tg.text_of(person.id) == f"echo: question {n}",  # type: ignore[misc]
                 timeout=15,
             )
         assert len(model.chat_requests) == requests_before + 5
