@@ -1,4 +1,9 @@
-"""Measures how fast and how lean voice notes become 16 kHz WAV: `python -m bench.media`."""
+"""Measures how fast and how lean media becomes model input: `python -m bench.media`.
+
+Voice notes → 16 kHz WAV; a 60 s 720p video → frames and WAV; a 50-page text PDF; a 20-page
+scanned PDF. The video and PDF rows must each stay under 2 s and 300 MB of peak RSS: the
+bench exits non-zero on a miss.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,15 @@ from collections.abc import Callable
 
 from bench.harness import verdict as report
 from bot.media import MediaTooLong, decode_audio_to_wav
-from tests.media_factory import make_ogg_opus, ogg_with_false_duration
+from bot.media.pdf import read_pdf
+from bot.media.video import decode_video
+from tests.media_factory import (
+    make_mp4,
+    make_ogg_opus,
+    make_scanned_pdf,
+    make_text_pdf,
+    ogg_with_false_duration,
+)
 
 TARGET_MS_PER_MINUTE = 50.0
 THROUGHPUT_FROM_SECONDS = 60.0  # shorter notes are mostly fixed set-up cost: shown, not judged
@@ -84,6 +97,75 @@ def refusal_ms(data: bytes, max_seconds: float) -> tuple[float, float]:
     raise AssertionError("the recording was not refused")
 
 
+DOCUMENT_TARGET_SECONDS = 2.0
+DOCUMENT_TARGET_RSS_MIB = 300.0
+
+
+def _video_case(data: bytes) -> str:
+    video = decode_video(data, max_seconds=120, max_frames=8, sound_seconds=300)
+    sound = video.audio.duration if video.audio else 0.0
+    return f"{len(video.frames)} frames, {sound:.0f} s WAV"
+
+
+def _pdf_case(data: bytes) -> str:
+    read = read_pdf(data, filename="bench.pdf", max_chars=40_000, max_pages=8)
+    return f"{len(read.text)} chars, {len(read.pages)} page images"
+
+
+KIND_CASES: dict[str, Callable[[bytes], str]] = {"video": _video_case, "pdf": _pdf_case}
+
+
+def kind_child(kind: str) -> int:
+    """In a fresh process: prepare stdin's file once, print seconds, peak RSS and what came out."""
+    data = sys.stdin.buffer.read()
+    start = time.perf_counter()
+    what = KIND_CASES[kind](data)
+    elapsed = time.perf_counter() - start
+    print(f"{elapsed}\t{_maxrss_bytes()}\t{what}")
+    return 0
+
+
+def kind_rows() -> bool:
+    """The video and PDF rows; False when one misses its target."""
+    print("Videos and PDFs, each prepared once in a fresh process (time includes codec start-up)")
+    header = f"{'case':<34} {'seconds':>7} {'peak RSS MiB':>12} {'target':>16}  result"
+    print(header)
+    print("-" * len(header))
+    # 14 lines a page: all 50 pages fit the default 40,000 characters, so all are read.
+    text_pages = [
+        [f"Line {i} of page {p}: quarterly figures and notes." for i in range(14)]
+        for p in range(50)
+    ]
+    cases = [
+        ("60 s 720p H.264/AAC video", "video", make_mp4(60.0, width=1280, height=720, fps=30)),
+        ("50-page text PDF", "pdf", make_text_pdf(text_pages)),
+        (
+            "20-page scanned PDF (A4, 150 dpi)",
+            "pdf",
+            make_scanned_pdf([(40 + 10 * n, 120, 200) for n in range(20)], 1240, 1754, 150.0),
+        ),
+    ]
+    ok = True
+    for name, kind, data in cases:
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.media", "--kind-child", kind],
+            input=data,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        seconds, rss, what = child.stdout.decode().strip().split("\t")
+        rss_mib = int(rss) / MIB
+        hit = float(seconds) < DOCUMENT_TARGET_SECONDS and rss_mib < DOCUMENT_TARGET_RSS_MIB
+        ok = ok and hit
+        target = f"<{DOCUMENT_TARGET_SECONDS:.0f} s, <{DOCUMENT_TARGET_RSS_MIB:.0f} MiB"
+        print(
+            f"{name:<34} {float(seconds):>7.2f} {rss_mib:>12.0f} {target:>16}  "
+            f"{'ok' if hit else 'MISS'}: {what}"
+        )
+    return ok
+
+
 def main() -> int:
     print("OGG/Opus voice notes (mono, 48 kHz, 32 kbit/s) -> 16 kHz mono s16 WAV")
     header = (
@@ -131,10 +213,15 @@ def main() -> int:
         f"  length stated by the container : {honest_ms:7.2f} ms, {honest_decoded:5.1f} s decoded"
     )
     print(f"  container claims 2 s (a lie)   : {lying_ms:7.2f} ms, {lying_decoded:5.1f} s decoded")
+    print()
+    if not kind_rows():
+        missed.append("videos and PDFs (see above)")
     return report(missed)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--rss-child"]:
         sys.exit(rss_child(float(sys.argv[2])))
+    if sys.argv[1:2] == ["--kind-child"]:
+        sys.exit(kind_child(sys.argv[2]))
     sys.exit(main())

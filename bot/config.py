@@ -35,6 +35,9 @@ class Settings(Phi4Settings):
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
     """Seconds an arriving message is held, its storing tried again, while the database is
     locked, full or out of reach; then its sender is asked to send it again."""
+    max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
+    max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
+    max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)
 
     allowed_users: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_USERS")
     allowed_chats: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_CHATS")

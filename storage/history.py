@@ -125,9 +125,16 @@ async def _attachments_after(
 def newest_hashes(
     rows: Sequence[Row], attachments: dict[int, list[Row]], media_limit: int
 ) -> list[str]:
-    """Content hashes of the newest `media_limit` attachments among the kept turns."""
-    hashes: list[str] = []
-    for row in reversed(rows):
+    """Content hashes of the newest `media_limit` attachments among the kept turns.
+
+    The newest turn (the question being answered) keeps every attachment even past the
+    limit, so a video's frames or a PDF's pages all reach the model once; older turns
+    share what the limit leaves. A limit of 0 carries no media at all.
+    """
+    if media_limit <= 0 or not rows:
+        return []
+    hashes = [attachment[4] for attachment in attachments.get(rows[-1][0], ())]
+    for row in reversed(rows[:-1]):
         for attachment in attachments.get(row[0], ()):
             if len(hashes) >= media_limit:
                 return hashes

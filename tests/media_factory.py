@@ -9,6 +9,7 @@ import random
 import struct
 import wave
 import zlib
+from typing import Any
 
 import av
 from PIL import Image
@@ -223,3 +224,160 @@ def m4a_with_damaged_frames(seconds: float, every: int = 7) -> bytes:
     for i in range(mdat + 4, mdat - 4 + size, every):
         data[i] = (i * 151) & 0xFF
     return bytes(data)
+
+
+def make_mp4(
+    seconds: float,
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 10,
+    sound: bool = True,
+    gop: int | None = None,
+) -> bytes:
+    """An H.264 video (a moving colour ramp) with an AAC tone when `sound`, as phones send."""
+    out = io.BytesIO()
+    frames = round(seconds * fps)
+    with av.open(out, "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if gop is not None:
+            video.codec_context.gop_size = gop
+        audio = container.add_stream("aac", rate=44_100, layout="mono") if sound else None
+        shades = min(frames, 32)  # a few distinct pictures, reused: long videos stay quick
+        pictures = [
+            av.VideoFrame.from_image(
+                Image.new("RGB", (width, height), (255 * k // max(1, shades - 1), 200, 80))
+            ).reformat(format="yuv420p")
+            for k in range(shades)
+        ]
+        for n in range(frames):
+            frame = pictures[n * shades // frames]
+            frame.pts = n
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if audio is not None:
+            _mux_tone(container, audio, seconds, 44_100)
+    return out.getvalue()
+
+
+def _mux_tone(container: Any, stream: Any, seconds: float, rate: int) -> None:
+    pcm = tone_pcm(seconds, 440.0, rate)
+    chunk = 1024
+    total = len(pcm) // 2
+    for done in range(0, total, chunk):
+        count = min(chunk, total - done)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=count)
+        frame.planes[0].update(pcm[done * 2 : (done + count) * 2])
+        frame.sample_rate = rate
+        frame.pts = done
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def _pdf(objects: list[bytes], trailer_extra: bytes = b"") -> bytes:
+    """A PDF file from its numbered objects (1 is the catalog), with a correct xref table."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\n" % (len(objects) + 1, trailer_extra)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def _pdf_string(text: str) -> bytes:
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return b"(" + escaped.encode("latin-1") + b")"
+
+
+def make_text_pdf(pages: list[list[str]]) -> bytes:
+    """A PDF whose pages carry the given lines as real text (Helvetica), as word processors
+    export them: text a reader can select and extract."""
+    count = len(pages)
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * n) for n in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for n, lines in enumerate(pages):
+        shown = b"".join(
+            b"BT /F1 12 Tf 72 %d Td %s Tj ET\n" % (760 - 16 * i, _pdf_string(line))
+            for i, line in enumerate(lines)
+        )
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * n)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(shown), shown))
+    return _pdf(objects)
+
+
+def make_scanned_pdf(
+    colors: list[Color], width: int = 400, height: int = 560, resolution: float = 72.0
+) -> bytes:
+    """A PDF of page images only, no text layer: what a scanner or a phone scan app makes
+    (`resolution` in dpi sets the page size: 1240×1754 pixels at 150 dpi is A4)."""
+    images = [Image.new("RGB", (width, height), color) for color in colors]
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:], resolution=resolution)
+    return out.getvalue()
+
+
+def make_encrypted_pdf() -> bytes:
+    """A PDF locked with a user password (standard security handler, RC4 40-bit): readers
+    ask for the password before showing anything."""
+    page = make_text_pdf([["secret"]])
+    body, _, _ = page.partition(b"xref\n")
+    objects = [
+        match.split(b" obj\n", 1)[1].rsplit(b"\nendobj", 1)[0]
+        for match in body.split(b"\nendobj\n")[:-1]
+        if b" obj\n" in match
+    ]
+    objects.append(
+        b"<< /Filter /Standard /V 1 /R 2 /P -44 /O <%s> /U <%s> >>" % ((b"ab" * 32), (b"cd" * 32))
+    )
+    file_id = b"<0123456789abcdef0123456789abcdef>"
+    return _pdf(objects, b"/Encrypt %d 0 R /ID [%s %s] " % (len(objects), file_id, file_id))
+
+
+def make_mkv(seconds: float, *, fps: int = 2, width: int = 64, height: int = 48) -> bytes:
+    """A silent Matroska video (MJPEG frames), the container whose header states a length."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        for n in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (width, height), (n % 256, 0, 0)))
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+def mkv_with_false_duration(data: bytes, seconds: float) -> bytes:
+    """A Matroska file whose Segment Info claims `seconds` (the default 1 ms timecode scale):
+    what a player shows, while every frame of the real length still plays."""
+    at = data.index(b"\x44\x89\x88")  # Duration element, an 8-byte float
+    return data[: at + 3] + struct.pack(">d", seconds * 1000) + data[at + 11 :]
+
+
+def make_webm_sticker(seconds: float = 1.0, size: int = 128, fps: int = 10) -> bytes:
+    """A video sticker as Telegram stores one: VP9 in WebM, square, silent."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="webm") as container:
+        stream = container.add_stream("libvpx-vp9", rate=fps, options={"deadline": "realtime"})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for n in range(round(seconds * fps)):
+            picture = Image.new("RGB", (size, size), (30, 60 + n * 10, 200))
+            frame = av.VideoFrame.from_image(picture)
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()

@@ -238,3 +238,18 @@ async def test_history_for_an_earlier_turn_leaves_out_the_turns_stored_after_it(
     assert [turn.text for turn in history] == ["first"]
     everything = await store.history(conversation, char_budget=1000, media_limit=3)
     assert [turn.text for turn in everything] == ["first", "second"]
+
+
+async def test_the_newest_turn_keeps_every_attachment_past_the_media_limit(store: Store) -> None:
+    conversation = await store.current_conversation(KEY)
+    old = NewAttachment("image", "image/png", b"old photo", "old.png")
+    await _exchange(store, conversation, "first", "ok", attachments=(old,))
+    frames = [
+        NewAttachment("image", "image/jpeg", f"frame {n}".encode(), f"f{n}.jpg") for n in range(5)
+    ]
+    await store.add_user_turn(
+        conversation, text="video", chat_id=1, message_id=None, attachments=frames
+    )
+    turns = await store.history(conversation, char_budget=10_000, media_limit=3)
+    carried = [(a.filename, a.data is not None) for t in turns for a in t.attachments]
+    assert carried == [("old.png", False)] + [(f"f{n}.jpg", True) for n in range(5)]

@@ -111,17 +111,60 @@ def test_a_too_long_message_is_rejected_with_its_length() -> None:
     assert "50 characters" in turn.rejection.user_message
 
 
-def test_a_sticker_is_rejected_as_unsupported() -> None:
-    sticker = {
+def _sticker(*, animated: bool = False, video: bool = False) -> dict[str, object]:
+    return {
         "file_id": "s",
         "file_unique_id": "u",
-        "width": 1,
-        "height": 1,
-        "is_animated": False,
-        "is_video": False,
+        "width": 512,
+        "height": 512,
+        "is_animated": animated,
+        "is_video": video,
         "type": "regular",
+        "emoji": "😀",
     }
-    turn = turn_from_messages([message(sticker=sticker)], ME, max_input_chars=10)
+
+
+def test_a_sticker_is_its_image_or_frame_and_its_emoji() -> None:
+    static = turn_from_messages([message(sticker=_sticker())], ME, max_input_chars=100)
+    assert static.rejection is None and static.text == "[Sticker 😀]"
+    assert [(m.kind, m.how, m.mime_type) for m in static.media] == [
+        ("image", "image", "image/webp")
+    ]
+    video = turn_from_messages([message(sticker=_sticker(video=True))], ME, max_input_chars=100)
+    assert [(m.kind, m.how) for m in video.media] == [("image", "video_sticker")]
+    animated = turn_from_messages(
+        [message(sticker=_sticker(animated=True))], ME, max_input_chars=100
+    )
+    assert animated.media == () and animated.text == "[Sticker 😀]"
+
+
+def test_video_notes_videos_gifs_and_documents_are_read_by_their_form() -> None:
+    note = {"file_id": "n", "file_unique_id": "u", "length": 240, "duration": 3}
+    video = {"file_id": "v", "file_unique_id": "u", "width": 2, "height": 2, "duration": 4}
+    gif = {**video, "file_id": "g", "mime_type": "video/mp4", "file_name": "cat.gif.mp4"}
+    pdf = {"file_id": "d", "file_unique_id": "u", "mime_type": "application/pdf"}
+    forms = [
+        turn_from_messages([message(**fields)], ME, max_input_chars=100).media[0]
+        for fields in (
+            {"video_note": note},
+            {"video": video, "caption": "what?"},
+            {"animation": gif, "document": gif},
+            {"document": {**pdf, "file_name": "a.pdf"}},
+            {"document": {**pdf, "mime_type": "text/plain", "file_name": "a.txt"}},
+        )
+    ]
+    assert [(m.how, m.kind, m.duration) for m in forms] == [
+        ("video_note", "image", 3.0),
+        ("video", "image", 4.0),
+        ("animation", "image", 4.0),
+        ("pdf", None, None),
+        ("text", None, None),
+    ]
+
+
+def test_a_location_is_rejected_as_unsupported() -> None:
+    place = {"latitude": 1.0, "longitude": 2.0}
+    turn = turn_from_messages([message(location=place)], ME, max_input_chars=10)
     assert turn.rejection is not None
     assert "text, photos" in turn.rejection.user_message
 

@@ -76,7 +76,8 @@ class TurnDispatcher:
         if turn.rejection is not None:
             return  # now too long, say: the stored turn stays as it was answered
         store = self.pipeline.store
-        edited = await store.edit_user_turn(turn.key.chat_id, turn.message_id, turn.text)
+        text = await self.recorder.revised_text(turn)
+        edited = await store.edit_user_turn(turn.key.chat_id, turn.message_id, text)
         if edited is None or not edited.changed or not edited.newest:
             return  # never taken, delivered twice, or an older message: history only
         if await store.current_conversation(turn.key) != edited.conversation_id:

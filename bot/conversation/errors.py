@@ -22,7 +22,9 @@ class FileTooLarge(TurnRejected):
 
 
 class UnsupportedMessage(TurnRejected):
-    user_message = Sentence("I can read text, photos, voice notes and audio files.")
+    user_message = Sentence(
+        "I can read text, photos, voice notes, audio, videos, GIFs, stickers, PDFs and text files."
+    )
 
 
 class InputTooLong(TurnRejected):

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from bot.conversation.turns import MediaRef, ReplyTarget
-from storage import NewAttachment
+from bot.conversation.turns import FetchedMedia, MediaRef, ReplyTarget
 
 
 class AnswerView(Protocol):
@@ -72,6 +71,7 @@ class ChatReplies(Protocol):
 
 
 class MediaDownloader(Protocol):
-    """Fetches a turn's media and prepares it for the model (decoded audio, checked images)."""
+    """Fetches a turn's media and prepares it for the model: checked images, decoded audio,
+    video frames and sound, and documents read as text."""
 
-    async def fetch(self, refs: Sequence[MediaRef]) -> list[NewAttachment]: ...
+    async def fetch(self, refs: Sequence[MediaRef]) -> FetchedMedia: ...

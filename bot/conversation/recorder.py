@@ -18,7 +18,7 @@ from bot.conversation.errors import (
 )
 from bot.conversation.ports import MediaDownloader
 from bot.conversation.store_retry import StoreRetry
-from bot.conversation.turns import IncomingTurn
+from bot.conversation.turns import FetchedMedia, IncomingTurn
 from bot.phi4 import MediaNotSupported
 from bot.shared import MediaKind, Sentence, UserFacingError
 from storage import (
@@ -133,8 +133,9 @@ class TurnRecorder:
         if not exempt and await self._retry.run(what, partial(self._over_quota, turn)):
             await self._refuse(turn, DailyQuotaReached())
             return None
-        problem, attachments = await self._fetch(turn)
-        text = turn.text
+        problem, fetched = await self._fetch(turn)
+        attachments = list(fetched.attachments)
+        text = "\n\n".join(t for t in (fetched.text, turn.text) if t)
         if problem is not None and turn.media:
             text = f"{text} [{turn.media[0].filename}: not read]".strip()
         record = partial(
@@ -165,6 +166,19 @@ class TurnRecorder:
             return None
         return AcceptedTurn(recorded.conversation_id, recorded.user_turn_id, problem)
 
+    async def revised_text(self, turn: IncomingTurn) -> str:
+        """The text an edited message's stored turn takes: its documents read again (their
+        text is part of the turn, before the caption) and the new caption."""
+        documents = [ref for ref in turn.media if ref.kind is None]
+        if not documents:
+            return turn.text
+        try:
+            fetched = await self._media.fetch(documents)
+        except Exception as exc:
+            log.info("documents of edited message %s not read again: %s", turn.message_id, exc)
+            return turn.text
+        return "\n\n".join(t for t in (fetched.text, turn.text) if t)
+
     async def _over_quota(self, turn: IncomingTurn) -> bool:
         if not self._daily_quota or turn.sender_id is None:
             return False
@@ -172,34 +186,32 @@ class TurnRecorder:
         used = await self._store.count_user_turns_since(turn.sender_id, since)
         return used >= self._daily_quota
 
-    async def _fetch(
-        self, turn: IncomingTurn
-    ) -> tuple[UserFacingError | None, list[NewAttachment]]:
+    async def _fetch(self, turn: IncomingTurn) -> tuple[UserFacingError | None, FetchedMedia]:
         """The turn's media, ready for the model, or the reason it cannot be read."""
         if turn.rejection is not None:
-            return turn.rejection, []
+            return turn.rejection, FetchedMedia()
         every = turn.context_media + turn.media
-        refused = frozenset(ref.kind for ref in every) - self._accepts
+        refused = frozenset(ref.kind for ref in every if ref.kind is not None) - self._accepts
         if refused:
-            return MediaNotSupported.refusing(refused, self._accepts), []
+            return MediaNotSupported.refusing(refused, self._accepts), FetchedMedia()
         context = await self._fetch_context(turn)
         if not turn.media:
             return None, context
         try:
             return None, context + await self._media.fetch(list(turn.media))
         except UserFacingError as exc:
-            return exc, []
+            return exc, FetchedMedia()
         except Exception:
             log.exception("media of message %s could not be prepared", turn.message_id)
-            return MediaUnavailable(), []
+            return MediaUnavailable(), FetchedMedia()
 
-    async def _fetch_context(self, turn: IncomingTurn) -> list[NewAttachment]:
+    async def _fetch_context(self, turn: IncomingTurn) -> FetchedMedia:
         """The replied-to message's media if it can still be had; the question goes on
         without it otherwise."""
         if not turn.context_media:
-            return []
+            return FetchedMedia()
         try:
             return await self._media.fetch(list(turn.context_media))
         except Exception as exc:
             log.info("media replied to by message %s left out: %s", turn.message_id, exc)
-            return []
+            return FetchedMedia()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bot.shared import MediaKind, UserFacingError
-from storage import ConversationKey
+from bot.shared import MediaForm, MediaKind, UserFacingError
+from storage import ConversationKey, NewAttachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +39,36 @@ class ReplyTarget:
 
 @dataclass(frozen=True, slots=True)
 class MediaRef:
-    """A file of a message, known before it is downloaded."""
+    """A file of a message, known before it is downloaded.
 
-    kind: MediaKind
+    `kind` is the media the backend must take for it (None: it becomes text only, as a text
+    file does); `form` says how it is prepared (a video gives frames and sound), and is
+    `kind` itself for plain images and audio.
+    """
+
+    kind: MediaKind | None
     file_id: str
     file_size: int | None
     mime_type: str | None
     filename: str
     duration: float | None = None
+    form: MediaForm | None = None
+
+    @property
+    def how(self) -> MediaForm:
+        return self.form or self.kind or "text"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMedia:
+    """A turn's files made ready for the model: attachments, and documents read as text."""
+
+    attachments: tuple[NewAttachment, ...] = ()
+    text: str = ""
+
+    def __add__(self, other: FetchedMedia) -> FetchedMedia:
+        text = "\n\n".join(t for t in (self.text, other.text) if t)
+        return FetchedMedia(self.attachments + other.attachments, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
-"""Tells images and audio apart from everything else, by content first and by name second."""
+"""Tells what a file is (image, audio, video, PDF, text), by content first and by name second."""
 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from bot.shared import MediaKind
+from bot.media.text_file import is_text_file
+from bot.shared import MediaForm, MediaKind
 
 _BY_SUFFIX = {
     ".jpg": "image/jpeg",
@@ -131,3 +132,28 @@ def media_kind(mime_type: str | None, filename: str | None = None) -> MediaKind 
     if mime is None:
         return None
     return "image" if mime.startswith("image/") else "audio"
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".webm"})
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+def document_form(mime_type: str | None, filename: str | None = None) -> MediaForm | None:
+    """How a Telegram document becomes model input, judged before downloading it: an image
+    or audio, a video (frames and sound), a PDF, a text or code file; None for anything else.
+
+    The declared type decides; a generic one falls back to the file name's suffix.
+    """
+    kind = media_kind(mime_type, filename)
+    if kind is not None:
+        return kind
+    base = (mime_type or "").split(";", 1)[0].strip().lower()
+    suffix = PurePosixPath(filename or "").suffix.lower()
+    generic = base in _GENERIC_TYPES
+    if base.startswith("video/") or (generic and suffix in VIDEO_SUFFIXES):
+        return "video"
+    if base == "application/pdf" or (generic and suffix == ".pdf"):
+        return "pdf"
+    if is_text_file(None if generic else base, filename):
+        return "text"
+    return None

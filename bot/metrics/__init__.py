@@ -25,7 +25,18 @@ from prometheus_client.exposition import generate_latest
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 UpdateKind = Literal[
-    "text", "photo", "voice", "audio", "document", "command", "edited", "button", "ignored", "other"
+    "text",
+    "photo",
+    "voice",
+    "audio",
+    "video",
+    "sticker",
+    "document",
+    "command",
+    "edited",
+    "button",
+    "ignored",
+    "other",
 ]
 TurnOutcome = Literal["answered", "failed", "stopped", "interrupted"]
 TelegramOutcome = Literal["ok", "429", "4xx", "5xx", "network"]
@@ -90,7 +101,7 @@ BACKEND_REPLICA_UP = Gauge(
 )
 MEDIA_DECODE = Histogram(
     "phi4bot_media_decode_seconds",
-    "Preparing a downloaded file for the model (image check, audio to WAV)",
+    "Preparing a downloaded file for the model (image, audio, video, PDF, text)",
     ["kind"],
     buckets=_SECONDS_FAST,
 )

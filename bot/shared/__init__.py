@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from bot.shared.errors import UserFacingError
 from bot.shared.i18n import Sentence, translate
-from bot.shared.media_kinds import MediaKind, describe_accepts, media_nouns
+from bot.shared.media_kinds import MediaForm, MediaKind, describe_accepts, media_nouns
 
 __all__ = [
+    "MediaForm",
     "MediaKind",
     "Sentence",
     "UserFacingError",

@@ -8,6 +8,12 @@ from bot.shared.i18n import Sentence
 
 MediaKind = Literal["image", "audio"]
 
+MediaForm = Literal[
+    "image", "audio", "video", "video_note", "animation", "video_sticker", "pdf", "text"
+]
+"""What a file is before it is prepared: it decides which decoder turns it into images,
+audio and text (a video gives frames and sound, a PDF text and page images)."""
+
 
 def media_nouns(kinds: frozenset[MediaKind]) -> Sentence:
     """'images', 'audio' or 'images or audio', for sentences users read."""

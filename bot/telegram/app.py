@@ -34,6 +34,7 @@ from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
+from bot.telegram.preparation import MediaLimits
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
@@ -124,7 +125,13 @@ async def _start_services(application: BotApplication) -> None:
         MediaFetcher(
             application.bot,
             max_bytes=settings.max_attachment_bytes,
-            max_audio_seconds=settings.max_audio_seconds,
+            limits=MediaLimits(
+                max_audio_seconds=settings.max_audio_seconds,
+                max_video_seconds=settings.max_video_seconds,
+                max_document_chars=settings.max_document_chars,
+                max_pdf_pages=settings.max_pdf_pages if "image" in backend.accepts else 0,
+                sound="audio" in backend.accepts,
+            ),
         ),
         backend.accepts,
         daily_quota=settings.user_daily_quota,

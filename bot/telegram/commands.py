@@ -24,8 +24,9 @@ from bot.telegram.triggers import conversation_key, is_group, language_of, reply
 log = logging.getLogger(__name__)
 
 HELP = Sentence(
-    "I am Phi-4-multimodal, a small model from Microsoft that reads text, looks at photos "
-    "and listens to voice notes. Send me any of these and I answer; I remember this chat "
+    "I am Phi-4-multimodal, a small model from Microsoft that reads text, PDFs and text "
+    "files, looks at photos, videos and stickers, and listens to voice notes (and to the "
+    "sound of videos). Send me any of these and I answer; I remember this chat "
     "until you start over.\n\n"
     "/new — start a fresh conversation\n"
     "/stop — stop the answer being written\n"

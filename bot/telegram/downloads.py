@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Literal
+from typing import Protocol
 
-from telegram import Bot, Message
+from telegram import Bot, Message, Sticker
 from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.warnings import PTBDeprecationWarning
 
-from bot import metrics
 from bot.conversation.errors import FileTooLarge, MediaUnavailable, UnsupportedMessage
-from bot.conversation.turns import MediaRef
-from bot.media import MediaTooLong, decode_audio_to_wav_async, media_kind, prepare_image
-from storage import NewAttachment
+from bot.conversation.turns import FetchedMedia, MediaRef
+from bot.media import MediaTooLong
+from bot.media.errors import VideoTooLong
+from bot.media.sniff import document_form
+from bot.shared import MediaForm, MediaKind
+from bot.telegram.preparation import MediaLimits, prepare_attachment
 
 log = logging.getLogger(__name__)
 
@@ -26,41 +29,58 @@ DOWNLOAD_ATTEMPTS = 3
 
 
 def media_of(message: Message) -> list[MediaRef]:
-    """The message's photo/voice/audio/image-or-audio document, or `UnsupportedMessage`.
+    """What the message holds for the model, or `UnsupportedMessage`.
 
-    Only the largest photo size is taken. A message with none of these and no text
-    (a sticker, a video, a location) is unsupported.
+    Photos (the largest size), voice notes, audio, video notes, videos, GIFs (`animation`,
+    an MP4 in Telegram), stickers (a static one as an image, a video one as one frame; an
+    animated one holds nothing to download: its emoji is the text) and documents that are
+    images, audio, video, PDFs or text. Locations, polls and other kinds are unsupported.
     """
+    n = message.message_id
     if message.photo:
         size = message.photo[-1]
-        name = f"photo_{message.message_id}.jpg"
-        return [MediaRef("image", size.file_id, size.file_size, "image/jpeg", name)]
+        return [MediaRef("image", size.file_id, size.file_size, "image/jpeg", f"photo_{n}.jpg")]
     if message.voice:
         v = message.voice
-        name = f"voice_{message.message_id}.ogg"
         mime = v.mime_type or "audio/ogg"
-        return [MediaRef("audio", v.file_id, v.file_size, mime, name, _seconds(v.duration))]
+        return [MediaRef("audio", v.file_id, v.file_size, mime, f"voice_{n}.ogg", _seconds(v))]
     if message.audio:
         a = message.audio
-        name = a.file_name or f"audio_{message.message_id}"
-        return [MediaRef("audio", a.file_id, a.file_size, a.mime_type, name, _seconds(a.duration))]
+        name = a.file_name or f"audio_{n}"
+        return [MediaRef("audio", a.file_id, a.file_size, a.mime_type, name, _seconds(a))]
+    if message.video_note:
+        vn = message.video_note
+        return [
+            _video(
+                vn.file_id,
+                vn.file_size,
+                "video/mp4",
+                f"video_note_{n}.mp4",
+                _seconds(vn),
+                "video_note",
+            )
+        ]
+    if message.video:
+        v2 = message.video
+        name = v2.file_name or f"video_{n}.mp4"
+        return [_video(v2.file_id, v2.file_size, v2.mime_type, name, _seconds(v2), "video")]
+    if message.animation:
+        an = message.animation
+        name = an.file_name or f"gif_{n}.mp4"
+        return [_video(an.file_id, an.file_size, an.mime_type, name, _seconds(an), "animation")]
+    if message.sticker:
+        return _sticker(message.sticker, n)
     if message.document:
         d = message.document
-        kind = media_kind(d.mime_type, d.file_name)
-        if kind is None:
+        form = document_form(d.mime_type, d.file_name)
+        if form is None:
             raise UnsupportedMessage()
-        name = d.file_name or f"file_{message.message_id}"
-        return [MediaRef(kind, d.file_id, d.file_size, d.mime_type, name)]
-    unsupported = (
-        message.video,
-        message.video_note,
-        message.animation,
-        message.sticker,
-        message.location,
-        message.contact,
-        message.poll,
-        message.dice,
-    )
+        name = d.file_name or f"file_{n}"
+        kind: MediaKind | None = form if form in ("image", "audio") else None
+        if form == "video":
+            kind = "image"
+        return [MediaRef(kind, d.file_id, d.file_size, d.mime_type, name, form=form)]
+    unsupported = (message.location, message.contact, message.poll, message.dice)
     if any(item is not None for item in unsupported):
         raise UnsupportedMessage()
     if message.text or message.caption:
@@ -68,9 +88,62 @@ def media_of(message: Message) -> list[MediaRef]:
     raise UnsupportedMessage()
 
 
-def _seconds(duration: int | timedelta) -> float:
-    """PTB gives durations as int seconds, or as timedelta when PTB_TIMEDELTA is set."""
+def _video(
+    file_id: str,
+    size: int | None,
+    mime: str | None,
+    name: str,
+    seconds: float | None,
+    form: MediaForm,
+) -> MediaRef:
+    return MediaRef("image", file_id, size, mime or "video/mp4", name, seconds, form)
+
+
+def _sticker(sticker: Sticker, n: int) -> list[MediaRef]:
+    if sticker.is_animated:
+        return []  # Lottie vector animation: the emoji says what it shows
+    if sticker.is_video:
+        return [
+            _video(
+                sticker.file_id,
+                sticker.file_size,
+                "video/webm",
+                f"sticker_{n}.webm",
+                None,
+                "video_sticker",
+            )
+        ]
+    return [
+        MediaRef("image", sticker.file_id, sticker.file_size, "image/webp", f"sticker_{n}.webp")
+    ]
+
+
+class _Timed(Protocol):
+    @property
+    def duration(self) -> int | timedelta: ...
+
+
+def _seconds(media: _Timed) -> float:
+    """The declared duration in seconds, whichever type this PTB version hands out.
+
+    PTB 22 gives int seconds with a deprecation warning, or a timedelta when `PTB_TIMEDELTA`
+    is set; both are read here without the warning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        duration = media.duration
     return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+
+
+def check_duration(ref: MediaRef, limits: MediaLimits) -> None:
+    """Refuse before downloading what Telegram already says is too long (the decoders check
+    the file's real length again: a stated length can be wrong)."""
+    if ref.duration is None:
+        return
+    if ref.how == "audio" and ref.duration > limits.max_audio_seconds:
+        raise MediaTooLong(ref.duration, limits.max_audio_seconds)
+    if ref.how in ("video", "video_note", "animation") and ref.duration > limits.max_video_seconds:
+        raise VideoTooLong(ref.duration, limits.max_video_seconds)
 
 
 def check_size(ref: MediaRef, cap: int) -> None:
@@ -84,27 +157,23 @@ def check_size(ref: MediaRef, cap: int) -> None:
 
 
 class MediaFetcher:
-    """Downloads message media and prepares it: images verified, audio to 16 kHz WAV."""
+    """Downloads message media and prepares it for the model (`preparation`)."""
 
-    def __init__(self, bot: Bot, *, max_bytes: int, max_audio_seconds: float) -> None:
+    def __init__(self, bot: Bot, *, max_bytes: int, limits: MediaLimits) -> None:
         self._bot = bot
         self._max_bytes = max_bytes
-        self._max_audio_seconds = max_audio_seconds
+        self._limits = limits
 
-    async def fetch(self, refs: Sequence[MediaRef]) -> list[NewAttachment]:
+    async def fetch(self, refs: Sequence[MediaRef]) -> FetchedMedia:
         for ref in refs:
             check_size(ref, self._max_bytes)
-        return list(await asyncio.gather(*(self._fetch_one(ref) for ref in refs)))
+            check_duration(ref, self._limits)
+        prepared = await asyncio.gather(*(self._fetch_one(ref) for ref in refs))
+        return sum(prepared, FetchedMedia())
 
-    async def _fetch_one(self, ref: MediaRef) -> NewAttachment:
-        if (
-            ref.kind == "audio"
-            and ref.duration is not None
-            and ref.duration > self._max_audio_seconds
-        ):
-            raise MediaTooLong(ref.duration, self._max_audio_seconds)
+    async def _fetch_one(self, ref: MediaRef) -> FetchedMedia:
         data = await self._download(ref)
-        return await prepare_attachment(ref, data, self._max_audio_seconds)
+        return await prepare_attachment(ref, data, self._limits)
 
     async def _download(self, ref: MediaRef) -> bytes:
         """getFile and the download, retried on network errors and 5xx (safe: they only read)."""
@@ -120,26 +189,3 @@ class MediaFetcher:
                     raise MediaUnavailable() from exc
                 await asyncio.sleep(0.5 * 2**attempt)
         raise MediaUnavailable()
-
-
-async def prepare_attachment(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
-    """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV.
-
-    The time it takes is recorded in `phi4bot_media_decode_seconds`.
-    """
-    started = time.perf_counter()
-    try:
-        return await _prepare(ref, data, max_audio_seconds)
-    finally:
-        metrics.observe_media_decode(ref.kind, time.perf_counter() - started)
-
-
-async def _prepare(ref: MediaRef, data: bytes, max_audio_seconds: float) -> NewAttachment:
-    kind: Literal["image", "audio"] = ref.kind
-    if kind == "image":
-        image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)
-        name = image.filename or ref.filename
-        return NewAttachment("image", image.mime_type, image.data, name, ref.file_id)
-    decoded = await decode_audio_to_wav_async(data, max_seconds=max_audio_seconds)
-    stem = ref.filename.rsplit(".", 1)[0] or "audio"
-    return NewAttachment("audio", "audio/wav", decoded.wav, f"{stem}.wav", ref.file_id)

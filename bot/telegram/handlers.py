@@ -64,6 +64,10 @@ def update_kind(message: Message) -> metrics.UpdateKind:
         return "voice"
     if message.audio:
         return "audio"
+    if message.video_note or message.video or message.animation:
+        return "video"
+    if message.sticker:
+        return "sticker"
     if message.document:
         return "document"
     if message.text:

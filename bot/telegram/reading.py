@@ -8,6 +8,7 @@ from telegram import Message
 
 from bot.conversation.errors import InputTooLong, TurnRejected, UnsupportedMessage
 from bot.conversation.turns import IncomingTurn, MediaRef, ReplyTarget
+from bot.media.sticker import sticker_text
 from bot.shared import Sentence
 from bot.telegram.downloads import media_of
 from bot.telegram.triggers import (
@@ -40,6 +41,8 @@ def turn_from_messages(
         text = next((m.text or m.caption for m in messages if m.text or m.caption), "") or ""
     if group:
         text = strip_mention(text, bot)
+    stickers = [sticker_text(m.sticker.emoji) for m in messages if m.sticker is not None]
+    text = " ".join([text, *stickers]).strip()
     rejection: TurnRejected | None = None
     media: list[MediaRef] = []
     for message in messages:
@@ -56,6 +59,8 @@ def turn_from_messages(
     context: list[MediaRef] = []
     if quoting and replied is not None:
         quoted = replied.text or replied.caption or ""
+        if replied.sticker is not None:
+            quoted = sticker_text(replied.sticker.emoji)
         if quoted:
             text = f'{_quoting(replied, bot, group=group)} "{quoted}"\n\n{text}'.strip()
         try:

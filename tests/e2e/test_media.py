@@ -99,9 +99,12 @@ async def test_bad_media_gets_a_clear_reply_and_the_bot_keeps_working(
     assert (
         "could not" in tg.messages(42)[1].text.lower() or "read" in tg.messages(42)[1].text.lower()
     )
-    tg.send_sticker(alice.chat, alice)
+    tg.send_sticker(alice.chat, alice)  # a damaged WEBP
     await tg.wait_until(lambda: len(tg.messages(42)) == 3, timeout=10)
-    assert "text, photos" in tg.messages(42)[2].text
+    assert "could not read that image" in tg.messages(42)[2].text
+    tg.send_document(alice.chat, alice, b"PK\x03\x04", "photos.zip", "application/zip")
+    await tg.wait_until(lambda: len(tg.messages(42)) == 4, timeout=10)
+    assert "text, photos" in tg.messages(42)[3].text
     assert model.chat_requests == []
     tg.send_text(alice.chat, alice, "still there?")
     await tg.wait_until(lambda: tg.messages(42)[-1].text == "Fine.", timeout=10)
@@ -151,5 +154,5 @@ async def test_images_and_audio_sent_as_files_are_read_like_photos_and_voice(
 
     tg.send_document(alice.chat, alice, b"%PDF-1.4 ...", "report.pdf", "application/pdf")
     await tg.wait_until(lambda: len(tg.messages(42)) == 3, timeout=10)
-    assert "text, photos" in tg.messages(42)[2].text
+    assert tg.messages(42)[2].text == "I could not read that PDF. It may be damaged."
     assert len(model.chat_requests) == 2

@@ -1,8 +1,9 @@
 """Dedicated virtual environments holding one pinned Gradio each, created once and reused.
 
 Gradio is a test-only dependency and never enters the project's own venv: each major runs in
-its own venv (`.venv-gradio5/`, `.venv-gradio6/` at the repository root, or under
-`PHI4BOT_GRADIO_VENVS`), and the test server runs there in a subprocess. A venv counts as ready
+its own venv (`.venv-gradio5/`, `.venv-gradio6/` under `~/.cache/phi4bot`, or under
+`PHI4BOT_GRADIO_VENVS`), outside the clone so that every clone and CI run on the machine reuses
+them, and the test server runs there in a subprocess. A venv counts as ready
 when its stamp file names the pinned version; creation is guarded by a file lock so two test
 processes never build the same venv at once.
 """
@@ -18,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 GRADIO_PINS = {"5": "5.50.0", "6": "6.31.0"}
 """The newest release of each Gradio major at the time of writing; bump them together."""
 INSTALL_TIMEOUT = 900.0
@@ -41,7 +41,11 @@ class EnvUnavailable(RuntimeError):
 
 
 def venvs_root() -> Path:
-    return Path(os.environ.get("PHI4BOT_GRADIO_VENVS") or ROOT)
+    configured = os.environ.get("PHI4BOT_GRADIO_VENVS")
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "phi4bot"
 
 
 def ensure_env(major: str) -> GradioEnv:

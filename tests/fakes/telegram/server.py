@@ -12,10 +12,10 @@ from typing import Any, Self
 from aiohttp import web
 
 from .api import BY_LOWER_NAME, Handler
-from .driver import ChatDriver
 from .errors import ApiError
 from .faults import Body, Fault, FaultPlan, failure_response
 from .limits import COUNTED_METHODS, TELEGRAM_LIMITS, Clock, FloodControl, Limits, real_clock
+from .media_driver import MediaDriver
 from .observe import ChatObserver
 from .params import Params, Upload
 from .state import World
@@ -30,7 +30,7 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
-class FakeTelegram(ChatDriver, ChatObserver):
+class FakeTelegram(MediaDriver, ChatObserver):
     """A Bot API server on 127.0.0.1 (random port) for one bot token.
 
     `url` is the TELEGRAM_API_URL to give the bot: methods live at `{url}/bot{token}/{method}`
