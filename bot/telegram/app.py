@@ -167,6 +167,7 @@ async def _start_services(application: BotApplication) -> None:
             access=access,
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
+            media_wait=settings.media_wait,
         ),
         peers=peers,
     )
@@ -210,7 +211,7 @@ async def _stop_answers(application: BotApplication) -> None:
     services = application.bot_data.services
     if services is None:
         return
-    services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
+    services.admission.gathering.flush_all()  # what still gathers becomes a stored turn
     if services.pipeline.health is not None:
         await services.pipeline.health.aclose()
     if services.peers is not None:
