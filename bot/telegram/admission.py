@@ -10,6 +10,7 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence
 from bot.telegram.gathering import TurnGatherer
 from bot.telegram.reading import turn_from_messages
+from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.triggers import BotIdentity, is_private, reply_target
 
 NOT_ENABLED = Sentence("I am not enabled in this chat.")
@@ -31,6 +32,7 @@ class Admission:
         dispatcher: TurnDispatcher,
         max_input_chars: int,
         media_wait: float = 0.0,
+        speech_notice: SpeechNotice | None = None,
     ) -> None:
         self.identity = identity
         self.access = access
@@ -38,6 +40,7 @@ class Admission:
         self.max_input_chars = max_input_chars
         self.gathering = TurnGatherer(self._gathered, follow_up_wait=media_wait)
         """Albums, and media waiting `media_wait` seconds for its question."""
+        self.speech_notice = speech_notice
         self._told: set[tuple[str, int]] = set()
 
     def admit(self, message: Message) -> bool:
@@ -88,4 +91,12 @@ class Admission:
             max_input_chars=self.max_input_chars,
             text_override=text_override,
         )
+        self.submit_turn(turn, *messages)
+
+    def submit_turn(self, turn: IncomingTurn, *speakers: Message) -> None:
+        """Queue a read turn; `speakers` are the messages whose speech it carries, so the
+        chat hears once when Phi-4 may mishear their language."""
+        notice = self.speech_notice
+        if notice is not None and any(notice.needed(m) for m in speakers):
+            self.dispatcher.spawn(notice.tell(turn.target))
         self.dispatcher.submit(turn)

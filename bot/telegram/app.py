@@ -36,6 +36,7 @@ from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.services import BotServices
+from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
@@ -168,6 +169,7 @@ async def _start_services(application: BotApplication) -> None:
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
             media_wait=settings.media_wait,
+            speech_notice=SpeechNotice(store, pipeline.say),
         ),
         peers=peers,
     )
