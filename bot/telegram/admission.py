@@ -98,5 +98,5 @@ class Admission:
         chat hears once when Phi-4 may mishear their language."""
         notice = self.speech_notice
         if notice is not None and any(notice.needed(m) for m in speakers):
-            self.dispatcher.spawn(notice.tell(turn.target))
+            self.dispatcher.tasks.spawn(notice.tell(turn.target), name=f"speech-notice-{turn.key}")
         self.dispatcher.submit(turn)
