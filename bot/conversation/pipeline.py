@@ -195,7 +195,7 @@ class TurnPipeline:
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
-            char_budget=self.settings.history_chars,
+            char_budget=self.settings.history_read_chars,
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )

@@ -141,6 +141,41 @@ class BadAnswer(Phi4Error):
     failure_class = FailureClass.REQUEST
 
 
+class EmptyStream(Phi4Error):
+    """The server closed the answer without sending anything (llama.cpp's server does this
+    when a streamed prompt overflows its window, or it cannot read the request)."""
+
+    user_message = Sentence(
+        "The model server closed the answer without sending anything. Please try again."
+    )
+
+
+class ContextOverflow(Phi4Error):
+    """The server refused the prompt as longer than its context window (vLLM's 400).
+
+    `window` is the window the server named and `requested` the tokens it counted, when its
+    message says so; the window fitting learns from both and retries with less history.
+    """
+
+    user_message = Sentence("The conversation is too long for the model. Start a new one.")
+    failure_class = FailureClass.REQUEST
+
+    def __init__(
+        self, detail: str, *, window: int | None = None, requested: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.window = window
+        self.requested = requested
+
+
+class TurnTooLong(Phi4Error):
+    """The message being answered does not fit the model's window even without any history;
+    the sentence names what to shorten."""
+
+    user_message = Sentence("Your message is too long for the model. Send a shorter one.")
+    failure_class = FailureClass.REQUEST
+
+
 class EmptyConversation(Phi4Error):
     user_message = Sentence("There is nothing to answer yet: send a message first.")
     failure_class = FailureClass.REQUEST
@@ -153,7 +188,9 @@ __all__ = [
     "BackendUnavailable",
     "BadAnswer",
     "ConnectionRefused",
+    "ContextOverflow",
     "EmptyConversation",
+    "EmptyStream",
     "FailureClass",
     "MediaNotSupported",
     "NoChatEndpoint",
@@ -163,6 +200,7 @@ __all__ = [
     "SpaceAsleep",
     "SpaceNotFound",
     "SpacePaused",
+    "TurnTooLong",
     "UnknownModel",
     "UnreadableMedia",
     "UserFacingError",

@@ -17,7 +17,9 @@ from bot.phi4.conversation import Conversation
 from bot.phi4.errors import (
     BackendTimeout,
     BadAnswer,
+    ContextOverflow,
     EmptyConversation,
+    EmptyStream,
     MediaNotSupported,
     UnknownModel,
 )
@@ -34,6 +36,7 @@ from bot.phi4.openai_errors import (
     translate,
 )
 from bot.phi4.openai_request import MEDIA_KINDS, build_messages, split_query, without_credentials
+from bot.phi4.openai_window import ask_overflow, ask_window
 from bot.phi4.read_pacing import ReadPacer
 from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
@@ -142,15 +145,9 @@ class OpenAIBackend(AsyncClosing):
         kinds = conversation.media_kinds
         model = self.model_for(kinds)
         log.debug("chat request: model %s, %d turns", model, len(conversation.turns))
-        body = orjson.dumps(
-            {
-                "model": model,
-                "messages": build_messages(conversation),
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-        )
+        body = orjson.dumps(self._request(conversation))
         started = False
+        received = 0
         response: aiohttp.ClientResponse | None = None
         try:
             async with StallWatchdog(self.stream_timeout) as watchdog:
@@ -170,7 +167,13 @@ class OpenAIBackend(AsyncClosing):
                     finally:
                         watchdog.armed = False
                     if not chunk:
+                        if not received:  # llama.cpp's answer to a prompt over its window
+                            raise EmptyStream(
+                                f"{self.base_url} closed the answer without sending anything "
+                                f"(request of {len(body)} bytes, {len(conversation.turns)} turns)"
+                            )
                         return  # the server ended the stream without [DONE]
+                    received += len(chunk)
                     events = parser.feed(chunk)
                     if not events:
                         continue  # a comment (keep-alive) or part of an event: not data
@@ -195,6 +198,36 @@ class OpenAIBackend(AsyncClosing):
         finally:
             if response is not None:
                 response.close()  # mid-answer: hang up, so the server stops generating
+
+    def _request(self, conversation: Conversation) -> dict[str, object]:
+        return {
+            "model": self.model_for(conversation.media_kinds),
+            "messages": build_messages(conversation),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def context_window(self) -> int | None:
+        """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`)."""
+        return await ask_window(
+            self.session,
+            root=self._root,
+            query=self._query,
+            headers=self._headers,
+            model=self.model,
+            timeout=self.connect_timeout,
+        )
+
+    async def overflow(self, conversation: Conversation) -> ContextOverflow | None:
+        """Whether the server refuses this prompt as too long, asked without streaming."""
+        return await ask_overflow(
+            self.session,
+            url=f"{self._root}/chat/completions",
+            query=self._query,
+            headers=self._headers,
+            body=self._request(conversation),
+            timeout=self.stream_timeout,
+        )
 
     async def _post_chat(self, body: bytes) -> aiohttp.ClientResponse:
         """POST the request; retry what the official client retries; raise on an error answer."""

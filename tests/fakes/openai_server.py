@@ -16,6 +16,9 @@ Usage::
         srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
         srv.max_streams = 4     # serve at most 4 answers at once; later ones wait (vLLM's batch)
+        srv.window = 1200       # a context window, counted with a real tokenizer (o200k)
+        srv.shape = "llama-cpp-python"  # how it tells an overflow: see `SHAPES`
+        srv.fail_next("empty")  # HTTP 200 and an empty body, as llama.cpp answers a bad prompt
         await srv.kill()        # die at once: listening stops, open streams are cut
         await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
 
@@ -36,8 +39,10 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.context_window import SHAPES, EmptyStream, overflow_refusal, window_props
+
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
-FAILURES = ("500", "503", "429", "401", "404", "status", "error-event", "stall", "drop")
+FAILURES = ("500", "503", "429", "401", "404", "status", "empty", "error-event", "stall", "drop")
 """`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
 
 
@@ -99,6 +104,12 @@ class FakeOpenAIServer:
         self.streaming_now = 0
         self.most_streaming_at_once = 0
         self.max_streams: int | None = None
+        self.window: int | None = None
+        self.shape = "vllm"
+        self.states_window = True
+        """Whether a vLLM-shaped server lists `max_model_len` (older versions do not)."""
+        self.prompt_tokens: list[int] = []
+        """The prompt size of each chat request, as this server counted it."""
         self._slots: asyncio.Semaphore | None = None
         self._open: set[asyncio.Transport] = set()
         self._failures: list[_Failure] = []
@@ -147,6 +158,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/props", self._props)
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -203,7 +215,18 @@ class FakeOpenAIServer:
         data = [
             {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
         ]
+        if self.window is not None and self.shape == "vllm" and self.states_window:
+            for entry in data:
+                entry["max_model_len"] = self.window
         return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.StreamResponse:
+        """llama.cpp's C++ server states its window here; the others have no such page."""
+        await self._record(request)
+        props = window_props(self.shape, self.window)
+        if props is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response(props)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -212,6 +235,13 @@ class FakeOpenAIServer:
         refused = self._unauthorised(request) or self._refusal(failure, body)
         if refused:
             return refused
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown shape {self.shape!r}; choose from {SHAPES}")
+        overflow = overflow_refusal(self.shape, self.window, body, self.prompt_tokens)
+        if overflow is not None:
+            return overflow
+        if failure.kind == "empty":
+            return EmptyStream()
         if not body.get("stream"):
             return self._complete(body)
         return await self._stream(request, recorded, body, failure.kind, failure.after)
