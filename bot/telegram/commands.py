@@ -19,7 +19,13 @@ from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import Priority
-from bot.telegram.triggers import conversation_key, is_group, language_of, reply_target
+from bot.telegram.triggers import (
+    conversation_key,
+    is_group,
+    is_private,
+    language_of,
+    reply_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +112,13 @@ def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, A
 
 
 async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
+    """What the bot does; an admin also reads whether the model server answers right now."""
     await cmd_help(services, message, args)
+    health = services.pipeline.health
+    user_id = message.from_user.id if message.from_user else None
+    if health is not None and user_id in services.settings.admins and is_private(message):
+        state = await health.state_for_admin(user_id)
+        await _say(services, message, translate(state, language_of(message)))
 
 
 async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:

@@ -35,6 +35,20 @@ async def on_message(update: Update, context: BotContext) -> None:
         services.admission.take(message)
 
 
+async def on_private_message(update: Update, context: BotContext) -> None:
+    """Before anything else: an admin writing privately gets a notice that could not be
+    sent before (a bot cannot write first). /start shows the backend's state instead."""
+    message = update.message
+    health = context.services.pipeline.health
+    if message is None or message.from_user is None or health is None:
+        return
+    if message.from_user.id not in context.services.settings.admins:
+        return
+    if (message.text or "").split("@")[0].split(" ")[0].lower() == "/start":
+        return
+    health.admin_wrote(message.from_user.id)
+
+
 async def on_edited(update: Update, context: BotContext) -> None:
     """An edited message: the turn stored from it is rewritten (and answered again when it
     is the newest question); a message the bot never took stays ignored."""
@@ -90,6 +104,10 @@ async def on_error(update: object, context: BotContext) -> None:
 
 
 def register_handlers(application: BotApplication) -> None:
+    application.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, on_private_message),
+        group=-1,
+    )
     for handler in COMMAND_HANDLERS:
         application.add_handler(handler)
     application.add_handler(BUTTON_HANDLER)
