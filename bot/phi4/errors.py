@@ -150,6 +150,20 @@ class EmptyStream(Phi4Error):
     )
 
 
+class AnswerCutAtLength(Phi4Error):
+    """The server stopped the answer at its length limit (`finish_reason: "length"`).
+
+    Raised after the text it cut was given out: the answer is kept, and the reader told it
+    is not whole and how to get the rest.
+    """
+
+    user_message = Sentence(
+        "✂️ The answer was cut at the model's length limit: press Continue "
+        "(or send /continue) for the rest."
+    )
+    failure_class = FailureClass.REQUEST
+
+
 class ContextOverflow(Phi4Error):
     """The server refused the prompt as longer than its context window (vLLM's 400).
 
@@ -183,6 +197,7 @@ class EmptyConversation(Phi4Error):
 
 __all__ = [
     "AccessDenied",
+    "AnswerCutAtLength",
     "BackendMisconfigured",
     "BackendTimeout",
     "BackendUnavailable",

@@ -15,6 +15,7 @@ import orjson
 from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Conversation
 from bot.phi4.errors import (
+    AnswerCutAtLength,
     BackendTimeout,
     BadAnswer,
     ContextOverflow,
@@ -178,11 +179,15 @@ class OpenAIBackend(AsyncClosing):
                     if not events:
                         continue  # a comment (keep-alive) or part of an event: not data
                     watchdog.feed()
-                    text, done = _contents(events)
+                    text, done, finish = _contents(events)
                     if text:
                         started = True
                         pacer.text_given(loop.time())
                         yield text
+                    if finish == "length":
+                        raise AnswerCutAtLength(
+                            f"{self.base_url} cut the answer at its length limit"
+                        )
                     if done:
                         return
         except TimeoutError as exc:
@@ -301,16 +306,18 @@ class OpenAIBackend(AsyncClosing):
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
 
 
-def _contents(events: list[bytes]) -> tuple[str, bool]:
-    """The content the events carry, joined, and whether `[DONE]` was among them.
+def _contents(events: list[bytes]) -> tuple[str, bool, str | None]:
+    """The content the events carry, joined, whether `[DONE]` was among them, and the
+    answer's finish reason if one came (`length` when the server cut it).
 
     Raises `ServerError` for an error event, `ValueError` for data that is not a chunk.
     """
     parts: list[str] = []
+    finish: str | None = None
     loads = orjson.loads
     for data in events:
         if data.startswith(b"[DONE]"):
-            return "".join(parts), True
+            return "".join(parts), True, finish
         chunk = loads(data)
         if not isinstance(chunk, dict):
             raise ValueError(f"not a chunk: {data[:200]!r}")
@@ -320,10 +327,13 @@ def _contents(events: list[bytes]) -> tuple[str, bool]:
             raise ServerError(Failure("event", error_code(error), message))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta")
-            if delta and choice.get("index", 0) == 0:
+            if choice.get("index", 0) != 0:
+                continue
+            if delta:
                 content = delta.get("content")
                 if content:
                     parts.append(content)
+            finish = choice.get("finish_reason") or finish
         if chunk.get("usage") is not None:
             log.debug("usage: %s", chunk["usage"])
-    return "".join(parts), False
+    return "".join(parts), False, finish

@@ -75,3 +75,46 @@ async def test_an_empty_answer_is_a_clear_failure_and_the_next_message_is_answer
         timeout=15,
         what="the next answer",
     )
+
+
+async def test_an_answer_cut_at_the_length_limit_is_kept_and_continued(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer, model.chunk_size = ANSWER, 10
+    model.fail_next("length", after=3)  # the server's max_tokens: 30 characters, then "length"
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    tg.send_text(alice.chat, alice, "Tell me about the keepers.")
+
+    def cut_with_continue() -> bool:
+        replies = tg.messages(42)
+        return bool(replies) and "▶️ Continue" in replies[0].buttons
+
+    await tg.wait_until(cut_with_continue, timeout=15, what="the Continue button")
+    (cut,) = tg.messages(42)
+    assert cut.text.startswith(ANSWER[:30])
+    assert "cut at the model's length limit" in cut.text
+    assert cut.buttons == ["🔄 Regenerate", "▶️ Continue"]
+
+    model.answer = "and the boats came home by its light."
+    tg.press_button(alice.chat, alice, cut.message_id, "▶️ Continue")
+    await tg.wait_until(
+        lambda: len(tg.messages(42)) == 2 and tg.messages(42)[1].text == model.answer,
+        timeout=15,
+        what="the rest, as the next message",
+    )
+    body = model.chat_requests[-1].json
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert body["messages"][2]["content"] == ANSWER[:30]  # the cut answer is kept in history
+    assert "Continue exactly where" in str(body["messages"][3]["content"])
+    await tg.wait_until(lambda: tg.messages(42)[0].buttons == [], timeout=10)
+
+    model.answer = "More about the cottage."
+    tg.send_text(alice.chat, alice, "/continue")
+    await tg.wait_until(
+        lambda: len(tg.messages(42)) == 3 and tg.messages(42)[2].text == model.answer,
+        timeout=15,
+        what="the /continue answer",
+    )
+    assert "Continue exactly where" in str(model.chat_requests[-1].json["messages"][-1])

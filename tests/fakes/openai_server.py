@@ -19,6 +19,7 @@ Usage::
         srv.window = 1200       # a context window, counted with a real tokenizer (o200k)
         srv.shape = "llama-cpp-python"  # how it tells an overflow: see `SHAPES`
         srv.fail_next("empty")  # HTTP 200 and an empty body, as llama.cpp answers a bad prompt
+        srv.fail_next("length", after=3)  # three chunks, then finish_reason "length" (max_tokens)
         await srv.kill()        # die at once: listening stops, open streams are cut
         await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
 
@@ -42,7 +43,19 @@ from aiohttp import web
 from tests.fakes.context_window import SHAPES, EmptyStream, overflow_refusal, window_props
 
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
-FAILURES = ("500", "503", "429", "401", "404", "status", "empty", "error-event", "stall", "drop")
+FAILURES = (
+    "500",
+    "503",
+    "429",
+    "401",
+    "404",
+    "status",
+    "empty",
+    "length",
+    "error-event",
+    "stall",
+    "drop",
+)
 """`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
 
 
@@ -305,16 +318,20 @@ class FakeOpenAIServer:
         self.most_streaming_at_once = max(self.most_streaming_at_once, self.streaming_now)
         try:
             await self._send(response, chunk({"role": "assistant", "content": ""}))
+            finish = "stop"
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
+                if kind == "length" and number == after:
+                    finish = "length"  # the server's max_tokens: the answer ends here
+                    break
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
                 if self.pause_after is not None and number == self.pause_after:
                     await self._hold(request, response, self._resume)
                 await self._send(response, chunk({"content": piece}))
                 recorded.chunks_sent += 1
-            await self._send(response, chunk({}, "stop"))
+            await self._send(response, chunk({}, finish))
             if usage_wanted:
                 usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}
                 usage["total_tokens"] = 10 + recorded.chunks_sent
