@@ -18,8 +18,9 @@ DEFAULT_SYSTEM_PROMPT = (
     "user writes in. Answer concisely and use Markdown sparingly."
 )
 
-READ_CHARS_PER_TOKEN = 6
-"""Prose averages under 5 characters a token, code with deep indentation about 6."""
+READ_CHARS_PER_TOKEN = 5
+"""The estimate allows under 4 characters a token of English, Russian or code, so reading 5
+a token never leaves out a turn the window could hold (`python -m bench.context`)."""
 
 IdSet = Annotated[frozenset[int], NoDecode]
 NameSet = Annotated[frozenset[str], NoDecode]

@@ -82,6 +82,18 @@ async def test_llama_cpp_python_empty_answer_to_an_overflow_is_learned_from_and_
     assert len(kept) == 31 and "window 1200" in kept[-1]
 
 
+async def test_a_server_counting_three_times_the_estimate_is_learned_from_once(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.shape, srv.token_scale = "llama-cpp-python", 3.0
+    async with fitted(srv) as backend:
+        answers = await converse(backend, 20)
+        assert backend.undercount > 2.0  # the estimate errs high, so less than 3
+    assert all(a == srv.answer for a in answers)
+    refused = [t for t in srv.prompt_tokens if t >= WINDOW]
+    assert len(refused) <= 2  # not one refusal per turn: later prompts fit the first time
+
+
 async def test_vllm_refusal_names_the_window_and_the_turn_is_answered(
     srv: FakeOpenAIServer,
 ) -> None:

@@ -58,6 +58,9 @@ class WindowFitting(AsyncClosing):
         self.answer_tokens = answer_tokens
         self.stated_window: int | None = None
         """The window the server stated or its refusal named, once known."""
+        self.undercount = 1.0
+        """How many tokens the server counted per estimated one, when a refusal showed it
+        counts more (a tokenizer unlike Phi-4's); later budgets shrink by as much."""
         self._asked_at: float | None = None
 
     async def window(self) -> int:
@@ -78,8 +81,8 @@ class WindowFitting(AsyncClosing):
         return self.configured_window
 
     def budget(self, window: int) -> int:
-        """Prompt tokens a window leaves once the answer has its room."""
-        return window - answer_room(window, self.answer_tokens)
+        """Estimated prompt tokens a window leaves once the answer has its room."""
+        return int((window - answer_room(window, self.answer_tokens)) / self.undercount)
 
     async def stream(
         self, conversation: Conversation, *, on_queue: QueueListener | None = None
@@ -142,12 +145,11 @@ class WindowFitting(AsyncClosing):
             if self.stated_window != overflow.window:
                 log.info("%s named its context window: %d tokens", self.name, overflow.window)
             self.stated_window = window = overflow.window
-        budget = min(self.budget(window), fitted.tokens)
         requested = overflow.requested if overflow is not None else None
         if requested and requested > fitted.tokens:
-            # the server counted more than the estimate: scale down by as much
-            budget = int(budget * fitted.tokens / requested)
-        return int(budget * SAFETY)
+            # the server counts more than the estimate: budgets shrink by as much from now on
+            self.undercount = max(self.undercount, requested / fitted.tokens)
+        return int(min(self.budget(window), fitted.tokens) * SAFETY)
 
     async def probe(self) -> str:
         return await self.inner.probe()

@@ -30,6 +30,8 @@ _WINDOW_WORDS = (
 )
 _REQUESTED_WORDS = (
     re.compile(r"you requested (\d+) tokens", re.IGNORECASE),
+    re.compile(r"request has (\d+) input tokens", re.IGNORECASE),
+    re.compile(r"(\d+) tokens in the messages", re.IGNORECASE),
     re.compile(r"requested tokens \((\d+)\)", re.IGNORECASE),
     re.compile(r"(\d+) tokens? (?:from|in) the input", re.IGNORECASE),
 )

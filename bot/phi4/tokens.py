@@ -16,6 +16,7 @@ import io
 import math
 import string
 import struct
+from functools import lru_cache
 
 from PIL import Image, UnidentifiedImageError
 
@@ -72,9 +73,33 @@ was underestimated (the worst overestimate is about 30 %, on plain code)."""
 
 
 def text_tokens(text: str) -> int:
-    """Tokens of `text`, rounded up; the empty text costs nothing."""
+    """Tokens of `text`, rounded up; the empty text costs nothing.
+
+    Each answer re-sends the same history, so the estimates of recent texts are kept
+    (`_estimate`'s cache): a turn is measured once, not once per answer.
+    """
     if not text:
         return 0
+    if len(text) < SHORT:
+        return _measure(text)
+    return _estimate(text)
+
+
+SHORT = 64
+"""Texts shorter than this are measured every time: caching them costs as much."""
+
+
+@lru_cache(maxsize=8192)
+def _estimate(text: str) -> int:
+    return _measure(text)
+
+
+def forget_estimates() -> None:
+    """Empty the cache of estimates (to measure the cost of a history never seen before)."""
+    _estimate.cache_clear()
+
+
+def _measure(text: str) -> int:
     classes = text.encode("utf-8", "surrogatepass").translate(CLASSES)
     total = sum(weight * classes.count(kind) for kind, weight in WEIGHTS.items())
     return math.ceil(total)

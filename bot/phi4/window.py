@@ -59,14 +59,16 @@ def fit(conversation: Conversation, *, budget: int) -> Fitted:
     if used > budget:
         raise _too_long(current, system, current_text, current_media, budget)
     older = turns[:-1]
-    texts = [MESSAGE_TOKENS + text_tokens(_with_placeholders(t).text) for t in older]
-    first = len(older)
-    while first > 0 and used + texts[first - 1] <= budget:
+    first, cost = len(older), 0
+    while first > 0:  # from the newest back, measuring only what is looked at
+        cost = MESSAGE_TOKENS + text_tokens(_with_placeholders(older[first - 1]).text)
+        if used + cost > budget:
+            break
         first -= 1
-        used += texts[first]
+        used += cost
     if first < len(older) and older[first].role == "assistant":
-        used -= texts[first]  # a conversation read by the model starts with a question
-        first += 1
+        used -= MESSAGE_TOKENS + text_tokens(_with_placeholders(older[first]).text)
+        first += 1  # a conversation read by the model starts with a question
     kept = list(older[first:])
     media_dropped = 0
     for index in range(len(kept) - 1, -1, -1):  # media back from the newest while it fits

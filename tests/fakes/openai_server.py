@@ -120,6 +120,8 @@ class FakeOpenAIServer:
         self.window: int | None = None
         self.shape = "vllm"
         self.states_window = True
+        self.token_scale = 1.0
+        """Tokens counted per o200k token: above 1 for a tokenizer with a smaller vocabulary."""
         """Whether a vLLM-shaped server lists `max_model_len` (older versions do not)."""
         self.prompt_tokens: list[int] = []
         """The prompt size of each chat request, as this server counted it."""
@@ -250,7 +252,9 @@ class FakeOpenAIServer:
             return refused
         if self.shape not in SHAPES:
             raise ValueError(f"unknown shape {self.shape!r}; choose from {SHAPES}")
-        overflow = overflow_refusal(self.shape, self.window, body, self.prompt_tokens)
+        overflow = overflow_refusal(
+            self.shape, self.window, body, self.prompt_tokens, self.token_scale
+        )
         if overflow is not None:
             return overflow
         if failure.kind == "empty":
