@@ -18,6 +18,7 @@ from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
+from bot.telegram.speech_commands import SPEECH_HANDLERS, SPEECH_MENU
 from bot.telegram.streaming.pacing import Priority
 from bot.telegram.triggers import (
     conversation_key,
@@ -53,6 +54,7 @@ MENU = [
     ("system", Sentence("Show or set the system prompt")),
     ("ask", Sentence("Ask a question (in groups)")),
     ("continue", Sentence("Continue the last answer")),
+    *SPEECH_MENU,
     ("help", Sentence("What I can do")),
 ]
 NOTHING_TO_CONTINUE = Sentence("There is no answer to continue yet.")
@@ -287,4 +289,5 @@ COMMAND_HANDLERS = [
     CommandHandler("stop", on_stop),
     CommandHandler("ask", on_ask),
     CommandHandler("continue", on_continue),
+    *SPEECH_HANDLERS,
 ]

@@ -24,7 +24,8 @@ async def on_message(update: Update, context: BotContext) -> None:
     services = context.services
     if is_group(message):
         me = services.identity
-        if not (mentions_bot(message, me) or replies_to_bot(message, me)):
+        addressed = mentions_bot(message, me) or replies_to_bot(message, me)
+        if not (addressed or services.admission.gathering.awaits(message)):
             metrics.count_update("ignored")
             return
     elif not is_private(message):
@@ -47,6 +48,13 @@ async def on_private_message(update: Update, context: BotContext) -> None:
     if (message.text or "").split("@")[0].split(" ")[0].lower() == "/start":
         return
     health.admin_wrote(message.from_user.id)
+
+
+async def before_command(update: Update, context: BotContext) -> None:
+    """Media its sender left waiting for a question is taken before their command runs, so
+    /new, /retry or /stop act on a conversation that already holds it."""
+    if update.message is not None:
+        context.services.admission.gathering.release(update.message)
 
 
 async def on_edited(update: Update, context: BotContext) -> None:
@@ -106,7 +114,10 @@ async def on_error(update: object, context: BotContext) -> None:
 def register_handlers(application: BotApplication) -> None:
     application.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, on_private_message),
-        group=-1,
+        group=-2,  # its own group: in one group only the first matching handler runs
+    )
+    application.add_handler(
+        MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, before_command), group=-1
     )
     for handler in COMMAND_HANDLERS:
         application.add_handler(handler)

@@ -18,7 +18,7 @@ from bot.phi4.tokens import (
 )
 from tests.media_factory import make_jpeg, make_png, make_wav
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[3]
 SAMPLES = sorted((ROOT / "bench" / "samples").glob("*.txt"))
 O200K = quicktok.get_encoding("o200k_base")
 
