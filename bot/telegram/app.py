@@ -35,6 +35,7 @@ from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
+from bot.telegram.polling_request import PollingRequest
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
@@ -72,7 +73,7 @@ def build_application(settings: Settings) -> BotApplication:
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(True)
         .request(requests)
-        .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .get_updates_request(PollingRequest(pulse, connection_pool_size=1, read_timeout=45.0))
         .post_init(_start_services)
         .post_stop(_stop_answers)
         .post_shutdown(_close_services)

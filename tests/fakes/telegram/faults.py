@@ -39,6 +39,10 @@ class FaultPlan:
         if fault.remaining > 0:
             self._faults.append(fault)
 
+    def clear(self) -> None:
+        """Forget every fault not yet met: the outage is over."""
+        self._faults.clear()
+
     def take(self, method: str) -> Fault | None:
         for fault in self._faults:
             if fault.matches(method):

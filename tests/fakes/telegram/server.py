@@ -95,6 +95,10 @@ class FakeTelegram(MediaDriver, ChatObserver):
         """
         self._faults.add(Fault("fail", n, method, status, body, retry_after))
 
+    def end_faults(self) -> None:
+        """Drop the faults still planned: every call is answered normally from now on."""
+        self._faults.clear()
+
     def reset_next(self, n: int = 1, *, method: str | None = None) -> None:
         """Close the connection of the next `n` calls without answering (the call is not run)."""
         self._faults.add(Fault("reset", n, method))
