@@ -72,6 +72,13 @@ class Phi4Settings(BaseSettings):
     )
     replica_backoff_max: float = Field(60.0, alias="PHI4_REPLICA_BACKOFF_MAX", gt=0)
 
+    max_tokens: int | None = Field(
+        None,
+        alias="PHI4_MAX_TOKENS",
+        gt=0,
+        description="the longest answer asked of an OpenAI-compatible server, in tokens; "
+        "unset leaves it to the server",
+    )
     connect_timeout: float = Field(15.0, alias="PHI4_CONNECT_TIMEOUT", gt=0)
     stream_timeout: float = Field(120.0, alias="PHI4BOT_STREAM_TIMEOUT", gt=0)
     max_audio_seconds: float = Field(300.0, alias="PHI4BOT_MAX_AUDIO_SECONDS", gt=0)
