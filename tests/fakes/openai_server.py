@@ -12,6 +12,8 @@ Usage::
         srv.fail_next("status", status=400, message="...")  # any error answer
         srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
         srv.text_only = True    # refuse images/audio with 400, as Ollama does
+        srv.shape = "llama"     # fail as llama.cpp's server does (see `server_shapes`)
+        srv.context_window = 1200  # refuse prompts longer than that many (estimated) tokens
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
         srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
@@ -36,9 +38,32 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes import server_shapes
+
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
-FAILURES = ("500", "503", "429", "401", "404", "status", "error-event", "stall", "drop")
-"""`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
+FAILURES = (
+    "500",
+    "503",
+    "429",
+    "401",
+    "404",
+    "status",
+    "empty",
+    "context-vllm",
+    "context-llama",
+    "image-llama",
+    "audio-llama",
+    "error-event",
+    "stall",
+    "drop",
+    "no-end",
+    "length",
+)
+"""`status` answers `fail_next(..., status=, message=)`; `empty` is an HTTP 200 with no body
+(llama.cpp's server on a streamed prompt it cannot serve); `context-*` and `*-llama` are
+the real servers' answers recorded in `server_shapes`; the last five happen mid-stream:
+`no-end` closes the stream cleanly without a finish reason or `[DONE]`, `length` ends it
+with `finish_reason: "length"` as a server's length limit does."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,8 @@ class FakeOpenAIServer:
         self.chunk_delay = 0.0
         self.models = [DEFAULT_MODEL, "vision", "speech"]
         self.text_only = False
+        self.shape: server_shapes.Shape = "vllm"
+        self.context_window: int | None = None
         self.api_key: str | None = None
         self.down = False
         self.pause_after: int | None = None
@@ -200,9 +227,12 @@ class FakeOpenAIServer:
         if refused:
             return refused
         now = int(time.time())
-        data = [
+        data: list[dict[str, object]] = [
             {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
         ]
+        if self.context_window is not None and self.shape == "vllm":
+            for entry in data:
+                entry["max_model_len"] = self.context_window
         return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -227,11 +257,23 @@ class FakeOpenAIServer:
         if kind in ("500", "503", "429"):
             text = {"500": "Internal server error", "503": "Service unavailable"}
             return _error(int(kind), text.get(kind, "Rate limit reached"), "server_error")
+        streamed = bool(body.get("stream"))
+        if kind == "empty":
+            return server_shapes.empty_stream()
+        if kind == "context-vllm":
+            return server_shapes.vllm_overflow(self.context_window or 1200, 1500, None)
+        if kind in ("context-llama", "image-llama", "audio-llama"):
+            return server_shapes.llama_answer(kind, body, streamed=streamed)
         media = _has_media(body)
+        if self.text_only and media and self.shape == "llama":
+            which = "audio-llama" if "audio" in media else "image-llama"
+            return server_shapes.llama_answer(which, body, streamed=streamed)
         if self.text_only and media:
             return _error(
                 400, f"model does not support {sorted(media)[-1]}", "invalid_request_error"
             )
+        if self.context_window is not None:
+            return server_shapes.overflow(self.shape, self.context_window, body, streamed=streamed)
         return None
 
     def _complete(self, body: dict[str, Any]) -> web.Response:
@@ -278,13 +320,17 @@ class FakeOpenAIServer:
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
+                if kind in ("length", "no-end") and number == after:
+                    break
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
                 if self.pause_after is not None and number == self.pause_after:
                     await self._hold(request, response, self._resume)
                 await self._send(response, chunk({"content": piece}))
                 recorded.chunks_sent += 1
-            await self._send(response, chunk({}, "stop"))
+            if kind == "no-end":
+                return response  # the stream ends without a finish reason or [DONE]
+            await self._send(response, chunk({}, "length" if kind == "length" else "stop"))
             if usage_wanted:
                 usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}
                 usage["total_tokens"] = 10 + recorded.chunks_sent
