@@ -131,6 +131,17 @@ async def test_vllms_400_for_a_prompt_over_its_window_is_a_context_overflow_with
     assert len(srv.chat_requests) == 1, "a request that cannot fit is not retried"
 
 
+async def test_github_models_413_over_its_token_limit_is_a_context_overflow(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.fail_next("context-github")
+    async with backend(srv) as b:
+        with pytest.raises(ContextOverflow) as caught:
+            await collect(b, ask())
+    assert caught.value.limit == 8000
+    assert "too long" in caught.value.user_message
+
+
 async def test_llamas_empty_200_for_a_prompt_over_its_window_is_an_empty_stream(
     srv: FakeOpenAIServer,
 ) -> None:

@@ -51,7 +51,9 @@ _OVERFLOW = (
     re.compile(r"maximum context length is (?P<limit>\d+)"),
     re.compile(r"exceeds? (?:the )?context (?:window|length|size) of (?P<limit>\d+)"),
     re.compile(r"context window of (?P<limit>\d+)"),
+    re.compile(r"too large for [^.]* model\. max size: (?P<limit>\d+) tokens"),  # GitHub Models
 )
+_OVERFLOW_CODES = ("context_length_exceeded", "tokens_limit_reached")
 _REQUESTED = re.compile(
     r"(?:requested (?P<a>\d+) tokens|requested tokens \((?P<b>\d+)\)"
     r"|resulted in (?P<c>\d+) tokens|request has (?P<d>\d+) input tokens)"
@@ -149,7 +151,7 @@ def context_overflow(failure: Failure) -> tuple[int | None, int | None] | None:
         if found is not None:
             limit = int(found.group("limit"))
             break
-    named = failure.code == "context_length_exceeded" or "context length" in lowered
+    named = failure.code in _OVERFLOW_CODES or "context length" in lowered
     if limit is None and not named and "too long" not in lowered:
         return None
     asked = _REQUESTED.search(lowered)

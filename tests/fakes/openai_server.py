@@ -50,6 +50,7 @@ FAILURES = (
     "status",
     "empty",
     "context-vllm",
+    "context-github",
     "context-llama",
     "image-llama",
     "audio-llama",
@@ -262,6 +263,8 @@ class FakeOpenAIServer:
             return server_shapes.empty_stream()
         if kind == "context-vllm":
             return server_shapes.vllm_overflow(self.context_window or 1200, 1500, None)
+        if kind == "context-github":
+            return server_shapes.github_overflow(self.context_window or 8000)
         if kind in ("context-llama", "image-llama", "audio-llama"):
             return server_shapes.llama_answer(kind, body, streamed=streamed)
         media = _has_media(body)

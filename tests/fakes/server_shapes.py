@@ -6,7 +6,8 @@ against the real server), so the fake fails byte for byte as it does: an empty H
 a streamed prompt longer than its window or an image its chat template cannot render, a 500
 validation dump repeating the request's base64 audio, a 400 `context_length_exceeded` for a
 non-streamed prompt that does not fit. vLLM's 400 for a prompt longer than `max_model_len`
-is written from its source (`serving_engine.py`), with the numbers of the request.
+is written from its source (`serving_engine.py`), with the numbers of the request, and
+GitHub Models' 413 `tokens_limit_reached` as its users have reported it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ def vllm_overflow(window: int, prompt_tokens: int, max_tokens: int | None) -> we
         )
     error = {"message": message, "type": "BadRequestError", "param": None, "code": 400}
     return web.json_response({"error": error}, status=400)
+
+
+def github_overflow(window: int) -> web.Response:
+    """GitHub Models' 413 for a request over its per-request token limit."""
+    message = (
+        f"Request body too large for phi-4-multimodal-instruct model. Max size: {window} tokens."
+    )
+    error = {"code": "tokens_limit_reached", "message": message, "details": message}
+    return web.json_response({"error": error}, status=413)
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
