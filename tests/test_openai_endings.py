@@ -126,7 +126,7 @@ async def test_vllms_400_for_a_prompt_over_its_window_is_a_context_overflow_with
     async with backend(srv) as b:
         with pytest.raises(ContextOverflow) as caught:
             await collect(b, ask("word " * 200))
-    assert caught.value.limit == 100
+    assert caught.value.window == 100
     assert caught.value.requested is not None and caught.value.requested > 100
     assert len(srv.chat_requests) == 1, "a request that cannot fit is not retried"
 
@@ -138,7 +138,7 @@ async def test_github_models_413_over_its_token_limit_is_a_context_overflow(
     async with backend(srv) as b:
         with pytest.raises(ContextOverflow) as caught:
             await collect(b, ask())
-    assert caught.value.limit == 8000
+    assert caught.value.window == 8000
     assert "too long" in caught.value.user_message
 
 

@@ -180,7 +180,7 @@ class AnswerCutAtLength(Phi4Error):
 class ContextOverflow(Phi4Error):
     """The server refused the prompt as longer than its context window.
 
-    `limit` and `requested` are the server's own numbers (tokens) when it gave them (vLLM's
+    `window` and `requested` are the server's own numbers (tokens) when it gave them (vLLM's
     and llama.cpp's messages do), for whoever shortens the prompt and asks again.
     """
 
@@ -188,10 +188,10 @@ class ContextOverflow(Phi4Error):
     failure_class = FailureClass.REQUEST
 
     def __init__(
-        self, detail: str, *, limit: int | None = None, requested: int | None = None
+        self, detail: str, *, window: int | None = None, requested: int | None = None
     ) -> None:
         super().__init__(detail)
-        self.limit = limit
+        self.window = window
         self.requested = requested
 
 

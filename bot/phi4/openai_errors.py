@@ -119,7 +119,7 @@ def translate(failure: Failure, *, where: str, model: str) -> Phi4Error:
     overflow = context_overflow(failure)
     if overflow is not None:
         limit, requested = overflow
-        return ContextOverflow(detail, limit=limit, requested=requested)
+        return ContextOverflow(detail, window=limit, requested=requested)
     misconfigured = misconfigured_answer(status, message, where=where, model=model)
     if misconfigured is not None:
         return misconfigured

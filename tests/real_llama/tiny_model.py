@@ -46,7 +46,7 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     text = ["▁", *string.ascii_letters, *string.digits, *string.punctuation]
     words = ["▁the", "▁a", "▁is", "▁of", "▁and", "▁to", "▁in", "▁it", "▁you", "▁what"]
     words += ["<|", "|>", "user", "system", "assistant", "end"]
-    text += [w for w in (*words, *ANSWER) if w not in text]
+    text = list(dict.fromkeys([*text, *words, *ANSWER]))  # each piece once
     pieces += text
     types += [NORMAL] * len(text)
     # longer pieces score higher, so the tokenizer prefers them to their letters
