@@ -1,7 +1,7 @@
 """How real OpenAI-compatible servers answer what they cannot serve, for the fake to copy.
 
 llama.cpp's server (`llama-cpp-python`'s `python -m llama_cpp.server`) answers are replayed
-from the recordings in `tests/fixtures/model_servers/` (made by `tests/real_llama/record.py`
+from the recordings in `tests/fixtures/model_servers/` (made by `tests/real/llama/record.py`
 against the real server), so the fake fails byte for byte as it does: an empty HTTP 200 for
 a streamed prompt longer than its window or an image its chat template cannot render, a 500
 validation dump repeating the request's base64 audio, a 400 `context_length_exceeded` for a

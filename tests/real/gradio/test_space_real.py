@@ -26,12 +26,12 @@ from bot.phi4.errors import BackendUnavailable, QuotaExceeded
 from bot.phi4.space import SpaceBackend
 from bot.phi4.space.gradio_config import PUBLIC_SPACE_ENDPOINTS, ChatEndpoints, find_chat_endpoints
 from tests.media_factory import make_jpeg, make_ogg_opus, make_png, make_wav
-from tests.real_gradio.server import GradioServer
+from tests.real.gradio.server import GradioServer
 
 pytestmark = pytest.mark.timeout(900)
 """The first test of a session may have to create the Gradio venvs."""
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 QUOTA = "You have exceeded your GPU quota (60s requested vs. 0s left)."
 
 

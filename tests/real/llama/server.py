@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.real_gradio.server import _die_with_parent, free_port
-from tests.real_llama.envs import LlamaEnv, venv_home
+from tests.real.gradio.server import _die_with_parent, free_port
+from tests.real.llama.envs import LlamaEnv, venv_home
 
 WRITER = Path(__file__).with_name("tiny_model.py")
 MODEL_ALIAS = "phi4-tiny"

@@ -3,8 +3,8 @@
 Each case is one request and what the real server answered: status, content type and the
 body byte for byte (the request's base64 audio, which the server repeats in its validation
 dump, is replaced by `AUDIO_PLACEHOLDER`). `tests/fixtures/model_servers/` holds them for the
-fake OpenAI server to replay; `tests/real_llama/test_recordings.py` checks they still match
-the real server, and ``python -m tests.real_llama.record`` writes them anew.
+fake OpenAI server to replay; `tests/real/llama/test_recordings.py` checks they still match
+the real server, and ``python -m tests.real.llama.record`` writes them anew.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.server_shapes import AUDIO_PLACEHOLDER, FIXTURES
-from tests.real_llama.envs import LLAMA_CPP_PYTHON, ensure_llama_env
-from tests.real_llama.server import MODEL_ALIAS, N_CTX, LlamaServer
+from tests.real.llama.envs import LLAMA_CPP_PYTHON, ensure_llama_env
+from tests.real.llama.server import MODEL_ALIAS, N_CTX, LlamaServer
 
 LONG_PROMPT = "Tell me everything about the history of tea, in detail. " * 60
 """About 3,000 tokens for the tiny model's tokenizer: far over a 512-token window."""

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from tests.e2e.conftest import model, start_bot, tg  # noqa: F401  (the bot's fixtures, reused)
-from tests.real_llama.envs import LlamaEnv, LlamaEnvUnavailable, ensure_llama_env
-from tests.real_llama.server import LlamaServer
+from tests.real.llama.envs import LlamaEnv, LlamaEnvUnavailable, ensure_llama_env
+from tests.real.llama.server import LlamaServer
 
 log = logging.getLogger(__name__)
 

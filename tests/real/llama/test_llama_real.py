@@ -18,9 +18,9 @@ from tests.e2e.conftest import StartBot
 from tests.fakes.server_shapes import recording
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_png
-from tests.real_llama.record import CASES, silence_wav
-from tests.real_llama.record import ask as ask_server
-from tests.real_llama.server import MODEL_ALIAS, LlamaServer
+from tests.real.llama.record import CASES, silence_wav
+from tests.real.llama.record import ask as ask_server
+from tests.real.llama.server import MODEL_ALIAS, LlamaServer
 
 ANSWER = "Hello from the tiny llama!"
 pytestmark = pytest.mark.timeout(3600)  # the first test may wait for llama.cpp to compile
@@ -63,7 +63,7 @@ def chat_posts(server: LlamaServer) -> int:
 def test_the_recorded_answers_the_fake_replays_are_what_the_server_answers(
     llama_server: LlamaServer, case: object
 ) -> None:
-    from tests.real_llama.record import Case
+    from tests.real.llama.record import Case
 
     assert isinstance(case, Case)
     now, then = ask_server(llama_server.base_url, case), recording(case.name)
