@@ -12,6 +12,7 @@ from typing import TextIO
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.logs import RedactingFormatter
 from bot.phi4 import (
     AnswerCutAtLength,
     Attachment,
@@ -195,9 +196,8 @@ def describe_setting(value: object) -> str:
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    """Masked exactly as the log masks, so `check` and the log never disagree."""
+    return RedactingFormatter(secrets).redact(text)
 
 
 async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:

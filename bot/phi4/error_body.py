@@ -76,8 +76,8 @@ def error_code(body: object) -> object:
 
 
 def shorten(message: str) -> str:
-    """A message cut to `MESSAGE_CHARS`, marked where it was cut."""
-    message = message.strip()
+    """A message on one line, cut to `MESSAGE_CHARS` and marked where it was cut."""
+    message = " ".join(message.split())
     return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1] + "…"
 
 

@@ -165,6 +165,7 @@ class OpenAIBackend(AsyncClosing):
         """
         if not conversation.turns:
             raise EmptyConversation("no turns to answer")
+        conversation = conversation.earlier_media_only(self.accepts)
         self.check_media(conversation)
         kinds = conversation.media_kinds
         model = self.model_for(kinds)
@@ -191,6 +192,9 @@ class OpenAIBackend(AsyncClosing):
                     f"{self.base_url} cut the answer at its length limit", text="".join(answer)
                 )
             return
+        if not answer and kinds and may_refuse_media(error, failure):
+            if await self._reachable_now():
+                raise self._refused(kinds, error) from error
         if isinstance(error, EmptyStream):
             log.warning(
                 "%s closed the answer without sending anything (a request of %d bytes: "
@@ -200,9 +204,6 @@ class OpenAIBackend(AsyncClosing):
                 turns,
                 ", ".join(sorted(kinds)) or "none",
             )
-        if not answer and kinds and may_refuse_media(error, failure):
-            if await self._reachable_now():
-                raise self._refused(kinds, error) from error
         raise error
 
     def _payload(self, model: str, conversation: Conversation) -> dict[str, object]:

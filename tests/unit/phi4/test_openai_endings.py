@@ -213,3 +213,18 @@ async def test_the_chain_moves_media_a_server_refused_to_one_that_takes_it() -> 
             assert await collect(chain, ask("and this?", photo())) == "A photo."
         assert len(text_only.chat_requests) == 2, "the refusal was remembered"
         assert len(vision.chat_requests) == 2
+
+
+async def test_after_a_refusal_earlier_photos_stay_out_and_text_turns_are_answered(
+    srv: FakeOpenAIServer,
+) -> None:
+    srv.shape, srv.text_only = "llama", True
+    asked = ask("what is this?", photo())
+    async with backend(srv) as b:
+        assert await collect(b, ask("hello")) == srv.answer
+        with pytest.raises(MediaNotSupported):
+            await collect(b, asked)
+        follow_up = Conversation((*asked.turns, Turn("assistant", "?"), Turn("user", "And?")))
+        assert await collect(b, follow_up) == srv.answer
+    sent = srv.chat_requests[-1].json["messages"]
+    assert sent[0]["content"] == "[image] what is this?"
