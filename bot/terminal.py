@@ -30,6 +30,7 @@ from bot.phi4.errors import FailureClass
 from bot.phi4.facade import load_attachment
 from bot.phi4.health import survey
 from bot.shared import UserFacingError
+from bot.shared.urls import display_url
 
 QUIT = "/quit"
 
@@ -108,7 +109,7 @@ class TerminalChat:
         except AnswerCutAtLength as exc:  # an answer all the same: kept, and said to be cut
             self.stdout.write("\n")
             self.stdout.flush()
-            print(f"({exc.user_message})", file=self.stderr)
+            print("(the answer was cut at the model's length limit)", file=self.stderr)
             self.turns = (*turns, Turn("assistant", exc.text))
             return True
         except Phi4Error as exc:
@@ -190,6 +191,8 @@ def describe_setting(value: object) -> str:
         return "set (hidden)" if value.get_secret_value() else "not set"
     if value is None:
         return "not set"
+    if isinstance(value, str) and "://" in value:
+        return display_url(value)
     if isinstance(value, frozenset | set | list | tuple):
         return ",".join(sorted(str(v) for v in value)) or "(empty)"
     return str(value)

@@ -169,10 +169,13 @@ class AnswerCutAtLength(Phi4Error):
     can keep it, tell the user it was cut, and offer to continue.
     """
 
-    user_message = Sentence("The answer was cut off at the model's length limit.")
+    user_message = Sentence(
+        "✂️ The answer was cut at the model's length limit: press Continue "
+        "(or send /continue) for the rest."
+    )
     failure_class = FailureClass.REQUEST
 
-    def __init__(self, detail: str, *, text: str) -> None:
+    def __init__(self, detail: str, *, text: str = "") -> None:
         super().__init__(detail)
         self.text = text
 
@@ -197,6 +200,14 @@ class ContextOverflow(Phi4Error):
 
 class BadAnswer(Phi4Error):
     user_message = Sentence("The model sent an answer I could not understand. Please try again.")
+    failure_class = FailureClass.REQUEST
+
+
+class TurnTooLong(Phi4Error):
+    """The message being answered does not fit the model's window even without any history;
+    the sentence names what to shorten."""
+
+    user_message = Sentence("Your message is too long for the model. Send a shorter one.")
     failure_class = FailureClass.REQUEST
 
 
@@ -226,6 +237,7 @@ __all__ = [
     "SpaceAsleep",
     "SpaceNotFound",
     "SpacePaused",
+    "TurnTooLong",
     "UnknownModel",
     "UnreadableMedia",
     "UserFacingError",

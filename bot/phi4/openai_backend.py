@@ -21,6 +21,7 @@ from bot.phi4.errors import (
     AnswerCutAtLength,
     BackendTimeout,
     BadAnswer,
+    ContextOverflow,
     EmptyConversation,
     EmptyStream,
     MediaNotSupported,
@@ -41,6 +42,7 @@ from bot.phi4.openai_errors import (
     translate,
 )
 from bot.phi4.openai_request import MEDIA_KINDS, build_messages, split_query, without_credentials
+from bot.phi4.openai_window import ask_overflow, ask_window
 from bot.phi4.read_pacing import ReadPacer
 from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
@@ -304,6 +306,32 @@ class OpenAIBackend(AsyncClosing):
             return False
         return True
 
+    def _request(self, conversation: Conversation) -> dict[str, object]:
+        """What `stream` would send for this conversation, as a value."""
+        return self._payload(self.model_for(conversation.media_kinds), conversation)
+
+    async def context_window(self) -> int | None:
+        """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`)."""
+        return await ask_window(
+            self.session,
+            root=self._root,
+            query=self._query,
+            headers=self._headers,
+            model=self.model,
+            timeout=self.connect_timeout,
+        )
+
+    async def overflow(self, conversation: Conversation) -> ContextOverflow | None:
+        """Whether the server refuses this prompt as too long, asked without streaming."""
+        return await ask_overflow(
+            self.session,
+            url=f"{self._root}/chat/completions",
+            query=self._query,
+            headers=self._headers,
+            body=self._request(conversation),
+            timeout=self.stream_timeout,
+        )
+
     async def _post_chat(self, body: bytes, *, media: bool) -> aiohttp.ClientResponse:
         """POST the request; retry what the official client retries; raise on an error answer.
 
@@ -401,6 +429,7 @@ def _contents(events: list[bytes], ending: StreamEnding) -> str:
     Raises `ServerError` for an error event, `ValueError` for data that is not a chunk.
     """
     parts: list[str] = []
+    finish: str | None = None
     loads = orjson.loads
     for data in events:
         if data.startswith(b"[DONE]"):

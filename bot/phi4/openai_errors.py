@@ -8,7 +8,6 @@ with a sentence a chat user can act on.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 import aiohttp
@@ -26,6 +25,7 @@ from bot.phi4.errors import (
     QuotaExceeded,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection
+from bot.phi4.openai_window import overflow_from
 from bot.shared import MediaKind, Sentence
 
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -47,17 +47,6 @@ _MEDIA_WORDS = (
     "not support",
 )
 """Words of an error that names a content part, a media type, validation or a feature."""
-_OVERFLOW = (
-    re.compile(r"maximum context length is (?P<limit>\d+)"),
-    re.compile(r"exceeds? (?:the )?context (?:window|length|size) of (?P<limit>\d+)"),
-    re.compile(r"context window of (?P<limit>\d+)"),
-    re.compile(r"too large for [^.]* model\. max size: (?P<limit>\d+) tokens"),  # GitHub Models
-)
-_OVERFLOW_CODES = ("context_length_exceeded", "tokens_limit_reached")
-_REQUESTED = re.compile(
-    r"(?:requested (?P<a>\d+) tokens|requested tokens \((?P<b>\d+)\)"
-    r"|resulted in (?P<c>\d+) tokens|request has (?P<d>\d+) input tokens)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +57,7 @@ class Failure:
     status: object
     message: str
     code: object = None
+    """The body's `error.code`, such as vLLM's `context_length_exceeded`."""
 
 
 class ServerError(Exception):
@@ -83,6 +73,11 @@ async def status_failure(response: aiohttp.ClientResponse) -> Failure:
     raw = await response.content.read(ERROR_BODY_BYTES)
     body = parse_error_body(raw, status=response.status)
     return Failure("status", response.status, body.message, body.code)
+
+
+def error_code_of(failure: Failure) -> object:
+    """The error's code (`context_length_exceeded`), or its status when it has none."""
+    return failure.code if failure.code is not None else failure.status
 
 
 def retry_delay(attempt: int, retry_after: str | None) -> float:
@@ -116,10 +111,9 @@ def translate(failure: Failure, *, where: str, model: str) -> Phi4Error:
     message, status = failure.message, failure.status
     detail = f"{where} answered {status}: {message}"
     status_code = status if isinstance(status, int) else None
-    overflow = context_overflow(failure)
+    overflow = overflow_from(error_code_of(failure), message, detail=detail)
     if overflow is not None:
-        limit, requested = overflow
-        return ContextOverflow(detail, window=limit, requested=requested)
+        return overflow
     misconfigured = misconfigured_answer(status, message, where=where, model=model)
     if misconfigured is not None:
         return misconfigured
@@ -140,23 +134,6 @@ def translate(failure: Failure, *, where: str, model: str) -> Phi4Error:
             status=status_code,
         )
     return BackendUnavailable(detail, status=status_code)
-
-
-def context_overflow(failure: Failure) -> tuple[int | None, int | None] | None:
-    """The window and the tokens asked for, if the failure says the prompt is too long."""
-    lowered = failure.message.lower()
-    limit: int | None = None
-    for pattern in _OVERFLOW:
-        found = pattern.search(lowered)
-        if found is not None:
-            limit = int(found.group("limit"))
-            break
-    named = failure.code in _OVERFLOW_CODES or "context length" in lowered
-    if limit is None and not named and "too long" not in lowered:
-        return None
-    asked = _REQUESTED.search(lowered)
-    requested = next((int(g) for g in asked.groups() if g), None) if asked else None
-    return limit, requested
 
 
 def may_refuse_media(error: Phi4Error, failure: Failure | None) -> bool:

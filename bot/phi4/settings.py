@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.shared import MediaKind
+from bot.shared.urls import url_secrets
 
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 MediaSet = Annotated[frozenset[MediaKind], NoDecode]
@@ -79,6 +80,19 @@ class Phi4Settings(BaseSettings):
         description="the longest answer asked of an OpenAI-compatible server, in tokens; "
         "unset leaves it to the server",
     )
+    context_tokens: int = Field(
+        131_072,
+        alias="PHI4_CONTEXT_TOKENS",
+        ge=256,
+        description="the model's context window when the server does not state it",
+    )
+    answer_tokens: int = Field(
+        4096,
+        alias="PHI4_ANSWER_TOKENS",
+        gt=0,
+        description="tokens of the window kept free for the answer (at most a quarter of it)",
+    )
+
     connect_timeout: float = Field(15.0, alias="PHI4_CONNECT_TIMEOUT", gt=0)
     stream_timeout: float = Field(120.0, alias="PHI4BOT_STREAM_TIMEOUT", gt=0)
     max_audio_seconds: float = Field(300.0, alias="PHI4BOT_MAX_AUDIO_SECONDS", gt=0)
@@ -130,6 +144,8 @@ class Phi4Settings(BaseSettings):
         return tuple(self.openai_base_url.split(","))
 
     def client_secrets(self) -> list[str]:
-        """The model client's secret values, for log redaction."""
+        """The model client's secret values, for log redaction: keys, and what its URLs hide."""
         found = [self.openai_api_key, self.hf_token]
-        return [s for s in (secret_value(v) for v in found) if s]
+        keys = [s for s in (secret_value(v) for v in found) if s]
+        urls = (self.openai_base_url, self.phi4_space_url, self.hf_endpoint)
+        return keys + [secret for url in urls for secret in url_secrets(url)]

@@ -48,7 +48,7 @@ async def test_a_photo_a_text_only_server_refuses_is_told_once_and_text_goes_on(
     tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
 ) -> None:
     model.answer = "Fine, thanks."
-    model.shape, model.text_only = "llama", True
+    model.shape, model.text_only = "llama-cpp-python", True
     await start_bot()
     alice = tg.private_user(42, "Alice")
     tg.send_text(alice.chat, alice, "How are you?")

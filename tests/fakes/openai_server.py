@@ -11,13 +11,18 @@ Usage::
         srv.fail_next("stall", after=2)  # two content chunks, then silence
         srv.fail_next("status", status=400, message="...")  # any error answer
         srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
-        srv.text_only = True    # refuse images/audio with 400, as Ollama does
-        srv.shape = "llama"     # fail as llama.cpp's server does (see `server_shapes`)
-        srv.context_window = 1200  # refuse prompts longer than that many (estimated) tokens
+        srv.text_only = True    # refuse images/audio with 400, as Ollama does (with the
+                                # `llama-cpp-python` shape: its recorded 500 or empty 200)
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
         srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
         srv.max_streams = 4     # serve at most 4 answers at once; later ones wait (vLLM's batch)
+        srv.window = 1200       # a context window, counted with a real tokenizer (o200k)
+        srv.shape = "llama-cpp-python"  # how it tells an overflow: see `SHAPES`
+        srv.fail_next("empty")  # HTTP 200 and an empty body, as llama.cpp answers a bad prompt
+        srv.fail_next("image-llama")  # llama.cpp's recorded answer to an image part
+        srv.fail_next("no-end", after=2)  # two chunks, then the end without [DONE]
+        srv.fail_next("length", after=3)  # three chunks, then finish_reason "length" (max_tokens)
         await srv.kill()        # die at once: listening stops, open streams are cut
         await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
 
@@ -39,6 +44,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from tests.fakes import server_shapes
+from tests.fakes.context_window import SHAPES, overflow_refusal, window_props
 
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
 FAILURES = (
@@ -117,8 +123,6 @@ class FakeOpenAIServer:
         self.chunk_delay = 0.0
         self.models = [DEFAULT_MODEL, "vision", "speech"]
         self.text_only = False
-        self.shape: server_shapes.Shape = "vllm"
-        self.context_window: int | None = None
         self.api_key: str | None = None
         self.down = False
         self.pause_after: int | None = None
@@ -127,6 +131,14 @@ class FakeOpenAIServer:
         self.streaming_now = 0
         self.most_streaming_at_once = 0
         self.max_streams: int | None = None
+        self.window: int | None = None
+        self.shape = "vllm"
+        self.states_window = True
+        self.token_scale = 1.0
+        """Tokens counted per o200k token: above 1 for a tokenizer with a smaller vocabulary."""
+        """Whether a vLLM-shaped server lists `max_model_len` (older versions do not)."""
+        self.prompt_tokens: list[int] = []
+        """The prompt size of each chat request, as this server counted it."""
         self._slots: asyncio.Semaphore | None = None
         self._open: set[asyncio.Transport] = set()
         self._failures: list[_Failure] = []
@@ -175,6 +187,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/props", self._props)
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -231,10 +244,18 @@ class FakeOpenAIServer:
         data: list[dict[str, object]] = [
             {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
         ]
-        if self.context_window is not None and self.shape == "vllm":
+        if self.window is not None and self.shape == "vllm" and self.states_window:
             for entry in data:
-                entry["max_model_len"] = self.context_window
+                entry["max_model_len"] = self.window
         return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.StreamResponse:
+        """llama.cpp's C++ server states its window here; the others have no such page."""
+        await self._record(request)
+        props = window_props(self.shape, self.window)
+        if props is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response(props)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -243,6 +264,13 @@ class FakeOpenAIServer:
         refused = self._unauthorised(request) or self._refusal(failure, body)
         if refused:
             return refused
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown shape {self.shape!r}; choose from {SHAPES}")
+        overflow = overflow_refusal(
+            self.shape, self.window, body, self.prompt_tokens, self.token_scale
+        )
+        if overflow is not None:
+            return overflow
         if not body.get("stream"):
             return self._complete(body)
         return await self._stream(request, recorded, body, failure.kind, failure.after)
@@ -262,21 +290,19 @@ class FakeOpenAIServer:
         if kind == "empty":
             return server_shapes.empty_stream()
         if kind == "context-vllm":
-            return server_shapes.vllm_overflow(self.context_window or 1200, 1500, None)
+            return server_shapes.vllm_overflow(self.window or 1200, 1500, None)
         if kind == "context-github":
-            return server_shapes.github_overflow(self.context_window or 8000)
+            return server_shapes.github_overflow(self.window or 8000)
         if kind in ("context-llama", "image-llama", "audio-llama"):
             return server_shapes.llama_answer(kind, body, streamed=streamed)
         media = _has_media(body)
-        if self.text_only and media and self.shape == "llama":
+        if self.text_only and media and self.shape == "llama-cpp-python":
             which = "audio-llama" if "audio" in media else "image-llama"
             return server_shapes.llama_answer(which, body, streamed=streamed)
         if self.text_only and media:
             return _error(
                 400, f"model does not support {sorted(media)[-1]}", "invalid_request_error"
             )
-        if self.context_window is not None:
-            return server_shapes.overflow(self.shape, self.context_window, body, streamed=streamed)
         return None
 
     def _complete(self, body: dict[str, Any]) -> web.Response:
@@ -320,10 +346,12 @@ class FakeOpenAIServer:
         self.most_streaming_at_once = max(self.most_streaming_at_once, self.streaming_now)
         try:
             await self._send(response, chunk({"role": "assistant", "content": ""}))
+            finish = "stop"
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 if kind in ("length", "no-end") and number == after:
+                    finish = "length" if kind == "length" else finish  # max_tokens ends it
                     break
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
@@ -333,7 +361,7 @@ class FakeOpenAIServer:
                 recorded.chunks_sent += 1
             if kind == "no-end":
                 return response  # the stream ends without a finish reason or [DONE]
-            await self._send(response, chunk({}, "length" if kind == "length" else "stop"))
+            await self._send(response, chunk({}, finish))
             if usage_wanted:
                 usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}
                 usage["total_tokens"] = 10 + recorded.chunks_sent

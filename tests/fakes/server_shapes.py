@@ -6,28 +6,23 @@ against the real server), so the fake fails byte for byte as it does: an empty H
 a streamed prompt longer than its window or an image its chat template cannot render, a 500
 validation dump repeating the request's base64 audio, a 400 `context_length_exceeded` for a
 non-streamed prompt that does not fit. vLLM's 400 for a prompt longer than `max_model_len`
-is written from its source (`serving_engine.py`), with the numbers of the request, and
-GitHub Models' 413 `tokens_limit_reached` as its users have reported it.
+(v0.10's wording) and GitHub Models' 413 `tokens_limit_reached` (as its users have
+reported it) are written out here; a context window the fake counts itself is
+`context_window.py`'s.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
-Shape = Literal["vllm", "llama"]
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "model_servers"
 AUDIO_PLACEHOLDER = "<input_audio.data>"
 """Where a recording held the request's base64 audio; the fake puts its own request's back."""
-IMAGE_TOKENS = 800
-"""What the fake counts for an image part (Phi-4 spends a few hundred to ~2,000 tokens)."""
-AUDIO_TOKENS_PER_KB = 3
-"""What the fake counts per kB of base64 audio (about 1 token per 80 ms of speech)."""
 
 
 @cache
@@ -86,40 +81,6 @@ def github_overflow(window: int) -> web.Response:
     )
     error = {"code": "tokens_limit_reached", "message": message, "details": message}
     return web.json_response({"error": error}, status=413)
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
-    """The fake's token count of a request: a third of the text's UTF-8 bytes, rounded up,
-    4 per message, and fixed costs for media — never fewer than a real tokenizer's for
-    English, about as many for Cyrillic."""
-    total = 0
-    for message in body.get("messages", []):
-        total += 4
-        content = message.get("content")
-        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
-        for part in parts:
-            if part.get("type") == "text":
-                total += math.ceil(len(str(part.get("text") or "").encode()) / 3)
-            elif part.get("type") == "image_url":
-                total += IMAGE_TOKENS
-            elif part.get("type") == "input_audio":
-                data = (part.get("input_audio") or {}).get("data") or ""
-                total += AUDIO_TOKENS_PER_KB * math.ceil(len(data) / 1024)
-    return total
-
-
-def overflow(
-    shape: Shape, window: int, body: dict[str, Any], *, streamed: bool
-) -> web.Response | None:
-    """The server's refusal of a request longer than `window` tokens, or None if it fits."""
-    asked = prompt_tokens(body)
-    max_tokens = body.get("max_tokens")
-    needed = asked + (max_tokens or 0)
-    if shape == "vllm":
-        return vllm_overflow(window, asked, max_tokens) if needed > window else None
-    if asked <= window:  # llama.cpp clamps max_tokens to the room left
-        return None
-    return empty_stream() if streamed else replay("llama_cpp_overflow")
 
 
 def _audio_data(body: dict[str, Any]) -> str:

@@ -90,17 +90,15 @@ async def test_check_says_the_server_answers(llama_server: LlamaServer, tmp_path
     assert "LOG_FORMAT = text" in out, "a one-letter key must not mangle other words"
 
 
-async def test_a_chat_shows_every_answer_or_one_clear_failure_never_a_blank(
+async def test_a_20_turn_chat_over_a_512_token_window_answers_every_turn(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:
     lines = [f"Turn {n}: tell me something about the number {n}, please." for n in range(20)]
     code, out, err = await run_cli(llama_server, tmp_path, "chat", stdin="\n".join(lines) + "\n")
-    answers = [line for line in out.splitlines() if line.strip()]
-    assert answers and all(line.strip() == ANSWER for line in answers), out
-    told = "The model server closed the answer without sending anything. Please try again."
-    failures = [line for line in err.splitlines() if line == told]
-    assert len(answers) + len(failures) == len(lines), (out, err)
-    assert code == (1 if failures else 0)
+    answers = [line.strip() for line in out.splitlines()]
+    assert answers == [ANSWER] * len(lines), (out, err)
+    assert code == 0
+    assert told(err) == [], "no failure, no notice"
 
 
 async def test_an_image_to_the_text_only_model_is_one_sentence_and_no_retry(
@@ -143,7 +141,7 @@ async def test_a_tiny_max_tokens_shows_the_cut_off_notice(
     )
     assert code == 0
     assert out.strip() == "Hello from the"
-    assert "(The answer was cut off at the model's length limit.)" in err
+    assert "(the answer was cut at the model's length limit)" in told(err)
 
 
 async def test_after_a_failed_stream_the_next_request_needs_no_retry(

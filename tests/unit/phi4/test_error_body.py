@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.phi4.error_body import ERROR_BODY_BYTES, MESSAGE_CHARS, parse_error_body
-from bot.phi4.openai_errors import Failure, context_overflow
+from bot.phi4.openai_window import overflow_from
 
 
 def test_an_openai_style_body_gives_its_message_and_code() -> None:
@@ -85,8 +85,10 @@ def test_plain_text_is_kept_with_the_status() -> None:
 def test_each_servers_overflow_gives_the_window_and_what_was_asked(
     message: str, code: object, limit: int, requested: int | None
 ) -> None:
-    assert context_overflow(Failure("status", 400, message, code)) == (limit, requested)
+    overflow = overflow_from(code, message, detail=message)
+    assert overflow is not None
+    assert (overflow.window, overflow.requested) == (limit, requested)
 
 
 def test_other_refusals_are_not_overflows() -> None:
-    assert context_overflow(Failure("status", 400, "temperature must be positive")) is None
+    assert overflow_from(400, "temperature must be positive", detail="") is None
