@@ -20,7 +20,7 @@ import asyncpg
 
 from storage import database_engine, open_store, parse_database_url
 from storage.errors import StorageError
-from storage.sqlite_tables import SQLiteTables
+from storage.sqlite.tables import SQLiteTables
 from storage.tables import TABLES, Row, Table, TableAccess, key_of
 from storage.url import redact
 

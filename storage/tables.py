@@ -99,7 +99,7 @@ a turn's `reply_to`, to an earlier turn)."""
 
 
 class TableAccess(Protocol):
-    """One database seen as the tables above; see `storage.sqlite_tables` and
+    """One database seen as the tables above; see `storage.sqlite.tables` and
     `storage.postgres.tables`."""
 
     async def count(self, table: Table) -> int: ...

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage.connection import connect, transaction
+from storage.sqlite.connection import connect, transaction
 from storage.tables import Row, Table, from_sqlite, key_of, page_sql, to_sqlite, upsert_sql
 
 
