@@ -91,6 +91,10 @@ class Dialect(Protocol):
         """Inside a transaction: take turns with other processes creating the key's first
         conversation."""
 
+    def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
+        """Statements to run once rows were copied in with their ids (`phi4bot db copy`):
+        ids the database gives next continue after the copied ones."""
+
 
 class Engine(Protocol):
     """A database the store runs over: connected, migrated, and lending sessions."""

@@ -174,6 +174,20 @@ class PostgresDialect:
         namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
         await session.execute("SELECT pg_advisory_xact_lock(?, ?)", namespace, lock)
 
+    def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
+        """Identity sequences continue after the largest copied id, so the next turn the
+        bot stores does not collide with a copied one; and the planner learns how large the
+        tables now are (until then it plans for empty ones, and reading a long history
+        would sort the whole conversation)."""
+        return [
+            *(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+                for name in identity_tables
+            ),
+            f"ANALYZE {', '.join(tables)}",
+        ]
+
 
 class PostgresSession:
     """`storage.session.Session` over one pooled asyncpg connection."""

@@ -132,6 +132,10 @@ class SQLiteDialect:
     async def lock_key(self, session: Session, key: ConversationKey) -> None:
         """Nothing to take: the transaction's write lock keeps every other writer out."""
 
+    def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
+        """Nothing: SQLite gives a new row the largest id plus one by itself."""
+        return []
+
 
 class SQLiteSession:
     """`storage.session.Session` over the one aiosqlite connection."""
