@@ -55,7 +55,7 @@ class MemorySink:
     """A chat held in memory that answers like Telegram, with scripted refusals.
 
     `script(kind, content)` may return an exception to raise for that request (after it is
-    recorded); `flood` applies Telegram's token buckets and answers 429 when they are empty.
+    recorded); `flood` applies Telegram's flood limits and answers 429 beyond them.
     """
 
     clock: FakeClock
