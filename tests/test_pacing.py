@@ -12,6 +12,8 @@ import pytest
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from tests.fake_clock import FakeClock
 
+pytestmark = pytest.mark.virtual_time
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -34,8 +34,10 @@ from bot.telegram.streaming.sink import (
     TransientSendError,
 )
 from bot.telegram.streaming.streamer import EMPTY_ANSWER, ReplyStreamer
-from tests.fake_clock import FakeClock
+from tests.fake_clock import FakeClock, run_virtual
 from tests.fakes.telegram.limits import FloodControl, Limits
+
+pytestmark = pytest.mark.virtual_time
 
 CHAT = 42
 LATENCY = 0.05
@@ -706,7 +708,7 @@ def test_the_final_state_is_exact_whatever_telegram_answers_on_the_way(
         )
         return await clock.run(streamer.finish(note=note))
 
-    ids = asyncio.run(scenario())
+    ids = run_virtual(scenario())
     expected = pieces_of(answer, italic(note) if note else None)
     assert sorted(ids) == sorted(sink.messages), "no stray or missing messages"
     shown = [sink.messages[i] for i in ids]
