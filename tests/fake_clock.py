@@ -7,9 +7,10 @@ import heapq
 import itertools
 from collections.abc import Awaitable, Callable
 from contextvars import Context
-from typing import Any, TypeVar
+from typing import TypeVar, TypeVarTuple
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 # More consecutive callbacks than any test runs before its tasks all wait.
 _MAX_STEPS = 100_000
 
@@ -29,14 +30,17 @@ class CountingEventLoop(asyncio.SelectorEventLoop):
         self._serial = itertools.count()
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: Context | None = None
+        self,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: Context | None = None,
     ) -> asyncio.Handle:
         key = next(self._serial)
         handle = super().call_soon(self._run_queued, key, callback, *args, context=context)
         self._queued[key] = handle
         return handle
 
-    def _run_queued(self, key: int, callback: Callable[..., object], *args: Any) -> None:
+    def _run_queued(self, key: int, callback: Callable[[*Ts], object], *args: *Ts) -> None:
         del self._queued[key]
         callback(*args)
 

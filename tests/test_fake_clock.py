@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -19,7 +20,7 @@ async def test_time_stands_still_while_any_task_can_run() -> None:
         outbox.put_nowait(await inbox.get() + 1)
 
     queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in range(501)]
-    relays = [asyncio.create_task(relay(a, b)) for a, b in zip(queues, queues[1:], strict=False)]
+    relays = [asyncio.create_task(relay(a, b)) for a, b in itertools.pairwise(queues)]
 
     async def sleeper() -> None:
         await clock.sleep(5)

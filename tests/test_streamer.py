@@ -163,7 +163,7 @@ class SpyBudget(RateBudget):
         super().__init__(clock=clock)
         self.asked: list[Priority] = []
 
-    async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
+    async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         self.asked.append(priority)
         await super().acquire(chat_id, is_group=is_group, priority=priority)
 
