@@ -297,3 +297,69 @@ async def test_three_live_processes_each_keep_a_third_of_the_bot_wide_rate(
     assert most_in_window(grants, 1.0) == 9, "three such processes stay under Telegram's 30"
     budget.share(1)
     assert budget.window_cap == 28
+
+
+# -- slots: what the rate limiter lets through ----------------------------------------------
+
+
+async def test_a_slot_lets_exactly_one_request_to_its_chat_through(clock: FakeClock) -> None:
+    budget, other = RateBudget(clock=clock), RateBudget(clock=clock)
+    assert not budget.claim(7), "no slot held outside a block"
+
+    async def inside() -> list[bool]:
+        async with budget.slot(7, is_group=False, priority=Priority.FIRST):
+            return [other.claim(7), budget.claim(8), budget.claim(7), budget.claim(7)]
+
+    assert await clock.run(inside()) == [False, False, True, False]
+    assert not budget.claim(7)
+    assert budget.window_used() == 1, "released on leaving the block, still in the window"
+
+
+async def test_a_slot_is_released_when_its_block_fails(clock: FakeClock) -> None:
+    budget = RateBudget(clock=clock)
+
+    async def failing() -> None:
+        async with budget.slot(7, is_group=False, priority=Priority.FIRST):
+            raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await clock.run(failing())
+    start = clock.now()
+    await clock.run(budget.acquire(8, is_group=False, priority=Priority.FIRST))
+    assert clock.now() == start, "nothing stays held"
+
+
+async def test_requests_without_a_chat_share_only_the_bot_wide_budget(clock: FakeClock) -> None:
+    budget = RateBudget(bot_rate=30, clock=clock)
+    grants: list[float] = []
+
+    async def answer() -> None:
+        async with budget.slot(None, is_group=False, priority=Priority.FIRST):
+            assert budget.claim(None)
+        grants.append(clock.now())
+
+    await clock.run(asyncio.gather(*(answer() for _ in range(40))))
+    assert sorted(grants)[27] == grants[0], "no per-chat spacing: 28 at once"
+    assert most_in_window(grants, 1.0) <= 28
+    budget.penalize(None, 5)
+    start = clock.now()
+    await clock.run(budget.acquire(9, is_group=False, priority=Priority.FIRST))
+    assert clock.now() >= start + 5, "a 429 without a chat is bot-wide"
+
+
+async def test_a_slot_if_free_never_waits_and_never_delays_others(clock: FakeClock) -> None:
+    budget = RateBudget(clock=clock)
+    with budget.slot_if_free(7, is_group=False) as typing:
+        assert typing and budget.claim(7)
+    with budget.slot_if_free(7, is_group=False) as again:
+        assert not again, "the chat's second within its interval"
+    assert not budget.claim(7)
+    for n in range(28):  # first messages hold the whole bot-wide window of this second
+        await clock.run(budget.acquire(100 + n, is_group=False, priority=Priority.FIRST))
+    with budget.slot_if_free(9, is_group=False) as typing:
+        assert not typing, "no room left in this second"
+    for _ in range(28):
+        budget.release()
+    await clock.run_for(1.0)
+    with budget.slot_if_free(9, is_group=False) as typing:
+        assert typing, "room again a second later"
