@@ -11,6 +11,7 @@ import pytest
 
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from tests.fake_clock import FakeClock
+from tests.fakes.telegram.limits import FloodControl, Limits, ManualClock
 
 pytestmark = pytest.mark.virtual_time
 
@@ -349,11 +350,18 @@ async def test_requests_without_a_chat_share_only_the_bot_wide_budget(clock: Fak
 
 async def test_a_slot_if_free_never_waits_and_never_delays_others(clock: FakeClock) -> None:
     budget = RateBudget(clock=clock)
+    start = clock.now()
     with budget.slot_if_free(7, is_group=False) as typing:
         assert typing and budget.claim(7)
     with budget.slot_if_free(7, is_group=False) as again:
-        assert not again, "the chat's second within its interval"
+        assert not again, "one slot ahead of the spacing at most"
     assert not budget.claim(7)
+    grants = []
+    for _ in range(3):
+        await clock.run(budget.acquire(7, is_group=False, priority=Priority.FIRST))
+        budget.release()
+        grants.append(clock.now() - start)
+    assert grants == pytest.approx([0, 2.1, 3.15]), "the next request at once, then paid back"
     for n in range(28):  # first messages hold the whole bot-wide window of this second
         await clock.run(budget.acquire(100 + n, is_group=False, priority=Priority.FIRST))
     with budget.slot_if_free(9, is_group=False) as typing:
@@ -363,3 +371,29 @@ async def test_a_slot_if_free_never_waits_and_never_delays_others(clock: FakeClo
     await clock.run_for(1.0)
     with budget.slot_if_free(9, is_group=False) as typing:
         assert typing, "room again a second later"
+
+
+@pytest.mark.parametrize("chat_id", [7, -7])
+async def test_typing_before_each_answer_stays_within_telegrams_limits(
+    clock: FakeClock, chat_id: int
+) -> None:
+    budget = RateBudget(clock=clock)
+    sent: list[float] = []
+
+    async def answers() -> None:
+        for turn in range(12):
+            with budget.slot_if_free(chat_id, is_group=chat_id < 0) as typing:
+                if typing:
+                    sent.append(clock.now())
+            await clock.sleep(0.1 * (turn % 4))  # the model's first chunk
+            for _ in range(turn % 5 + 1):
+                await budget.acquire(chat_id, is_group=chat_id < 0, priority=Priority.FIRST)
+                budget.release()
+                sent.append(clock.now())
+
+    await clock.run(answers())
+    telegram = ManualClock()
+    flood = FloodControl(Limits(), telegram)
+    for at in sent:
+        telegram.now = at
+        assert flood.admit(chat_id, chat_id > 0) is None, f"refused at {at - sent[0]:.2f} s"

@@ -78,11 +78,16 @@ class MonotonicClock:
 
 @dataclass
 class _ChatPace:
-    """One chat's spacing: when it may be served next, and when it was served last."""
+    """One chat's spacing: when it may be served next, and when it was served last.
+
+    `borrowed_at` is when a slot was taken ahead of the spacing (`slot_if_free`), to be
+    paid back by the request after next.
+    """
 
     interval: float
     next_free: float = -math.inf
     last_served: int = -1
+    borrowed_at: float | None = None
 
 
 @dataclass(order=True)
@@ -181,7 +186,13 @@ class RateBudget:
     ) -> Iterator[bool]:
         """A slot only if one is free this instant and nobody waits for the budget: for
         requests worth sending only now (the typing indicator). Yields whether it was
-        granted; a granted one is held and released like `slot`'s."""
+        granted; a granted one is held and released like `slot`'s.
+
+        The slot is borrowed from the chat's spacing, so it never delays what follows: the
+        chat's next request may go at once, and the one after it waits an interval longer.
+        Any span of the chat's requests thus holds no more than the spacing allows, plus
+        one request early.
+        """
         if not self._grant_now(chat_id, is_group=is_group, priority=priority):
             yield False
             return
@@ -322,16 +333,22 @@ class RateBudget:
         now = self.clock.now()
         self._promote(now)
         lane = self._lane(chat_id, is_group=is_group)
-        if self._ready or lane.next_free > now + _EPSILON:
+        if self._ready or lane.borrowed_at is not None or lane.next_free > now + _EPSILON:
             return False
         if now + _EPSILON < self._bot_free_at(now, priority):
             return False
-        self._grant(lane, now)
+        self._grants += 1
+        lane.borrowed_at = now
+        lane.last_served = self._grants
+        self._in_flight.append(now)
         return True
 
     def _grant(self, lane: _ChatPace, now: float) -> None:
         self._grants += 1
         lane.next_free = now + lane.interval
+        if lane.borrowed_at is not None:  # the borrowed slot is paid back now
+            lane.next_free = max(now, lane.borrowed_at + lane.interval) + lane.interval
+            lane.borrowed_at = None
         lane.last_served = self._grants
         self._in_flight.append(now)
 
