@@ -15,7 +15,7 @@ from tests.fake_clock import CountingEventLoop
 
 ENGINES = ("sqlite", "postgres")
 REAL_SERVER_FIXTURES = {"postgres_database", "postgres_url", "gradio_server", "gradio_env"}
-REAL_SERVER_FOLDERS = ("real", "real_gradio")
+REAL_SERVER_FOLDERS = ("real", "real_gradio", "real_llama")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import secrets
 from urllib.parse import urlparse
 
 from telegram import Update
@@ -18,6 +17,7 @@ from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes
+from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
@@ -27,6 +27,7 @@ from bot.ops import OpsServer, Readiness, timed_store
 from bot.phi4 import Backend, create_backend
 from bot.phi4.instrumented import instrument
 from bot.shared.i18n import languages
+from bot.shared.tasks import TaskSupervisor
 from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
@@ -35,7 +36,9 @@ from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.preparation import MediaLimits
+from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
+from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.streaming.limiter import BudgetRateLimiter
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
@@ -112,6 +115,7 @@ async def _start_services(application: BotApplication) -> None:
         limit=budget.window_cap,
     )
     lanes = ConversationLanes()
+    tasks = TaskSupervisor()
     replies = TelegramReplies(
         application.bot,
         budget,
@@ -150,19 +154,23 @@ async def _start_services(application: BotApplication) -> None:
         retry=pipeline.store_retry,
     )
     access = AccessPolicy.from_settings(settings)
+    notices = Notices(pipeline.say, tasks)
+    shared, peers = None, None
+    if coordination.shared:
+        shared = SharedAnswering(
+            coordination=coordination, lanes=lanes, pipeline=pipeline, tell=notices.tell
+        )
+        peers = Peers(coordination, shared, budget, application.updater)
     dispatcher = TurnDispatcher(
         pipeline=pipeline,
         lanes=lanes,
         recorder=recorder,
         access=access,
         limiter=UserRateLimiter(settings.user_rate_per_minute),
+        notices=notices,
+        tasks=tasks,
+        shared=shared,
     )
-    peers = None
-    if coordination.shared:
-        dispatcher.shared = SharedAnswering(
-            coordination=coordination, lanes=lanes, pipeline=pipeline, tell=dispatcher.tell
-        )
-        peers = Peers(coordination, dispatcher.shared, budget, application.updater)
     application.bot_data.services = BotServices(
         settings=settings,
         identity=identity,
@@ -176,6 +184,8 @@ async def _start_services(application: BotApplication) -> None:
             access=access,
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
+            media_wait=settings.media_wait,
+            speech_notice=SpeechNotice(store, pipeline.say),
         ),
         peers=peers,
     )
@@ -219,7 +229,7 @@ async def _stop_answers(application: BotApplication) -> None:
     services = application.bot_data.services
     if services is None:
         return
-    services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
+    services.admission.gathering.flush_all()  # what still gathers becomes a stored turn
     if services.pipeline.health is not None:
         await services.pipeline.health.aclose()
     if services.peers is not None:
@@ -227,7 +237,7 @@ async def _stop_answers(application: BotApplication) -> None:
     dispatcher = services.dispatcher
     await dispatcher.recorder.drain(SHUTDOWN_GRACE)
     await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
-    await dispatcher.drain(SHUTDOWN_GRACE)
+    await dispatcher.tasks.drain(asyncio.get_running_loop().time() + SHUTDOWN_GRACE)
 
 
 async def _close_services(application: BotApplication) -> None:
@@ -279,25 +289,34 @@ def raise_open_files_limit(wanted: int = 65536) -> None:
 
 
 def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
-    """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    """Long-poll by default; behind a webhook when `webhook_url` is given (the settings then
+    hold the webhook secret: `with_webhook_secret`). Raises `TokenRefused`."""
     raise_open_files_limit()
     log.info("event loop: %s", "uvloop" if use_uvloop(settings.uvloop) else "asyncio")
     application = build_application(settings)
     updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
-    if webhook_url is None:
-        application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
-        return
-    secret = (
-        settings.webhook_secret.get_secret_value()
-        if settings.webhook_secret
-        else secrets.token_urlsafe(32)
-    )
-    application.run_webhook(
-        listen=listen,
-        port=port,
-        url_path=urlparse(webhook_url).path.lstrip("/"),
-        webhook_url=webhook_url,
-        secret_token=secret,
-        allowed_updates=updates,
-        bootstrap_retries=-1,
+
+    def polling() -> None:
+        application.run_polling(
+            allowed_updates=updates, timeout=30, bootstrap_retries=-1, close_loop=False
+        )
+
+    def webhook() -> None:
+        assert webhook_url is not None and settings.webhook_secret is not None
+        application.run_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlparse(webhook_url).path.lstrip("/"),
+            webhook_url=webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=updates,
+            bootstrap_retries=-1,
+            close_loop=False,
+        )
+
+    run_refusing_tokens(
+        application,
+        polling if webhook_url is None else webhook,
+        refused_status=lambda: application.bot_data.pulse.refused,
+        api_url=settings.telegram_api_url,
     )
