@@ -23,8 +23,11 @@ from storage import ConversationKey
 
 log = logging.getLogger(__name__)
 
+TYPING_AFTER = 1.0
+"""Typing is shown once the model has been silent this long: an answer that starts sooner
+needs none, and each indicator spends one of the chat's request slots."""
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
-TYPING_RETRY = 1.0  # after finding no free slot for it
+TYPING_RETRY = 0.25  # after finding no free slot for it (trying costs no request)
 # Callback data of the buttons under answers.
 STOP = "stop"
 REGENERATE = "regenerate"
@@ -129,7 +132,7 @@ class TelegramReplies:
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
-        """Renew "typing…" in the chat until the block ends."""
+        """Show "typing…" in the chat from `TYPING_AFTER` seconds on until the block ends."""
         renewing = asyncio.create_task(self._keep_typing(target))
         try:
             yield
@@ -140,6 +143,7 @@ class TelegramReplies:
         """Typing is shown only in a slot nobody else wants this instant: it must never
         delay a message, so a busy chat or bot tries again shortly instead of queueing."""
         key = target.key
+        await asyncio.sleep(TYPING_AFTER)
         while True:
             shown = False
             try:

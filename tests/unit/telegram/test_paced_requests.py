@@ -105,9 +105,11 @@ async def test_every_request_of_a_busy_session_passes_the_budget(
     model.reply = lambda body: f"answer {len(model.chat_requests)}"
     alice = tg.private_user(42, "Alice")
     tg.send_text(alice.chat, alice, "/help")
+    model.first_chunk_delay = 2.5  # long enough for the typing indicator
     tg.send_text(alice.chat, alice, "a question")
     await tg.wait_until(lambda: any(m.buttons == [REGENERATE] for m in tg.messages(42)))
     answer = next(m for m in tg.messages(42) if m.buttons == [REGENERATE])
+    model.first_chunk_delay = 0.0
     query = tg.press_button(alice.chat, alice, answer.message_id, REGENERATE)
     await tg.wait_until(lambda: tg.press(query).answered and answer.text == "answer 2")
     album = [make_jpeg(64, 48), make_jpeg(48, 64)]
