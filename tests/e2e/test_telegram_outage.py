@@ -22,14 +22,14 @@ async def test_a_message_written_during_a_15_s_outage_is_answered_within_3_s_of_
     tg.send_text(alice.chat, alice, "before")
     await tg.wait_until(lambda: tg.text_of(42) == "answered", timeout=15)
 
-    tg.fail_next(1_000_000, status=502)  # every call, whatever the method, until it ends
+    tg.go_down(502)  # every call, whatever the method, until it comes back
     bob = tg.private_user(43, "Bob")
     tg.send_text(bob.chat, bob, "just before")  # ends the long poll already waiting
     await asyncio.sleep(3.0)
     tg.send_text(alice.chat, alice, "written during the outage")  # only a new poll gets it
     await asyncio.sleep(OUTAGE_SECONDS - 3.0)
     polls_failed = tg.stats.faults
-    tg.end_faults()
+    tg.come_back()
     back = time.monotonic()
     await tg.wait_until(
         lambda: len(tg.messages(42)) == 2 and tg.messages(42)[-1].text == "answered",

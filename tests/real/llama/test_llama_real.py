@@ -19,7 +19,7 @@ from tests.e2e.conftest import StartBot
 from tests.fakes.server_shapes import recording
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_png
-from tests.real.llama.record import CASES, silence_wav
+from tests.real.llama.record import CASES, Case, silence_wav
 from tests.real.llama.record import ask as ask_server
 from tests.real.llama.server import MODEL_ALIAS, LlamaServer
 
@@ -71,11 +71,8 @@ def chat_posts(server: LlamaServer) -> int:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_recorded_answers_the_fake_replays_are_what_the_server_answers(
-    llama_server: LlamaServer, case: object
+    llama_server: LlamaServer, case: Case
 ) -> None:
-    from tests.real.llama.record import Case
-
-    assert isinstance(case, Case)
     now, then = ask_server(llama_server.base_url, case), recording(case.name)
     assert (now["status"], now["headers"]) == (then["status"], then["headers"])
     assert now["body"][:300] == then["body"][:300]
