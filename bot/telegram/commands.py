@@ -41,6 +41,8 @@ HELP = Sentence(
     "/system <text> — set how I should behave in this chat (`/system` shows it, "
     "`/system reset` restores the default)\n"
     "/ask <question> — ask in a group without mentioning me\n"
+    "/transcribe — reply with it to a voice note, audio or video: I write down what is said\n"
+    "/translate <language> — reply with it to a voice note or text: I translate it\n"
     "/help — this message\n\n"
     "Under an answer being written, ⏹ Stop stops it; under the newest answer, "
     "🔄 Regenerate writes it again. Edit your last message and I answer it anew."
@@ -188,14 +190,12 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    budget = services.budget
-    await budget.acquire(message.chat_id, is_group=is_group(message), priority=Priority.FIRST)
-    try:
+    async with services.budget.slot(
+        message.chat_id, is_group=is_group(message), priority=Priority.FIRST
+    ):
         await message.reply_document(
             payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
         )
-    finally:
-        budget.release()
 
 
 def _lane_command(
