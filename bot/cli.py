@@ -104,6 +104,10 @@ def _main(argv: list[str] | None) -> int:
         ):
             print(TOKEN_MISSING, file=sys.stderr)
             return 2
+        mistake = settings.access_mistake()
+        if mistake is not None:
+            print(f"phi4bot: {mistake}", file=sys.stderr)
+            return 2
         try:
             run_bot(settings, webhook_url=args.webhook_url, listen=args.listen, port=args.port)
         except (StorageError, MetricsPortUnavailable, TokenRefused) as exc:

@@ -73,7 +73,8 @@ class Settings(Phi4Settings):
     bot_rate: float = Field(30.0, alias="PHI4BOT_BOT_RATE", gt=0)
 
     max_input_chars: int = Field(8000, alias="PHI4BOT_MAX_INPUT_CHARS", gt=0)
-    user_rate_per_minute: int = Field(0, alias="PHI4BOT_USER_RATE", ge=0)
+    user_rate_per_minute: int = Field(20, alias="PHI4BOT_USER_RATE", ge=0)
+    """Messages a minute one user may send (admins are not limited); 0 turns it off."""
     user_daily_quota: int = Field(0, alias="PHI4BOT_USER_DAILY_QUOTA", ge=0)
 
     webhook_secret: SecretStr | None = Field(None, alias="PHI4BOT_WEBHOOK_SECRET")
@@ -122,6 +123,19 @@ class Settings(Phi4Settings):
     @classmethod
     def _no_trailing_slash_here(cls, value: str) -> str:
         return value.rstrip("/")
+
+    def access_mistake(self) -> str | None:
+        """A sentence saying what to set when the allow-lists leave the bot more open than
+        they look, else None: `PHI4BOT_ALLOWED_CHATS` alone limits groups only, so every
+        private chat would stay open to anyone."""
+        if self.allowed_chats and not self.allowed_users:
+            return (
+                "PHI4BOT_ALLOWED_CHATS limits only the groups the bot speaks in; without "
+                "PHI4BOT_ALLOWED_USERS every private chat stays open to anyone. Set "
+                "PHI4BOT_ALLOWED_USERS to the user ids allowed to write to the bot (yours "
+                "at least)."
+            )
+        return None
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for log redaction: the token, the webhook secret,

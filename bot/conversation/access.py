@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.conversation.errors import RateLimited
+from bot.shared.bounded import BoundedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +50,35 @@ class AccessPolicy:
         return user_id is not None and user_id in self.allowed_users
 
 
+REMEMBERED_USERS = 10_000
+"""Users whose last minute is remembered; one quiet for a minute is forgotten anyway."""
+
+
 @dataclass(slots=True)
 class UserRateLimiter:
-    """A sliding one-minute window per user; `per_minute == 0` turns it off."""
+    """A sliding one-minute window per user; `per_minute == 0` turns it off.
+
+    Only users who wrote within the last minute are remembered (at most `REMEMBERED_USERS`
+    of them), so the limiter's memory does not grow with everyone who ever wrote.
+    """
 
     per_minute: int
     clock: Callable[[], float] = time.monotonic
-    _seen: dict[int, deque[float]] = field(default_factory=dict)
+    _seen: BoundedDict[int, deque[float]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._seen = BoundedDict(REMEMBERED_USERS, ttl=60.0, clock=self.clock)
 
     def check(self, user_id: int) -> None:
         """Count one request, or raise `RateLimited` without counting it."""
         if self.per_minute <= 0:
             return
         now = self.clock()
-        window = self._seen.setdefault(user_id, deque())
+        window = self._seen.get(user_id) or deque()
         while window and now - window[0] >= 60.0:
             window.popleft()
         if len(window) >= self.per_minute:
             wait = int(60.0 - (now - window[0])) + 1
             raise RateLimited(f"You are sending messages too quickly. Try again in {wait} s.")
         window.append(now)
+        self._seen[user_id] = window  # written again: kept for another minute

@@ -8,6 +8,7 @@ from bot.conversation.access import AccessPolicy
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence
+from bot.shared.bounded import BoundedDict
 from bot.telegram.gathering import TurnGatherer
 from bot.telegram.reading import turn_from_messages
 from bot.telegram.speech_notice import SpeechNotice
@@ -15,13 +16,16 @@ from bot.telegram.triggers import BotIdentity, is_private, reply_target
 
 NOT_ENABLED = Sentence("I am not enabled in this chat.")
 PRIVATE_BOT = Sentence("Sorry, this bot is private.")
+REMEMBERED_REFUSALS = 10_000
+TELL_AGAIN_AFTER = 24 * 3600.0
 
 
 class Admission:
     """Decides whether a message may be answered and hands admitted ones to the dispatcher.
 
     A refused user costs no model call and no stored turn; each refused chat or user is told
-    so once per run, so a stranger cannot make the bot talk by writing repeatedly.
+    so once a day, so a stranger cannot make the bot talk by writing repeatedly (and the
+    memory of whom it told holds at most `REMEMBERED_REFUSALS` of them).
     """
 
     def __init__(
@@ -41,7 +45,9 @@ class Admission:
         self.gathering = TurnGatherer(self._gathered, follow_up_wait=media_wait)
         """Albums, and media waiting `media_wait` seconds for its question."""
         self.speech_notice = speech_notice
-        self._told: set[tuple[str, int]] = set()
+        self._told: BoundedDict[tuple[str, int], bool] = BoundedDict(
+            REMEMBERED_REFUSALS, ttl=TELL_AGAIN_AFTER
+        )
 
     def admit(self, message: Message) -> bool:
         """Allow-lists first: a refused user costs no model call and no stored turn."""
@@ -60,7 +66,7 @@ class Admission:
     def _tell_once(self, kind: str, ident: int, target: ReplyTarget, text: str) -> None:
         if (kind, ident) in self._told:
             return
-        self._told.add((kind, ident))
+        self._told[(kind, ident)] = True
         self.dispatcher.tell(target, text)
 
     def take(self, message: Message, *, text_override: str | None = None) -> None:

@@ -15,7 +15,7 @@ from bot.conversation.prompt import CONTINUE_PROMPT
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence, translate
 from bot.telegram.admission import PRIVATE_BOT
-from bot.telegram.commands import is_chat_admin
+from bot.telegram.commands import ONLY_THE_ASKER, is_chat_admin
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.replies import CONTINUE, REGENERATE, STOP
@@ -24,7 +24,6 @@ from storage import AnswerStatus
 
 log = logging.getLogger(__name__)
 
-ONLY_THE_ASKER = Sentence("Only the person who asked (or a group admin) can do that.")
 NOT_BEING_WRITTEN = Sentence("This answer is no longer being written.")
 NOT_THE_LATEST = Sentence("Only the newest answer can be written again.")
 NOT_THE_LATEST_TO_CONTINUE = Sentence("Only the newest answer can be continued.")

@@ -30,6 +30,7 @@ from bot.telegram.triggers import (
 
 log = logging.getLogger(__name__)
 
+ONLY_THE_ASKER = Sentence("Only the person who asked (or a group admin) can do that.")
 HELP = Sentence(
     "I am Phi-4-multimodal, a small model from Microsoft that reads text, PDFs and text "
     "files, looks at photos, videos and stickers, and listens to voice notes (and to the "
@@ -141,7 +142,24 @@ async def cmd_new(services: BotServices, message: Message, args: list[str]) -> N
     await _say(services, message, NEW_CONVERSATION)
 
 
+async def may_act_on_latest(services: BotServices, message: Message) -> bool:
+    """`/stop` and `/retry` act on the newest answer: in a group, as with its buttons, only
+    the person who asked it or a group admin may."""
+    if not is_group(message):
+        return True
+    user_id = message.from_user.id if message.from_user else None
+    if user_id is None:
+        return False
+    latest = await services.pipeline.latest_answer(conversation_key(message))
+    if latest is None or latest.sender_id in (None, user_id):
+        return True
+    return await is_chat_admin(services, message.get_bot(), message.chat_id, user_id)
+
+
 async def cmd_retry(services: BotServices, message: Message, args: list[str]) -> None:
+    if not await may_act_on_latest(services, message):
+        await _say(services, message, ONLY_THE_ASKER)
+        return
     await services.pipeline.retry(reply_target(message))
 
 
@@ -248,6 +266,9 @@ async def on_stop(update: Update, context: BotContext) -> None:
     services, message = admitted
     if not await services.store.claim_command(message.chat_id, message.message_id):
         return  # delivered again after a restart: the answer it stopped is long gone
+    if not await may_act_on_latest(services, message):
+        services.dispatcher.tell(reply_target(message), ONLY_THE_ASKER)
+        return
     if not await services.dispatcher.stop(conversation_key(message)):
         services.dispatcher.tell(reply_target(message), NOTHING_TO_STOP)
 

@@ -82,3 +82,21 @@ async def test_a_configuration_mistake_is_one_line_not_a_traceback(tmp_path: Pat
     assert "Traceback" not in out + err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "PHI4_OPENAI_MEDIA" in lines[0] and "images" in lines[0]
+
+
+async def test_allowed_chats_without_allowed_users_stops_the_start_with_one_sentence(
+    tmp_path: Path,
+) -> None:
+    code, _, err = await run_cli(
+        tmp_path,
+        "run",
+        TELEGRAM_BOT_TOKEN="1:unused-token-value",
+        PHI4BOT_ALLOWED_CHATS="-1001234",
+    )
+    assert code == 2
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("phi4bot: PHI4BOT_ALLOWED_CHATS limits only the groups the bot speaks in;")
+    )
+    assert "Set PHI4BOT_ALLOWED_USERS" in err and "Traceback" not in err

@@ -147,7 +147,7 @@ async def test_outside_the_allowed_chats_the_bot_says_once_it_is_not_enabled(
     echo(model)
     allowed = tg.group(title="Allowed")
     other = tg.group(title="Other")
-    await start_bot(PHI4BOT_ALLOWED_CHATS=str(allowed.id))
+    await start_bot(PHI4BOT_ALLOWED_CHATS=str(allowed.id), PHI4BOT_ALLOWED_USERS="1")
     anna = tg.private_user(1, "Anna")
     for text in (f"{MENTION} hi", f"{MENTION} hello?", f"/ask@{BOT_USERNAME} anyone?"):
         tg.send_text(other, anna, text)
@@ -177,3 +177,33 @@ async def test_each_answer_sees_the_conversation_up_to_its_own_question(
     asked = [last_user_text(r.json) for r in model.chat_requests]
     assert asked == ["Anna: one", "Ben: two", "Carl: three"]
     await tg.wait_until(lambda: tg.messages(group.id)[-1].text == "re: Carl: three", timeout=30)
+
+
+async def test_a_members_stop_or_retry_on_anothers_answer_is_refused_as_the_buttons_are(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = " ".join(f"word{n}" for n in range(60))
+    model.chunk_size = 6
+    model.chunk_delay = 0.1  # about 6 s of streaming
+    await start_bot()
+    group = tg.group(title="Team")
+    anna, ben = tg.private_user(1, "Anna"), tg.private_user(3, "Ben")
+    tg.set_member(group, anna, "member")
+    tg.set_member(group, ben, "member")
+    tg.send_text(group, anna, f"{MENTION} tell me a long story")
+    await tg.wait_until(lambda: tg.messages(group.id), timeout=10, what="the answer starting")
+    tg.send_text(group, ben, f"/stop@{BOT_USERNAME}")
+    refused = "Only the person who asked (or a group admin) can do that."
+    await tg.wait_until(lambda: any(m.text == refused for m in tg.messages(group.id)), timeout=10)
+    await tg.wait_until(
+        lambda: tg.messages(group.id)[0].text == model.answer, timeout=20, what="the whole answer"
+    )
+    tg.send_text(group, ben, f"/retry@{BOT_USERNAME}")
+    await tg.wait_until(
+        lambda: [m.text for m in tg.messages(group.id)].count(refused) == 2, timeout=10
+    )
+    assert len(model.chat_requests) == 1, "neither stopped nor asked again"
+
+    tg.send_text(group, anna, f"/stop@{BOT_USERNAME}")  # nothing being written: says so
+    tg.send_text(group, anna, f"/retry@{BOT_USERNAME}")
+    await tg.wait_until(lambda: len(model.chat_requests) == 2, timeout=10, what="anna's retry")

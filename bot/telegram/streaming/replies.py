@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 
 from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence, translate
+from bot.shared.bounded import BoundedDict
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import SinkError, TelegramSink
@@ -40,6 +41,9 @@ TYPING_AT_ONCE = 8
 them in the HTTP client's pool, whose bookkeeping grows with the queue times the pool size,
 and the answers' own messages would wait behind them."""
 
+REMEMBERED_CHATS = 10_000
+"""Conversations whose Regenerate button is remembered, the most recently answered."""
+
 
 class TelegramReplies:
     """Opens one `ReplyStreamer` per answer, all drawing on the bot's one `RateBudget`.
@@ -63,7 +67,9 @@ class TelegramReplies:
         self._edit_interval = edit_interval
         self._group_edit_interval = group_edit_interval
         self._private_streaming = private_streaming
-        self._regenerable: dict[ConversationKey, int] = {}
+        self._regenerable: BoundedDict[ConversationKey, int] = BoundedDict(REMEMBERED_CHATS)
+        """The message with the Regenerate button, per conversation: only the newest keeps it
+        (the oldest are forgotten past `REMEMBERED_CHATS`; a press there is answered anyway)."""
         self._background: set[asyncio.Task[Any]] = set()
         self._typing_slots = asyncio.Semaphore(TYPING_AT_ONCE)
 
@@ -82,7 +88,7 @@ class TelegramReplies:
         if controls:
             streaming = (Button(translate(STOP_LABEL, target.language), STOP),)
             final = (Button(translate(REGENERATE_LABEL, target.language), REGENERATE),)
-            previous = self._regenerable.pop(key, None)
+            previous = self._regenerable.pop(key)
             if previous is not None and previous not in take_over:
                 self._spawn(self.remove_buttons(target, previous))
 
@@ -125,7 +131,7 @@ class TelegramReplies:
         """Remove the buttons under one message, with one request paced like every other;
         a refusal is logged and the buttons left as they are."""
         if self._regenerable.get(target.key) == message_id:
-            del self._regenerable[target.key]
+            self._regenerable.pop(target.key)
         await self._set_buttons(target, message_id, NO_BUTTONS)
 
     async def _set_buttons(self, target: ReplyTarget, message_id: int, buttons: Keyboard) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.conversation.access import AccessPolicy, UserRateLimiter
+from bot.conversation.access import REMEMBERED_USERS, AccessPolicy, UserRateLimiter
 from bot.conversation.errors import RateLimited
 
 
@@ -57,3 +57,28 @@ def test_rate_limiter_is_off_at_zero() -> None:
     limiter = UserRateLimiter(0)
     for _ in range(1000):
         limiter.check(1)
+
+
+def test_the_limiter_remembers_only_users_of_the_last_minute_and_at_most_its_cap() -> None:
+    now = [0.0]
+    limiter = UserRateLimiter(20, clock=lambda: now[0])
+    for user in range(REMEMBERED_USERS + 5_000):
+        limiter.check(user)
+    assert len(limiter._seen) == REMEMBERED_USERS
+    now[0] = 61.0
+    limiter.check(1)
+    assert len(limiter._seen) == 1, "users quiet for a minute are forgotten"
+
+
+def test_the_per_user_rate_is_on_by_default() -> None:
+    assert Settings(_env_file=None).user_rate_per_minute == 20
+
+
+def test_allowed_chats_without_allowed_users_is_a_mistake_named_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PHI4BOT_ALLOWED_CHATS", "-100")
+    mistake = Settings(_env_file=None).access_mistake()
+    assert mistake is not None and "set PHI4BOT_ALLOWED_USERS" in mistake.replace("Set", "set")
+    monkeypatch.setenv("PHI4BOT_ALLOWED_USERS", "1")
+    assert Settings(_env_file=None).access_mistake() is None
