@@ -30,7 +30,7 @@ async def test_thirty_long_turns_over_a_small_window_are_all_answered(
 ) -> None:
     model.window, model.shape = WINDOW, shape
     model.answer, model.chunk_size, model.chunk_delay = ANSWER, 40, 0.0
-    bot = await start_bot()
+    bot = await start_bot(PHI4BOT_USER_RATE="0")  # thirty turns in well under a minute
     alice = tg.private_user(42, "Alice")
 
     def answered(count: int) -> bool:
