@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,24 @@ def image_env() -> dict[str, str]:
     return env
 
 
+def base_images() -> list[str]:
+    """Each stage's base image, with the Dockerfile's ARG defaults filled in."""
+    defaults = dict(args.partition("=")[::2] for key, args in DOCKERFILE if key == "ARG")
+    images = []
+    for key, args in DOCKERFILE:
+        if key == "FROM":
+            image = args.split()[0]
+            for name, value in defaults.items():
+                image = image.replace(f"${{{name}}}", value)
+            images.append(image)
+    return images
+
+
 def test_the_image_is_multi_stage_slim_non_root_with_data_under_a_volume() -> None:
-    bases = [args for key, args in DOCKERFILE if key == "FROM"]
+    bases = base_images()
     assert len(bases) >= 2, "a build stage and a run stage"
     assert all("slim" in base for base in bases)
+    assert all("@sha256:" in base for base in bases), "the base is pinned by digest"
     assert last("USER") not in ("root", "0")
     assert json.loads(last("VOLUME")) == ["/data"]
     assert image_env()["DATABASE_URL"] == "sqlite:////data/phi4bot.db"
@@ -88,7 +103,9 @@ def test_no_secret_is_baked_into_the_image() -> None:
     ]
     assert ignored[0] == "*", "everything is left out of the build context..."
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "bot", "storage"}, "...but the sources"
+    assert allowed == {"requirements.lock", "pyproject.toml", "README.md", "bot", "storage"}, (
+        "...but the sources and the lock"
+    )
 
 
 def test_compose_runs_the_bot_with_postgres_and_vllm_behind_profiles() -> None:
@@ -164,20 +181,28 @@ def free_port() -> int:
 
 @pytest.mark.timeout(300)
 async def test_the_image_install_and_start_commands_work_in_a_fresh_venv(tmp_path: Path) -> None:
-    install = next(a for k, a in DOCKERFILE if k == "RUN" and "pip install" in a)
-    pip, *pip_args = shlex.split(install)
-    assert pip == "/opt/phi4bot/bin/pip" and pip_args == ["install", "."]
+    installs = [shlex.split(a) for k, a in DOCKERFILE if k == "RUN" and "pip install" in a]
+    assert [pip for pip, *_ in installs] == ["/opt/phi4bot/bin/pip"] * 2
+    assert installs[0][1:] == [
+        "install",
+        "--require-hashes",
+        "--no-deps",
+        "-r",
+        "requirements.lock",
+    ]
+    assert installs[1][1:] == ["install", "--no-deps", "."], "the lock decides every version"
     venv = fresh_venv(tmp_path)
     context = build_context(tmp_path)
-    installed = await asyncio.create_subprocess_exec(
-        str(venv / "bin" / "pip"),
-        *pip_args,
-        cwd=context,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    output, _ = await installed.communicate()
-    assert installed.returncode == 0, output.decode(errors="replace")[-3000:]
+    for _, *pip_args in installs:
+        installed = await asyncio.create_subprocess_exec(
+            str(venv / "bin" / "pip"),
+            *pip_args,
+            cwd=context,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        output, _ = await installed.communicate()
+        assert installed.returncode == 0, output.decode(errors="replace")[-3000:]
     assert (site_packages(venv) / "bot" / "ops" / "server.py").exists(), "every package is in"
     assert list((site_packages(venv) / "bot" / "shared" / "locale").glob("*/LC_MESSAGES/*.mo"))
 
@@ -235,3 +260,26 @@ async def test_the_image_install_and_start_commands_work_in_a_fresh_venv(tmp_pat
             log.close()
         assert code == 0
     assert "/bot" + TOKEN not in (tmp_path / "bot.log").read_text()
+
+
+def test_the_lock_pins_every_dependency_within_its_bounds_with_hashes() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {
+        canonicalize_name(name): version
+        for name, version in (
+            line.split(" ")[0].split("==") for line in lock.splitlines() if "==" in line
+        )
+    }
+    assert lock.count("--hash=sha256:") >= len(pinned), "every pin carries its hashes"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dependency in project["dependencies"]:
+        required = Requirement(dependency)
+        assert any(spec.operator == "<" for spec in required.specifier), f"{dependency}: no bound"
+        if required.marker is not None and not required.marker.evaluate():
+            continue
+        version = pinned.get(canonicalize_name(required.name))
+        assert version is not None, f"{required.name} is not in requirements.lock: make lock"
+        assert required.specifier.contains(version), f"{required.name} {version}: make lock"
