@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Bot, BotCommand, ChatMember, Message, Update
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import CommandHandler
 
 from bot import metrics
 from bot.conversation.errors import TurnRejected
 from bot.conversation.prompt import CONTINUE_PROMPT, ChatSetting
+from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
@@ -27,10 +28,15 @@ from bot.telegram.triggers import (
     language_of,
     reply_target,
 )
+from storage import ConversationKey
 
 log = logging.getLogger(__name__)
 
 ONLY_THE_ASKER = Sentence("Only the person who asked (or a group admin) can do that.")
+SENT_PRIVATELY = Sentence("I sent it to you in our private chat.")
+OPEN_PRIVATE_CHAT = Sentence(
+    "Admin answers go to our private chat: open it, press Start, then ask again."
+)
 HELP = Sentence(
     "I am Phi-4-multimodal, a small model from Microsoft that reads text, PDFs and text "
     "files, looks at photos, videos and stickers, and listens to voice notes (and to the "
@@ -181,10 +187,26 @@ async def cmd_system(services: BotServices, message: Message, args: list[str]) -
     await _say(services, message, SYSTEM_PROMPT_SET)
 
 
+def _admins_own_chat(message: Message) -> ReplyTarget:
+    """Where an admin command answers: the admin's private chat, so that one chat's data never
+    lands in another group (`/export <chat>` or `/stats` sent in a group)."""
+    if not is_group(message) or message.from_user is None:
+        return reply_target(message)
+    own = ConversationKey(message.from_user.id, None)
+    return ReplyTarget(own, is_group=False, language=language_of(message))
+
+
+async def _tell_where_it_went(services: BotServices, message: Message, delivered: bool) -> None:
+    if is_group(message):
+        await _say(services, message, SENT_PRIVATELY if delivered else OPEN_PRIVATE_CHAT)
+
+
 async def cmd_stats(services: BotServices, message: Message, args: list[str]) -> None:
+    target = _admins_own_chat(message)
     rows = await services.store.chat_stats()
     if not rows:
-        await _say(services, message, NO_CONVERSATIONS)
+        delivered = bool(await services.pipeline.say(target, NO_CONVERSATIONS))
+        await _tell_where_it_went(services, message, delivered)
         return
     lines = ["chat · conversations · user turns · answers · failed · last"]
     for row in rows[:50]:
@@ -193,7 +215,9 @@ async def cmd_stats(services: BotServices, message: Message, args: list[str]) ->
             f"{row.chat_id} · {row.conversations} · {row.user_turns} · "
             f"{row.assistant_turns} · {row.failed_turns} · {last}"
         )
-    await _say(services, message, "```\n" + "\n".join(lines) + "\n```")
+    table = "```\n" + "\n".join(lines) + "\n```"
+    delivered = bool(await services.pipeline.say(target, table))
+    await _tell_where_it_went(services, message, delivered)
 
 
 async def cmd_export(services: BotServices, message: Message, args: list[str]) -> None:
@@ -208,12 +232,21 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    target = _admins_own_chat(message)
+    delivered = True
     async with services.budget.slot(
-        message.chat_id, is_group=is_group(message), priority=Priority.FIRST
+        target.key.chat_id, is_group=target.is_group, priority=Priority.FIRST
     ):
-        await message.reply_document(
-            payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
-        )
+        try:
+            await message.get_bot().send_document(
+                target.key.chat_id,
+                payload,
+                filename=f"conversation-{key.chat_id}.json",
+                reply_to_message_id=None if is_group(message) else message.message_id,
+            )
+        except Forbidden:  # the admin never opened a private chat with the bot
+            delivered = False
+    await _tell_where_it_went(services, message, delivered)
 
 
 def _lane_command(

@@ -207,3 +207,24 @@ async def test_a_members_stop_or_retry_on_anothers_answer_is_refused_as_the_butt
     tg.send_text(group, anna, f"/stop@{BOT_USERNAME}")  # nothing being written: says so
     tg.send_text(group, anna, f"/retry@{BOT_USERNAME}")
     await tg.wait_until(lambda: len(model.chat_requests) == 2, timeout=10, what="anna's retry")
+
+
+async def test_an_admins_stats_and_export_in_a_group_go_to_the_admins_private_chat(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    echo(model)
+    await start_bot(PHI4BOT_ADMINS="7")
+    secret_chat = tg.private_user(42, "Alice")
+    tg.send_text(secret_chat.chat, secret_chat, "my private question")
+    await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    group = tg.group(title="Team")
+    admin = tg.private_user(7, "Admin")
+    tg.set_member(group, admin, "member")
+    tg.send_text(group, admin, f"/export@{BOT_USERNAME} 42")
+    await tg.wait_until(lambda: tg.documents(7), timeout=10, what="the export, privately")
+    assert b"my private question" in tg.documents(7)[0].data
+    tg.send_text(group, admin, f"/stats@{BOT_USERNAME}")
+    await tg.wait_until(lambda: len(tg.messages(group.id)) == 2, timeout=10)
+    assert [m.text for m in tg.messages(group.id)] == ["I sent it to you in our private chat."] * 2
+    assert tg.documents(group.id) == []
+    await tg.wait_until(lambda: "42 ·" in tg.text_of(7), timeout=10, what="the stats, privately")
