@@ -35,6 +35,9 @@ class Settings(Phi4Settings):
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
     """Seconds an arriving message is held, its storing tried again, while the database is
     locked, full or out of reach; then its sender is asked to send it again."""
+    shutdown_seconds: float = Field(20.0, alias="PHI4BOT_SHUTDOWN_SECONDS", gt=0)
+    """Seconds a SIGTERM leaves for everything under way: answers are stopped and their text
+    so far stored first, then the rest (final edits, notices) is waited for until then."""
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)

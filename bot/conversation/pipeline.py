@@ -26,6 +26,7 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.shared import Sentence, UserFacingError
+from bot.shared.tasks import TaskSupervisor
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class TurnPipeline:
         backend: Backend,
         lanes: ConversationLanes,
         checkpoints: CheckpointWriter,
+        tasks: TaskSupervisor,
         health: BackendHealth | None = None,
         store_retry: StoreRetry | None = None,
     ) -> None:
@@ -71,6 +73,7 @@ class TurnPipeline:
         self.backend = backend
         self.lanes = lanes
         self.checkpoints = checkpoints
+        self.tasks = tasks
         self.health = health
         self.store_retry = store_retry or StoreRetry(settings.store_retry)
         """Shared with the recorder, so an outage is logged once."""
@@ -341,17 +344,17 @@ class TurnPipeline:
         view: AnswerView,
         first_chunk: _FirstChunk,
     ) -> None:
-        """Pump the model's chunks into the view; typing is shown until the first one."""
-        pending_status: set[asyncio.Task[None]] = set()
+        """Pump the model's chunks into the view; typing is shown until the first one.
+
+        A queue position is shown in the background (the view brings it up to date on its
+        own and ends that wait when it finishes), so the model's stream never waits for it.
+        """
 
         def on_queue(position: QueuePosition) -> None:
             if view.text:
                 return
-            task = asyncio.create_task(
-                view.show_status(Sentence("⏳ In queue: position {n}", n=position.rank + 1))
-            )
-            pending_status.add(task)
-            task.add_done_callback(pending_status.discard)
+            status = Sentence("⏳ In queue: position {n}", n=position.rank + 1)
+            self.tasks.spawn(view.show_status(status), name=f"queue-status-{target.key}")
 
         chunks = self.backend.stream(conversation, on_queue=on_queue)
         try:
@@ -363,8 +366,6 @@ class TurnPipeline:
                 async for chunk in chunks:
                     view.append(chunk)
         finally:
-            for task in list(pending_status):
-                task.cancel()
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 
 from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence, translate
+from bot.shared.tasks import TaskSupervisor
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
@@ -48,6 +49,7 @@ class TelegramReplies:
         bot: Bot,
         budget: RateBudget,
         *,
+        tasks: TaskSupervisor,
         edit_interval: float,
         group_edit_interval: float,
         private_streaming: Literal["edit", "draft"] = "edit",
@@ -58,7 +60,7 @@ class TelegramReplies:
         self._group_edit_interval = group_edit_interval
         self._private_streaming = private_streaming
         self._regenerable: dict[ConversationKey, int] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._tasks = tasks
         self._typing_slots = asyncio.Semaphore(TYPING_AT_ONCE)
 
     def open_answer(
@@ -78,7 +80,9 @@ class TelegramReplies:
             final = (Button(translate(REGENERATE_LABEL, target.language), REGENERATE),)
             previous = self._regenerable.pop(key, None)
             if previous is not None and previous not in take_over:
-                self._spawn(self.remove_buttons(target, previous))
+                self._tasks.spawn(
+                    self.remove_buttons(target, previous), name=f"remove-buttons-{key.chat_id}"
+                )
 
             def on_finished(message_ids: list[int]) -> None:
                 if message_ids:
@@ -123,11 +127,6 @@ class TelegramReplies:
             log.info("chat %s: buttons of message %s left: %s", key.chat_id, message_id, exc)
         finally:
             self.budget.release()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
