@@ -19,7 +19,7 @@ from bot.shared.tasks import TaskSupervisor
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
-from bot.telegram.streaming.streamer import ReplyStreamer
+from bot.telegram.streaming.streamer import ReplyOptions, ReplyStreamer
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ class TelegramReplies:
                 if message_ids:
                     self._regenerable[key] = message_ids[-1]
 
-        return ReplyStreamer(
-            TelegramSink(self.bot, key.chat_id, key.thread_id),
-            self.budget,
+        options = ReplyOptions(
             chat_id=key.chat_id,
             is_group=target.is_group,
             interval=self._group_edit_interval if target.is_group else self._edit_interval,
@@ -99,6 +97,11 @@ class TelegramReplies:
             streaming_buttons=streaming,
             final_buttons=final,
             take_over=take_over,
+        )
+        return ReplyStreamer(
+            TelegramSink(self.bot, key.chat_id, key.thread_id),
+            self.budget,
+            options,
             on_finished=on_finished,
             translate=partial(translate, language=target.language),
         )
