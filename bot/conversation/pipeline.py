@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from bot import metrics
 from bot.config import Settings
+from bot.conversation.answer_order import AnswerSteps, Step
 from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.errors import HistoryUnavailable, NothingToRetry, StoreStillUnavailable
 from bot.conversation.health import BackendHealth
@@ -66,6 +67,7 @@ class TurnPipeline:
         tasks: TaskSupervisor,
         health: BackendHealth | None = None,
         store_retry: StoreRetry | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> None:
         self.replies = replies
         self.settings = settings
@@ -77,6 +79,8 @@ class TurnPipeline:
         self.health = health
         self.store_retry = store_retry or StoreRetry(settings.store_retry)
         """Shared with the recorder, so an outage is logged once."""
+        self.on_step = on_step
+        """Sees every answer's steps (see `answer_order`) as they are taken."""
         self._writing: dict[ConversationKey, AnswerView] = {}
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
@@ -191,6 +195,8 @@ class TurnPipeline:
         received_at: float | None,
     ) -> None:
         key = target.key
+        steps = AnswerSteps(self.on_step)
+        steps.reach(Step.TURN_STORED)
         # One read: under a flood each store call waits its turn behind every other chat's,
         # so fewer calls mean an earlier request to the model.
         read_inputs = partial(
@@ -220,7 +226,10 @@ class TurnPipeline:
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
-        generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
+        generation = asyncio.create_task(
+            self._generate(target, conversation, view, first_chunk, steps)
+        )
+        steps.reach(Step.REQUESTED)
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
         answer_id: int | None = None
@@ -240,7 +249,9 @@ class TurnPipeline:
             self._writing.pop(key, None)
             raise
         if answer_id is not None:
+            steps.reach(Step.ROW_STORED)
             self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
+            steps.reach(Step.WATCHED)
         status, failure = AnswerStatus.COMPLETE, None
         metrics.answers_streaming(+1)
         try:
@@ -257,8 +268,10 @@ class TurnPipeline:
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
             metrics.answers_streaming(-1)
+            steps.reach(Step.GENERATED)
             if answer_id is not None:
                 self.checkpoints.forget(answer_id)  # before its end is stored, never after
+                steps.reach(Step.UNWATCHED)
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
@@ -279,6 +292,7 @@ class TurnPipeline:
             if self.health is not None:
                 self.health.failed(failure)
             message_ids = await view.fail(failure.user_message)
+        steps.reach(Step.SHOWN)
         await self._record_end(
             key,
             conversation_id,
@@ -289,6 +303,7 @@ class TurnPipeline:
             message_ids=message_ids,
             error=None if failure is None else type(failure).__name__,
         )
+        steps.reach(Step.RECORDED)
         metrics.record_answer(
             OUTCOMES[status],
             received_at=received_at,
@@ -343,6 +358,7 @@ class TurnPipeline:
         conversation: Conversation,
         view: AnswerView,
         first_chunk: _FirstChunk,
+        steps: AnswerSteps,
     ) -> None:
         """Pump the model's chunks into the view; typing is shown until the first one.
 
@@ -362,6 +378,7 @@ class TurnPipeline:
                 first = await anext(chunks, None)
             if first is not None:
                 first_chunk.at = time.monotonic()
+                steps.reach(Step.FIRST_TEXT)
                 view.append(first)
                 async for chunk in chunks:
                     view.append(chunk)
