@@ -233,7 +233,8 @@ async def _stop_answers(application: BotApplication) -> None:
         dispatcher.tasks.drain(deadline),
     )
     await dispatcher.tasks.drain(deadline)  # whatever the last answers spawned
-    log.info("answers stopped and stored, %.1f s before the deadline", deadline - loop.time())
+    left = deadline - loop.time()
+    log.info("shutdown work ended with %.1f s of its deadline left", max(0.0, left))
 
 
 async def _close_services(application: BotApplication) -> None:
