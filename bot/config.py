@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from bot.phi4.settings import Phi4Settings, split_csv
+from bot.shared.urls import url_secrets
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Phi-4, a helpful assistant in a Telegram chat. Answer in the language the "
@@ -41,6 +42,9 @@ class Settings(Phi4Settings):
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)
+    media_wait: float = Field(3.0, alias="PHI4BOT_MEDIA_WAIT", ge=0)
+    """Seconds a photo, album, video or document sent without a caption waits for its
+    sender's next message (text or voice), which is then its question in the same turn."""
 
     allowed_users: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_USERS")
     allowed_chats: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_CHATS")
@@ -97,7 +101,9 @@ class Settings(Phi4Settings):
         return value.rstrip("/")
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, for log redaction."""
+        """Every configured secret value, for log redaction: the token, the webhook secret,
+        the database's password and what any other URL hides, and the model client's keys."""
         found = [self.telegram_bot_token, self.webhook_secret]
         own = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        own += url_secrets(self.database_url) + url_secrets(self.telegram_api_url)
         return own + self.client_secrets()

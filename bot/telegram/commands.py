@@ -18,6 +18,7 @@ from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
+from bot.telegram.speech_commands import SPEECH_HANDLERS, SPEECH_MENU
 from bot.telegram.streaming.pacing import Priority
 from bot.telegram.triggers import conversation_key, is_group, language_of, reply_target
 
@@ -46,6 +47,7 @@ MENU = [
     ("retry", Sentence("Answer the last message again")),
     ("system", Sentence("Show or set the system prompt")),
     ("ask", Sentence("Ask a question (in groups)")),
+    *SPEECH_MENU,
     ("help", Sentence("What I can do")),
 ]
 NEW_CONVERSATION = Sentence("🆕 New conversation. I have forgotten what we said before.")
@@ -259,4 +261,5 @@ COMMAND_HANDLERS = [
     _lane_command("export", cmd_export, admin_only_for_bot=True),
     CommandHandler("stop", on_stop),
     CommandHandler("ask", on_ask),
+    *SPEECH_HANDLERS,
 ]
