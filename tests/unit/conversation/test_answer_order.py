@@ -19,7 +19,7 @@ from bot.conversation.turns import ReplyTarget
 from bot.phi4 import Conversation
 from bot.shared.tasks import TaskSupervisor
 from storage import AnswerStatus, ConversationKey, SQLiteStore
-from tests.test_pipeline_store_failures import Chat, ShownAnswer
+from tests.unit.conversation.test_pipeline_store_failures import Chat, ShownAnswer
 
 KEY = ConversationKey(42)
 

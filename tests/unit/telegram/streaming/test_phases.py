@@ -11,7 +11,7 @@ from bot.telegram.streaming.phases import ALLOWED, IllegalTransition, Phase, adv
 from bot.telegram.streaming.sink import SinkError
 from bot.telegram.streaming.streamer import ReplyOptions, ReplyStreamer
 from tests.fake_clock import FakeClock
-from tests.test_streamer import MemorySink, fail_once
+from tests.unit.telegram.streaming.test_streamer import MemorySink, fail_once
 
 ENDS = (Phase.FINISHED, Phase.BROKEN)
 
