@@ -13,6 +13,8 @@ from bot.telegram.streaming.streamer import ReplyOptions, ReplyStreamer
 from tests.fake_clock import FakeClock
 from tests.unit.telegram.streaming.test_streamer import MemorySink, fail_once
 
+pytestmark = pytest.mark.virtual_time
+
 ENDS = (Phase.FINISHED, Phase.BROKEN)
 
 
