@@ -152,7 +152,11 @@ class WindowFitting(AsyncClosing):
         return int(min(self.budget(window), fitted.tokens) * SAFETY)
 
     async def probe(self) -> str:
-        return await self.inner.probe()
+        """The server's answer to the probe, and the window its prompts are fitted to."""
+        answered = await self.inner.probe()
+        window = await self.window()
+        source = "as the server states" if self.stated_window else "PHI4_CONTEXT_TOKENS"
+        return f"{answered}; context window {window} tokens ({source})"
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -129,3 +129,19 @@ async def test_a_message_too_long_for_the_window_is_refused_before_any_request(
             [chunk async for chunk in backend.stream(huge)]
     assert "shorten its text" in caught.value.user_message
     assert srv.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "said"),
+    [
+        ("vllm", "context window 1200 tokens (as the server states)"),
+        ("llama-server", "context window 1200 tokens (as the server states)"),
+        ("llama-cpp-python", "context window 131072 tokens (PHI4_CONTEXT_TOKENS)"),
+    ],
+)
+async def test_the_probe_says_which_window_prompts_are_fitted_to(
+    srv: FakeOpenAIServer, shape: str, said: str
+) -> None:
+    srv.shape = shape
+    async with fitted(srv) as backend:
+        assert (await backend.probe()).endswith(said)
