@@ -37,6 +37,11 @@ STOP_NOTES = {
         "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
     ),
 }
+CUT_NOTE = Sentence(
+    "✂️ The answer was cut at the model's length limit: press Continue "
+    "(or send /continue) for the rest."
+)
+"""Under an answer the server ended at its length limit, which is kept as it stands."""
 OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
     AnswerStatus.COMPLETE: "answered",
     AnswerStatus.STOPPED: "stopped",
@@ -265,7 +270,7 @@ class TurnPipeline:
         if status is AnswerStatus.COMPLETE:
             if self.health is not None:
                 self.health.answered()
-            message_ids = await view.finish(note=cut.user_message if cut else None)
+            message_ids = await view.finish(note=CUT_NOTE if cut else None)
             if cut is not None and message_ids:
                 await self.replies.offer_continue(target, message_ids[-1])
         elif status is AnswerStatus.STOPPED:

@@ -157,10 +157,7 @@ class AnswerCutAtLength(Phi4Error):
     is not whole and how to get the rest.
     """
 
-    user_message = Sentence(
-        "✂️ The answer was cut at the model's length limit: press Continue "
-        "(or send /continue) for the rest."
-    )
+    user_message = Sentence("The answer was cut off at the model's length limit.")
     failure_class = FailureClass.REQUEST
 
 
