@@ -26,6 +26,7 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.phi4.errors import AnswerCutAtLength
+from bot.phi4.fitting import fitted_window
 from bot.shared import Sentence, UserFacingError
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
@@ -201,7 +202,7 @@ class TurnPipeline:
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
-            char_budget=self.settings.history_read_chars,
+            char_budget=self.settings.history_read_chars(fitted_window(self.backend)),
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )
