@@ -21,6 +21,7 @@ from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
+from bot.conversation.retention import RetentionSweeper
 from bot.conversation.sharing import SharedAnswering
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness
@@ -35,10 +36,12 @@ from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
+from bot.telegram.polling_request import PollingRequest
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
 from bot.telegram.speech_notice import SpeechNotice
+from bot.telegram.streaming.limiter import BudgetRateLimiter
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
@@ -50,12 +53,17 @@ SHUTDOWN_GRACE = 10.0
 
 
 def build_application(settings: Settings) -> BotApplication:
-    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
+    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in.
+
+    Every Bot API request it sends passes the one `RateBudget` (its rate limiter), which
+    the services started in `post_init` share.
+    """
     assert settings.telegram_bot_token is not None
     if settings.metrics_port is None:
         metrics.stop_recording()  # nobody can read them: spend nothing on them
     api = settings.telegram_api_url
     pulse = TelegramPulse()
+    budget = RateBudget(bot_rate=settings.bot_rate)
     requests = MeteredRequest(
         pulse,
         connection_pool_size=64,
@@ -72,7 +80,8 @@ def build_application(settings: Settings) -> BotApplication:
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(True)
         .request(requests)
-        .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .get_updates_request(PollingRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .rate_limiter(BudgetRateLimiter(budget))
         .post_init(_start_services)
         .post_stop(_stop_answers)
         .post_shutdown(_close_services)
@@ -80,6 +89,7 @@ def build_application(settings: Settings) -> BotApplication:
     )
     application.bot_data.settings = settings
     application.bot_data.pulse = pulse
+    application.bot_data.budget = budget
     application.updater = LeaderUpdater(application.bot, application.update_queue)
     register_handlers(application)
     return application
@@ -101,7 +111,8 @@ async def _start_services(application: BotApplication) -> None:
     coordination = store.coordination()
     me = application.bot
     identity = BotIdentity(me.id, me.username)
-    budget = RateBudget(bot_rate=settings.bot_rate)
+    budget = application.bot_data.budget
+    assert budget is not None
     metrics.watch_budget(
         penalty_seconds=budget.penalty_remaining,
         used=budget.window_used,
@@ -137,7 +148,9 @@ async def _start_services(application: BotApplication) -> None:
                 max_document_chars=settings.max_document_chars,
                 max_pdf_pages=settings.max_pdf_pages if "image" in backend.accepts else 0,
                 sound="audio" in backend.accepts,
+                image_max_side=settings.image_max_side,
             ),
+            decode_concurrency=settings.decode_concurrency,
         ),
         backend.accepts,
         daily_quota=settings.user_daily_quota,
@@ -191,6 +204,9 @@ async def _start_services(application: BotApplication) -> None:
     await _start_ops(application, store=store, backend=backend)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
+    RetentionSweeper(
+        store, conversation_days=settings.retention_days, media_days=settings.media_retention_days
+    ).start(tasks)  # a minute from now, then hourly; off unless a setting asks for it
     if peers is not None:
         await peers.start()  # answers what others left, as they would
         log.info("instance %s shares the database with any others", coordination.instance_id)

@@ -17,13 +17,17 @@ from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence, translate
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
 from bot.telegram.streaming.pacing import Priority, RateBudget
-from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
+from bot.telegram.streaming.sink import SinkError, TelegramSink
 from bot.telegram.streaming.streamer import ReplyStreamer
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
 
+TYPING_AFTER = 1.0
+"""Typing is shown once the model has been silent this long: an answer that starts sooner
+needs none, and each indicator spends one of the chat's request slots."""
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
+TYPING_RETRY = 0.25  # after finding no free slot for it (trying costs no request)
 # Callback data of the buttons under answers.
 STOP = "stop"
 REGENERATE = "regenerate"
@@ -126,17 +130,14 @@ class TelegramReplies:
 
     async def _set_buttons(self, target: ReplyTarget, message_id: int, buttons: Keyboard) -> None:
         key = target.key
-        await self.budget.acquire(key.chat_id, is_group=target.is_group, priority=Priority.FINAL)
+        sink = TelegramSink(self.bot, key.chat_id, key.thread_id)
         try:
-            await TelegramSink(self.bot, key.chat_id, key.thread_id).edit_buttons(
-                message_id, buttons
-            )
-        except FloodWait as exc:
-            self.budget.penalize(key.chat_id, exc.retry_after)
-        except SinkError as exc:
+            async with self.budget.slot(
+                key.chat_id, is_group=target.is_group, priority=Priority.FINAL
+            ):
+                await sink.edit_buttons(message_id, buttons)
+        except SinkError as exc:  # a 429 among them: the budget has been told
             log.info("chat %s: buttons of message %s left: %s", key.chat_id, message_id, exc)
-        finally:
-            self.budget.release()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -145,7 +146,7 @@ class TelegramReplies:
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
-        """Renew "typing…" in the chat until the block ends."""
+        """Show "typing…" in the chat from `TYPING_AFTER` seconds on until the block ends."""
         renewing = asyncio.create_task(self._keep_typing(target))
         try:
             yield
@@ -153,13 +154,19 @@ class TelegramReplies:
             renewing.cancel()
 
     async def _keep_typing(self, target: ReplyTarget) -> None:
+        """Typing is shown only in a slot nobody else wants this instant: it must never
+        delay a message, so a busy chat or bot tries again shortly instead of queueing."""
         key = target.key
+        await asyncio.sleep(TYPING_AFTER)
         while True:
+            shown = False
             try:
                 async with self._typing_slots:  # cancelled while waiting: never sent, not needed
-                    await self.bot.send_chat_action(
-                        key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
-                    )
+                    with self.budget.slot_if_free(key.chat_id, is_group=target.is_group) as shown:
+                        if shown:
+                            await self.bot.send_chat_action(
+                                key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
+                            )
             except TelegramError as exc:
                 log.debug("typing indicator failed: %s", exc)
-            await asyncio.sleep(TYPING_EVERY)
+            await asyncio.sleep(TYPING_EVERY if shown else TYPING_RETRY)
