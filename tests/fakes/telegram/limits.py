@@ -31,6 +31,7 @@ COUNTED_METHODS = frozenset(
         "sendmessagedraft",
         "senddocument",
         "deletemessage",
+        "answerguestquery",
     }
 )
 # Tolerance for float drift, so a bot waiting exactly `retry_after` is not refused again.

@@ -14,6 +14,7 @@ from aiohttp import web
 from .api import BY_LOWER_NAME, Handler
 from .errors import ApiError
 from .faults import Body, Fault, FaultPlan, failure_response
+from .guest import FloodSubject, GuestDriver, flood_subject
 from .limits import COUNTED_METHODS, TELEGRAM_LIMITS, Clock, FloodControl, Limits, real_clock
 from .media_driver import MediaDriver
 from .observe import ChatObserver
@@ -30,7 +31,7 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
-class FakeTelegram(MediaDriver, ChatObserver):
+class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
     """A Bot API server on 127.0.0.1 (random port) for one bot token.
 
     `url` is the TELEGRAM_API_URL to give the bot: methods live at `{url}/bot{token}/{method}`
@@ -161,13 +162,16 @@ class FakeTelegram(MediaDriver, ChatObserver):
         if name.lower() not in COUNTED_METHODS:
             result = handler(self.world, params)
             return await result if inspect.isawaitable(result) else result
-        chat = self.world.chat(params.chat_id())
+        subject = flood_subject(self.world, params)
+        if subject is None:
+            chat = self.world.chat(params.chat_id())
+            subject = FloodSubject(chat.id, chat.private, chat.id)
         status = 200
         try:
-            retry_after = self._flood.admit(chat.id, chat.private) if self._flood else None
+            retry_after = self._flood.admit(subject.key, subject.private) if self._flood else None
             if retry_after is not None:
                 self.stats.flood_429 += 1
-                self.stats.flood_429_by_chat[chat.id] += 1
+                self.stats.flood_429_by_chat[subject.chat_id] += 1
                 raise ApiError(
                     429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
                 )
@@ -176,7 +180,9 @@ class FakeTelegram(MediaDriver, ChatObserver):
             status = error.status
             raise
         finally:
-            self.stats.chat_requests[chat.id].append(ChatRequest(self.clock(), name, status))
+            self.stats.chat_requests[subject.chat_id].append(
+                ChatRequest(self.clock(), name, status)
+            )
 
     async def _fault(self, request: web.Request, name: str) -> web.StreamResponse | None:
         """Apply the next injected fault for this call, if any; a response means "stop here"."""
