@@ -31,6 +31,7 @@ from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
+from bot.telegram.guest.door import GuestDoor
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
@@ -168,6 +169,12 @@ async def _start_services(application: BotApplication) -> None:
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
         ),
+        guests=GuestDoor(
+            identity=identity,
+            access=access,
+            dispatcher=dispatcher,
+            max_input_chars=settings.max_input_chars,
+        ),
         peers=peers,
     )
     application.bot_data.services.loop_lag.start()
@@ -274,7 +281,7 @@ def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: i
     raise_open_files_limit()
     log.info("event loop: %s", "uvloop" if use_uvloop(settings.uvloop) else "asyncio")
     application = build_application(settings)
-    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.GUEST_MESSAGE]
     if webhook_url is None:
         application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
         return

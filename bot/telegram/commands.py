@@ -17,9 +17,17 @@ from bot.conversation.prompt import ChatSetting
 from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
+from bot.telegram.guest.codes import read_whole_answer
+from bot.telegram.guest.whole_answer import show_whole_answer
 from bot.telegram.services import BotServices
 from bot.telegram.streaming.pacing import Priority
-from bot.telegram.triggers import conversation_key, is_group, language_of, reply_target
+from bot.telegram.triggers import (
+    conversation_key,
+    is_group,
+    is_private,
+    language_of,
+    reply_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,11 @@ def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, A
 
 
 async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
+    """Help, or the whole of a guest answer its "read it all" link asks for."""
+    wanted = read_whole_answer(args[0]) if args and is_private(message) else None
+    if wanted is not None:
+        await show_whole_answer(services, message, wanted)
+        return
     await cmd_help(services, message, args)
 
 

@@ -13,9 +13,11 @@ from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from bot.conversation.turns import ReplyTarget
+from bot.conversation.turns import GuestPlace, ReplyTarget
 from bot.shared import Sentence, translate
-from bot.telegram.streaming.buttons import NO_BUTTONS, Button
+from bot.telegram.guest import codes
+from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
+from bot.telegram.streaming.guest_sink import GuestSink, OneMessage
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
 from bot.telegram.streaming.streamer import ReplyStreamer
@@ -29,6 +31,8 @@ STOP = "stop"
 REGENERATE = "regenerate"
 STOP_LABEL = Sentence("⏹ Stop")
 REGENERATE_LABEL = Sentence("🔄 Regenerate")
+MORE_LABEL = Sentence("Read it all in a private chat")
+GUEST_PLACEHOLDER = "…"
 TYPING_AT_ONCE = 8
 """Chat actions in flight at once. A flood of new chats would otherwise queue hundreds of
 them in the HTTP client's pool, whose bookkeeping grows with the queue times the pool size,
@@ -69,6 +73,8 @@ class TelegramReplies:
         controls: bool = False,
         take_over: Sequence[int] = (),
     ) -> ReplyStreamer:
+        if target.guest is not None:
+            return self._open_guest(target, target.guest, controls=controls, take_over=take_over)
         key = target.key
         private_drafts = drafts and not target.is_group and self._private_streaming == "draft"
         streaming, final = NO_BUTTONS, NO_BUTTONS
@@ -98,6 +104,54 @@ class TelegramReplies:
             on_finished=on_finished,
             translate=partial(translate, language=target.language),
         )
+
+    def _open_guest(
+        self,
+        target: ReplyTarget,
+        place: GuestPlace,
+        *,
+        controls: bool,
+        take_over: Sequence[int],
+    ) -> ReplyStreamer:
+        """A guest answer: one message, answered at once with "…" when it is an answer (so
+        the summon never waits for the model), paced like a group message, with its own
+        Stop and Regenerate buttons, cut with a link to the whole answer if too long."""
+        streaming: Keyboard = NO_BUTTONS
+        final: Keyboard = NO_BUTTONS
+        if controls:
+            stop = codes.button_data(codes.STOP, place.chat_id, place.caller_id)
+            again = codes.button_data(codes.REGENERATE, place.chat_id, place.caller_id)
+            streaming = (Button(translate(STOP_LABEL, target.language), stop),)
+            final = (Button(translate(REGENERATE_LABEL, target.language), again),)
+        more_url = None
+        if target.reply_to is not None and self.bot.username:
+            whole = codes.WholeAnswer(place.chat_id, place.caller_id, target.reply_to)
+            more_url = f"https://t.me/{self.bot.username}?start={whole.payload}"
+        one_message = OneMessage()
+        sink = GuestSink(
+            self.bot,
+            query_id=place.query_id,
+            inline_message_id=place.inline_message_id,
+            one_message=one_message,
+            more_label=translate(MORE_LABEL, target.language),
+            more_url=more_url,
+        )
+        view = ReplyStreamer(
+            sink,
+            self.budget,
+            chat_id=place.chat_id,
+            is_group=True,
+            interval=self._group_edit_interval,
+            reply_to=None,
+            streaming_buttons=streaming,
+            final_buttons=final,
+            take_over=take_over,
+            translate=partial(translate, language=target.language),
+            split=one_message,
+        )
+        if controls:
+            self._spawn(view.show_status(GUEST_PLACEHOLDER))
+        return view
 
     async def say(self, target: ReplyTarget, text: str) -> list[int]:
         """Send a short bot message in the reader's language, paced and rendered like
@@ -131,7 +185,11 @@ class TelegramReplies:
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
-        """Renew "typing…" in the chat until the block ends."""
+        """Renew "typing…" in the chat until the block ends (not as a guest: a chat the bot
+        is not a member of shows nothing of it)."""
+        if target.guest is not None:
+            yield
+            return
         renewing = asyncio.create_task(self._keep_typing(target))
         try:
             yield
