@@ -18,11 +18,12 @@ from collections.abc import Callable
 from functools import partial
 
 from bot.conversation.errors import QueueFull
+from bot.conversation.guest_recovery import mark_guest_interrupted
 from bot.conversation.lanes import ConversationLanes, Job, StopReason
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.recovery import by_conversation, notice_target, restart_notice
-from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.conversation.turns import IncomingTurn, ReplyTarget, guest_caller
 from storage import ConversationKey, Coordination, store_unavailable
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,9 @@ class SharedAnswering:
         every conversation with waiting turns that nobody holds."""
         cut = await self.coordination.orphaned_answers()
         for key, pending in by_conversation(cut).items():
+            if guest_caller(key) is not None:
+                await mark_guest_interrupted(self.pipeline, key, pending)
+                continue
             self._tell(ReplyTarget.for_stored(key, notice_target(pending)), restart_notice(pending))
         within = SWEEP_WITHIN if self._swept else None
         for key in await self.coordination.waiting_conversations(within):

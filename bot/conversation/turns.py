@@ -42,6 +42,12 @@ def guest_caller(key: ConversationKey) -> int | None:
     return -key.thread_id
 
 
+def guest_message_setting(caller_id: int) -> str:
+    """The chat setting that holds the `inline_message_id` of `caller_id`'s newest guest
+    answer in a chat, so an answer cut off by a crash can be marked in its message."""
+    return f"guest_message:{caller_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
     """Where an answer goes: the conversation, whether it is a group, the message replied to,

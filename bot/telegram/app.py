@@ -22,6 +22,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
 from bot.conversation.sharing import SharedAnswering
+from bot.conversation.turns import GuestPlace, guest_message_setting
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness, timed_store
 from bot.phi4 import Backend, create_backend
@@ -104,12 +105,18 @@ async def _start_services(application: BotApplication) -> None:
         limit=budget.window_cap,
     )
     lanes = ConversationLanes()
+
+    async def remember_guest(place: GuestPlace, inline_message_id: str) -> None:
+        setting = guest_message_setting(place.caller_id)
+        await store.set_setting(place.chat_id, setting, inline_message_id)
+
     replies = TelegramReplies(
         application.bot,
         budget,
         edit_interval=settings.edit_interval,
         group_edit_interval=settings.group_edit_interval,
         private_streaming=settings.private_streaming,
+        remember_guest=remember_guest,
     )
     health = BackendHealth(backend=backend, replies=replies, settings=settings)
     pipeline = TurnPipeline(

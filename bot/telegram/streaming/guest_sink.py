@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from telegram import (
     Bot,
@@ -73,6 +73,7 @@ class GuestSink:
         one_message: OneMessage,
         more_label: str,
         more_url: str | None,
+        on_answered: Callable[[str], None] | None = None,
     ) -> None:
         self.bot = bot
         self.query_id = query_id
@@ -80,6 +81,7 @@ class GuestSink:
         self._one_message = one_message
         self._more_label = more_label
         self._more_url = more_url
+        self._on_answered = on_answered
 
     async def send(
         self,
@@ -108,6 +110,8 @@ class GuestSink:
             raise translate(exc) from exc
         self.query_id = None  # a summon is answered once
         self.inline_message_id = sent.inline_message_id
+        if self._on_answered is not None:
+            self._on_answered(sent.inline_message_id)
         return message_number(sent.inline_message_id)
 
     async def edit(

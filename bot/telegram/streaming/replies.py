@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Literal
@@ -55,8 +55,11 @@ class TelegramReplies:
         edit_interval: float,
         group_edit_interval: float,
         private_streaming: Literal["edit", "draft"] = "edit",
+        remember_guest: Callable[[GuestPlace, str], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
+        self._remember_guest = remember_guest
+        """Keeps a guest answer's `inline_message_id` where a restart finds it."""
         self.budget = budget
         self._edit_interval = edit_interval
         self._group_edit_interval = group_edit_interval
@@ -128,6 +131,12 @@ class TelegramReplies:
             whole = codes.WholeAnswer(place.chat_id, place.caller_id, target.reply_to)
             more_url = f"https://t.me/{self.bot.username}?start={whole.payload}"
         one_message = OneMessage()
+        remember = self._remember_guest
+
+        def on_answered(inline_message_id: str) -> None:
+            if remember is not None:
+                self._spawn(self._remember(remember, place, inline_message_id))
+
         sink = GuestSink(
             self.bot,
             query_id=place.query_id,
@@ -135,6 +144,7 @@ class TelegramReplies:
             one_message=one_message,
             more_label=translate(MORE_LABEL, target.language),
             more_url=more_url,
+            on_answered=on_answered,
         )
         view = ReplyStreamer(
             sink,
@@ -152,6 +162,17 @@ class TelegramReplies:
         if controls:
             self._spawn(view.show_status(GUEST_PLACEHOLDER))
         return view
+
+    @staticmethod
+    async def _remember(
+        remember: Callable[[GuestPlace, str], Awaitable[None]],
+        place: GuestPlace,
+        inline_message_id: str,
+    ) -> None:
+        try:
+            await remember(place, inline_message_id)
+        except Exception as exc:  # the answer goes on; only a crash would need it
+            log.warning("guest message in chat %s not remembered: %s", place.chat_id, exc)
 
     async def say(self, target: ReplyTarget, text: str) -> list[int]:
         """Send a short bot message in the reader's language, paced and rendered like
