@@ -33,6 +33,10 @@ STOP_LABEL = Sentence("⏹ Stop")
 REGENERATE_LABEL = Sentence("🔄 Regenerate")
 MORE_LABEL = Sentence("Read it all in a private chat")
 GUEST_PLACEHOLDER = "…"
+GUEST_PLACEHOLDER_AFTER = 1.0
+"""Seconds a guest answer waits for the model's first words before answering the summon
+with "…": answered with text, it shows the answer 3 s sooner (guest messages are paced
+like a group's); answered with "…", a slow model does not leave the summon hanging."""
 TYPING_AT_ONCE = 8
 """Chat actions in flight at once. A flood of new chats would otherwise queue hundreds of
 them in the HTTP client's pool, whose bookkeeping grows with the queue times the pool size,
@@ -116,9 +120,9 @@ class TelegramReplies:
         controls: bool,
         take_over: Sequence[int],
     ) -> ReplyStreamer:
-        """A guest answer: one message, answered at once with "…" when it is an answer (so
-        the summon never waits for the model), paced like a group message, with its own
-        Stop and Regenerate buttons, cut with a link to the whole answer if too long."""
+        """A guest answer: one message, answering the summon with the first text (or "…"
+        if the model is slow to start), paced like a group message, with its own Stop and
+        Regenerate buttons, cut with a link to the whole answer if too long."""
         streaming: Keyboard = NO_BUTTONS
         final: Keyboard = NO_BUTTONS
         if controls:
@@ -160,8 +164,13 @@ class TelegramReplies:
             split=one_message,
         )
         if controls:
-            self._spawn(view.show_status(GUEST_PLACEHOLDER))
+            self._spawn(self._placeholder(view))
         return view
+
+    @staticmethod
+    async def _placeholder(view: ReplyStreamer) -> None:
+        await asyncio.sleep(GUEST_PLACEHOLDER_AFTER)
+        await view.show_status(GUEST_PLACEHOLDER)  # nothing, if text came first
 
     @staticmethod
     async def _remember(
