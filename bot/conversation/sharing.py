@@ -134,6 +134,8 @@ class SharedAnswering:
                         break  # its answer failed before it was recorded; not again
                     tried.add(waiting.user_turn_id)
                     target = self._targets.pop(waiting.user_turn_id, None)
+                    if target is None and guest_caller(key) is not None:
+                        break  # a summon is answered by the process it reached, once known
                     if target is None:
                         target = ReplyTarget.for_stored(key, waiting.user_message_id)
                     try:
