@@ -98,6 +98,8 @@ async def _start_services(application: BotApplication) -> None:
     coordination = store.coordination()
     me = application.bot
     identity = BotIdentity(me.id, me.username)
+    if me.bot.supports_guest_queries is False:
+        log.info("guest mode is off for @%s (BotFather): no summons from other chats", me.username)
     budget = RateBudget(bot_rate=settings.bot_rate)
     metrics.watch_budget(
         penalty_seconds=budget.penalty_remaining,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import sqlite3
 import wave
+from pathlib import Path
 from typing import Any
 
 from bot.conversation.turns import guest_key, guest_message_setting
@@ -19,6 +21,7 @@ from tests.fakes.telegram import BotMessage, FakeTelegram
 from tests.media_factory import make_jpeg, make_ogg_opus
 
 MENTION = f"@{BOT_USERNAME}"
+TABLES = ("conversations", "turns", "chat_settings")
 
 
 async def test_a_summon_is_answered_at_once_and_streamed_into_its_guest_message(
@@ -54,7 +57,7 @@ async def test_a_summon_is_answered_at_once_and_streamed_into_its_guest_message(
 
 
 async def test_a_stranger_is_refused_with_one_guest_answer_and_no_model_call(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
 ) -> None:
     await start_bot(PHI4BOT_ALLOWED_USERS="1")
     friends = tg.guest_chat("group")
@@ -66,6 +69,9 @@ async def test_a_stranger_is_refused_with_one_guest_answer_and_no_model_call(
     assert answer is not None and answer.text == "Sorry, this bot is private."
     assert answer.keyboard is None
     assert model.chat_requests == []
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        stored = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES]
+    assert stored == [0, 0, 0], "nothing is stored for a refused caller"
     allowed = tg.summon(friends, tg.private_user(1, "Anna"), f"{MENTION} hello?")
     await tg.wait_until(
         lambda: (a := tg.guest_answer(allowed)) is not None and a.text == model.answer, timeout=10

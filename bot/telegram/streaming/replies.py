@@ -138,7 +138,7 @@ class TelegramReplies:
         remember = self._remember_guest
 
         def on_answered(inline_message_id: str) -> None:
-            if remember is not None:
+            if remember is not None and controls:  # answers only: a refusal stores nothing
                 self._spawn(self._remember(remember, place, inline_message_id))
 
         sink = GuestSink(
