@@ -38,6 +38,9 @@ class Settings(Phi4Settings):
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)
+    media_wait: float = Field(3.0, alias="PHI4BOT_MEDIA_WAIT", ge=0)
+    """Seconds a photo, album, video or document sent without a caption waits for its
+    sender's next message (text or voice), which is then its question in the same turn."""
 
     allowed_users: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_USERS")
     allowed_chats: IdSet = Field(frozenset(), alias="PHI4BOT_ALLOWED_CHATS")

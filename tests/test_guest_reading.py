@@ -9,8 +9,8 @@ from telegram import Message
 
 from bot.conversation.errors import InputTooLong
 from bot.conversation.turns import guest_caller, guest_key
-from bot.telegram.guest import codes
 from bot.telegram.guest.reading import guest_turn
+from bot.telegram.streaming import guest_codes as codes
 from bot.telegram.streaming.guest_sink import CUT_MARK, OneMessage, message_number
 from bot.telegram.streaming.render import RenderedText, plain, utf16_len
 from bot.telegram.triggers import BotIdentity

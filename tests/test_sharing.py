@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable
 
 from bot.conversation.lanes import ConversationLanes
-from bot.conversation.recovery import RESTART_NOTICE
+from bot.conversation.notices import RESTART_NOTICE
 from bot.conversation.sharing import SharedAnswering
 from bot.conversation.turns import ReplyTarget
 from storage import ConversationKey, PendingAnswer, WaitingTurn

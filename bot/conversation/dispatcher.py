@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
 from bot.conversation.access import AccessPolicy, UserRateLimiter
 from bot.conversation.errors import TurnRejected
 from bot.conversation.lanes import ConversationLanes
+from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
+from bot.conversation.sharing import SharedAnswering
 from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.shared.tasks import TaskSupervisor
 from storage import AnswerStatus, ConversationKey
-
-if TYPE_CHECKING:
-    from bot.conversation.sharing import SharedAnswering
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +24,8 @@ class TurnDispatcher:
 
     Refusals that cost nothing (rate, a full queue) are decided before anything is stored;
     an admitted turn is recorded at once and its answer queued in the conversation's lane.
-    Replies that run outside any lane (refusals, notices) are kept as background tasks so
-    shutdown can wait for them.
+    Replies outside any lane (refusals) go out as `notices`; other work outside the lanes
+    runs under the process's `tasks`, so shutdown waits for it.
     """
 
     def __init__(
@@ -39,6 +36,8 @@ class TurnDispatcher:
         recorder: TurnRecorder,
         access: AccessPolicy,
         limiter: UserRateLimiter,
+        notices: Notices,
+        tasks: TaskSupervisor,
         shared: SharedAnswering | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -46,9 +45,10 @@ class TurnDispatcher:
         self.recorder = recorder
         self.access = access
         self.limiter = limiter
+        self.notices = notices
+        self.tasks = tasks
         self.shared = shared
         """Set when other processes share the database: they may answer this turn."""
-        self._background: set[asyncio.Task[Any]] = set()
 
     def submit(self, turn: IncomingTurn) -> None:
         """Record `turn` and queue its answer, or reply with why it is refused."""
@@ -63,7 +63,7 @@ class TurnDispatcher:
             return
         accepted = self.recorder.accept(turn, exempt=exempt)
         if self.shared is not None:
-            self.spawn(self.shared.arrived(turn, accepted))
+            self.tasks.spawn(self.shared.arrived(turn, accepted), name=f"arrival-{turn.key}")
             return
         self.lanes.submit(turn.key, partial(self.pipeline.respond, turn, accepted), user_id=sender)
 
@@ -106,15 +106,4 @@ class TurnDispatcher:
 
     def tell(self, target: ReplyTarget, text: str) -> None:
         """Send a short reply at once, outside the conversation's lane."""
-        self.spawn(self.pipeline.say(target, text))
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run work outside any lane, keeping a reference so it is not collected."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self, timeout: float) -> None:
-        """Give replies sent outside the lanes `timeout` seconds to go out."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout)
+        self.notices.tell(target, text)

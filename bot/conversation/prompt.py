@@ -13,6 +13,8 @@ class ChatSetting(StrEnum):
     """Names of the per-chat settings rows the bot keeps."""
 
     SYSTEM_PROMPT = "system_prompt"
+    SPEECH_NOTICE = "speech_notice"
+    """Set once the chat was told that speech outside Phi-4's languages may be misheard."""
 
 
 PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}

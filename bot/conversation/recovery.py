@@ -12,14 +12,9 @@ from functools import partial
 from bot import metrics
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.guest_recovery import mark_guest_interrupted
+from bot.conversation.notices import by_conversation, notice_target, restart_notice
 from bot.conversation.turns import ReplyTarget, guest_caller
-from bot.shared import Sentence
-from storage import ConversationKey, PendingAnswer
-
-RESTART_NOTICE = Sentence(
-    "⚠️ I was restarted before I finished this answer. Send /retry for a full answer "
-    "(or, if you have written since, send that question again)."
-)
+from storage import PendingAnswer
 
 
 def resume_unfinished(dispatcher: TurnDispatcher, found: list[PendingAnswer]) -> None:
@@ -37,33 +32,8 @@ def resume_unfinished(dispatcher: TurnDispatcher, found: list[PendingAnswer]) ->
         metrics.count_turn("interrupted")
     for key, pending_here in by_conversation(cut).items():
         if guest_caller(key) is not None:
-            dispatcher.spawn(mark_guest_interrupted(pipeline, key, pending_here))
+            work = mark_guest_interrupted(pipeline, key, pending_here)
+            dispatcher.tasks.spawn(work, name=f"guest-restart-note-{key}")
             continue
         target = ReplyTarget.for_stored(key, notice_target(pending_here))
         dispatcher.tell(target, restart_notice(pending_here))
-
-
-def by_conversation(found: list[PendingAnswer]) -> dict[ConversationKey, list[PendingAnswer]]:
-    grouped: dict[ConversationKey, list[PendingAnswer]] = {}
-    for pending in sorted(found, key=lambda p: p.user_turn_id):
-        grouped.setdefault(pending.key, []).append(pending)
-    return grouped
-
-
-def restart_notice(pending: list[PendingAnswer]) -> str:
-    """One message per conversation, however many of its turns the restart left open."""
-    if len(pending) == 1:
-        return RESTART_NOTICE
-    return Sentence(
-        "⚠️ I was restarted before I finished some answers here ({count}). "
-        "Send /retry for the last one, and send the other questions again.",
-        count=len(pending),
-    )
-
-
-def notice_target(pending: list[PendingAnswer]) -> int | None:
-    """Reply to the newest cut-off answer's message, or else to the question it answered."""
-    latest = pending[-1]
-    if latest.reply_message_ids:
-        return latest.reply_message_ids[-1]
-    return latest.user_message_id

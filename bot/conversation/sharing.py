@@ -20,9 +20,9 @@ from functools import partial
 from bot.conversation.errors import QueueFull
 from bot.conversation.guest_recovery import mark_guest_interrupted
 from bot.conversation.lanes import ConversationLanes, Job, StopReason
+from bot.conversation.notices import by_conversation, notice_target, restart_notice
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import AcceptedTurn
-from bot.conversation.recovery import by_conversation, notice_target, restart_notice
 from bot.conversation.turns import IncomingTurn, ReplyTarget, guest_caller
 from storage import ConversationKey, Coordination, store_unavailable
 

@@ -1,4 +1,4 @@
-"""The door: allow-lists, albums gathered, and each admitted message read into one turn."""
+"""The door: allow-lists, turns gathered, and each admitted message read into one turn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from bot.conversation.access import AccessPolicy
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence
-from bot.telegram.albums import AlbumCollector
+from bot.telegram.gathering import TurnGatherer
 from bot.telegram.reading import turn_from_messages
+from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.triggers import BotIdentity, is_private, reply_target
 
 NOT_ENABLED = Sentence("I am not enabled in this chat.")
@@ -30,12 +31,16 @@ class Admission:
         access: AccessPolicy,
         dispatcher: TurnDispatcher,
         max_input_chars: int,
+        media_wait: float = 0.0,
+        speech_notice: SpeechNotice | None = None,
     ) -> None:
         self.identity = identity
         self.access = access
         self.dispatcher = dispatcher
         self.max_input_chars = max_input_chars
-        self.albums = AlbumCollector(self._album_done)
+        self.gathering = TurnGatherer(self._gathered, follow_up_wait=media_wait)
+        """Albums, and media waiting `media_wait` seconds for its question."""
+        self.speech_notice = speech_notice
         self._told: set[tuple[str, int]] = set()
 
     def admit(self, message: Message) -> bool:
@@ -59,13 +64,15 @@ class Admission:
         self.dispatcher.tell(target, text)
 
     def take(self, message: Message, *, text_override: str | None = None) -> None:
-        """Queue an addressed message as a turn (an album's parts are gathered first)."""
-        if message.media_group_id and text_override is None:
-            self.albums.add(message)
+        """Queue an addressed message as a turn (an album's parts, and media with the
+        question that follows it, are gathered first)."""
+        if text_override is None:
+            self.gathering.add(message)
             return
+        self.gathering.release(message)
         self._submit([message], text_override=text_override)
 
-    def _album_done(self, messages: list[Message]) -> None:
+    def _gathered(self, messages: list[Message]) -> None:
         self._submit(messages)
 
     def read(self, message: Message, *, text_override: str | None = None) -> IncomingTurn:
@@ -84,4 +91,12 @@ class Admission:
             max_input_chars=self.max_input_chars,
             text_override=text_override,
         )
+        self.submit_turn(turn, *messages)
+
+    def submit_turn(self, turn: IncomingTurn, *speakers: Message) -> None:
+        """Queue a read turn; `speakers` are the messages whose speech it carries, so the
+        chat hears once when Phi-4 may mishear their language."""
+        notice = self.speech_notice
+        if notice is not None and any(notice.needed(m) for m in speakers):
+            self.dispatcher.tasks.spawn(notice.tell(turn.target), name=f"speech-notice-{turn.key}")
         self.dispatcher.submit(turn)

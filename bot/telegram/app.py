@@ -18,6 +18,7 @@ from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.dispatcher import TurnDispatcher
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes
+from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
@@ -28,6 +29,7 @@ from bot.ops import OpsServer, Readiness, timed_store
 from bot.phi4 import Backend, create_backend
 from bot.phi4.instrumented import instrument
 from bot.shared.i18n import languages
+from bot.shared.tasks import TaskSupervisor
 from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
@@ -38,6 +40,7 @@ from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.services import BotServices
+from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
@@ -112,6 +115,7 @@ async def _start_services(application: BotApplication) -> None:
         setting = guest_message_setting(place.caller_id)
         await store.set_setting(place.chat_id, setting, inline_message_id)
 
+    tasks = TaskSupervisor()
     replies = TelegramReplies(
         application.bot,
         budget,
@@ -151,19 +155,23 @@ async def _start_services(application: BotApplication) -> None:
         retry=pipeline.store_retry,
     )
     access = AccessPolicy.from_settings(settings)
+    notices = Notices(pipeline.say, tasks)
+    shared, peers = None, None
+    if coordination.shared:
+        shared = SharedAnswering(
+            coordination=coordination, lanes=lanes, pipeline=pipeline, tell=notices.tell
+        )
+        peers = Peers(coordination, shared, budget, application.updater)
     dispatcher = TurnDispatcher(
         pipeline=pipeline,
         lanes=lanes,
         recorder=recorder,
         access=access,
         limiter=UserRateLimiter(settings.user_rate_per_minute),
+        notices=notices,
+        tasks=tasks,
+        shared=shared,
     )
-    peers = None
-    if coordination.shared:
-        dispatcher.shared = SharedAnswering(
-            coordination=coordination, lanes=lanes, pipeline=pipeline, tell=dispatcher.tell
-        )
-        peers = Peers(coordination, dispatcher.shared, budget, application.updater)
     application.bot_data.services = BotServices(
         settings=settings,
         identity=identity,
@@ -177,6 +185,8 @@ async def _start_services(application: BotApplication) -> None:
             access=access,
             dispatcher=dispatcher,
             max_input_chars=settings.max_input_chars,
+            media_wait=settings.media_wait,
+            speech_notice=SpeechNotice(store, pipeline.say),
         ),
         guests=GuestDoor(
             identity=identity,
@@ -226,7 +236,7 @@ async def _stop_answers(application: BotApplication) -> None:
     services = application.bot_data.services
     if services is None:
         return
-    services.admission.albums.flush_all()  # an album still gathering becomes a stored turn
+    services.admission.gathering.flush_all()  # what still gathers becomes a stored turn
     if services.pipeline.health is not None:
         await services.pipeline.health.aclose()
     if services.peers is not None:
@@ -234,7 +244,7 @@ async def _stop_answers(application: BotApplication) -> None:
     dispatcher = services.dispatcher
     await dispatcher.recorder.drain(SHUTDOWN_GRACE)
     await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
-    await dispatcher.drain(SHUTDOWN_GRACE)
+    await dispatcher.tasks.drain(asyncio.get_running_loop().time() + SHUTDOWN_GRACE)
 
 
 async def _close_services(application: BotApplication) -> None:

@@ -84,7 +84,10 @@ async def _regenerate(
     latest = await services.pipeline.latest_answer(target.key)
     if latest is None or message.message_id not in latest.message_ids:
         # An older answer whose button outlived a restart: it goes now.
-        services.dispatcher.spawn(services.replies.remove_buttons(target, message.message_id))
+        services.dispatcher.tasks.spawn(
+            services.replies.remove_buttons(target, message.message_id),
+            name=f"remove-buttons-{target.key.chat_id}",
+        )
         return NOT_THE_LATEST
     if latest.status is AnswerStatus.STREAMING:
         return None  # it is being written again already

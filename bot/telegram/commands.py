@@ -17,9 +17,9 @@ from bot.conversation.prompt import ChatSetting
 from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
-from bot.telegram.guest.codes import read_whole_answer
-from bot.telegram.guest.whole_answer import show_whole_answer
 from bot.telegram.services import BotServices
+from bot.telegram.speech_commands import SPEECH_HANDLERS, SPEECH_MENU
+from bot.telegram.streaming.guest_codes import read_whole_answer
 from bot.telegram.streaming.pacing import Priority
 from bot.telegram.triggers import (
     conversation_key,
@@ -28,6 +28,7 @@ from bot.telegram.triggers import (
     language_of,
     reply_target,
 )
+from bot.telegram.whole_answer import show_whole_answer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ MENU = [
     ("retry", Sentence("Answer the last message again")),
     ("system", Sentence("Show or set the system prompt")),
     ("ask", Sentence("Ask a question (in groups)")),
+    *SPEECH_MENU,
     ("help", Sentence("What I can do")),
 ]
 NEW_CONVERSATION = Sentence("🆕 New conversation. I have forgotten what we said before.")
@@ -272,4 +274,5 @@ COMMAND_HANDLERS = [
     _lane_command("export", cmd_export, admin_only_for_bot=True),
     CommandHandler("stop", on_stop),
     CommandHandler("ask", on_ask),
+    *SPEECH_HANDLERS,
 ]

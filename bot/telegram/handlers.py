@@ -11,7 +11,7 @@ from bot import metrics
 from bot.telegram.callbacks import BUTTON_HANDLER
 from bot.telegram.commands import COMMAND_HANDLERS
 from bot.telegram.context import BotApplication, BotContext
-from bot.telegram.guest.handlers import GUEST_HANDLERS
+from bot.telegram.guest_handlers import GUEST_HANDLERS
 from bot.telegram.triggers import is_group, is_private, mentions_bot, replies_to_bot
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ async def on_message(update: Update, context: BotContext) -> None:
     services = context.services
     if is_group(message):
         me = services.identity
-        if not (mentions_bot(message, me) or replies_to_bot(message, me)):
+        addressed = mentions_bot(message, me) or replies_to_bot(message, me)
+        if not (addressed or services.admission.gathering.awaits(message)):
             metrics.count_update("ignored")
             return
     elif not is_private(message):
@@ -34,6 +35,13 @@ async def on_message(update: Update, context: BotContext) -> None:
     metrics.count_update(update_kind(message))
     if services.admission.admit(message):
         services.admission.take(message)
+
+
+async def before_command(update: Update, context: BotContext) -> None:
+    """Media its sender left waiting for a question is taken before their command runs, so
+    /new, /retry or /stop act on a conversation that already holds it."""
+    if update.message is not None:
+        context.services.admission.gathering.release(update.message)
 
 
 async def on_edited(update: Update, context: BotContext) -> None:
@@ -93,6 +101,9 @@ async def on_error(update: object, context: BotContext) -> None:
 def register_handlers(application: BotApplication) -> None:
     for handler in GUEST_HANDLERS:  # first: a summon is never taken for a command
         application.add_handler(handler)
+    application.add_handler(
+        MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, before_command), group=-1
+    )
     for handler in COMMAND_HANDLERS:
         application.add_handler(handler)
     application.add_handler(BUTTON_HANDLER)

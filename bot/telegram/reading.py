@@ -67,14 +67,8 @@ def turn_from_messages(
             context = media_of(replied)
         except UnsupportedMessage:
             pass
-    if rejection is None and len(text) > max_input_chars:
-        rejection = InputTooLong(
-            Sentence(
-                "That message is {length} characters long; I read at most {most}.",
-                length=len(text),
-                most=max_input_chars,
-            )
-        )
+    if rejection is None:
+        rejection = too_long(text, max_input_chars)
     return IncomingTurn(
         target=ReplyTarget(conversation_key(first), group, language=language_of(first)),
         text=text,
@@ -84,6 +78,19 @@ def turn_from_messages(
         media=tuple(media),
         rejection=rejection,
         context_media=tuple(context),
+    )
+
+
+def too_long(text: str, max_input_chars: int) -> InputTooLong | None:
+    """The refusal of a question longer than the bot reads, or None."""
+    if len(text) <= max_input_chars:
+        return None
+    return InputTooLong(
+        Sentence(
+            "That message is {length} characters long; I read at most {most}.",
+            length=len(text),
+            most=max_input_chars,
+        )
     )
 
 

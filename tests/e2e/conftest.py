@@ -69,6 +69,8 @@ async def start_bot(
             "PHI4BOT_EDIT_INTERVAL": "0.3",
             "PHI4BOT_GROUP_EDIT_INTERVAL": "0.5",
             "PHI4BOT_STREAM_TIMEOUT": "10",
+            # media without a caption is answered at once unless a test is about the wait
+            "PHI4BOT_MEDIA_WAIT": "0",
             "LOG_LEVEL": "DEBUG",
         }
         settings.update(env)

@@ -140,6 +140,27 @@ class Chat:
             paths = [u.path for u in self.space.uploads]
             assert len(paths) == len(set(paths))
 
+    def assert_each_file_once_per_request(self) -> None:
+        """On the Space a file is in the newest request once: in the history or among this
+        turn's files, never both (the answer function may read both inputs)."""
+        if self.backend != "space":
+            return
+        request = self.space.requests[-1]
+        paths: list[str] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, dict):
+                if isinstance(value.get("path"), str):
+                    paths.append(value["path"])
+                for inner in value.values():
+                    walk(inner)
+            elif isinstance(value, list):
+                for inner in value:
+                    walk(inner)
+
+        walk([request.history, request.files])
+        assert paths and len(paths) == len(set(paths)), paths
+
     async def still_answers(self) -> None:
         self.tg.send_text(self.alice.chat, self.alice, "still there?")
         await self.replies(ANSWER)
@@ -183,11 +204,13 @@ async def test_video_notes_videos_and_gifs_become_frames_and_sound(chat: Chat) -
     assert abs(seconds - 4.0) < 0.1
     assert "What happens here?" in got.text
     chat.assert_uploaded_once()
+    chat.assert_each_file_once_per_request()
 
     tg.send_text(alice.chat, alice, "And then?")
     await chat.replies(ANSWER)
     assert chat.history_media() == 3, "PHI4BOT_HISTORY_MEDIA counts each frame"
     assert "[image]" in chat.history_text(), "older frames are placeholders"
+    chat.assert_each_file_once_per_request()
 
     tg.send_animation(alice.chat, alice, make_mp4(2.0, sound=False))
     await chat.replies(ANSWER)

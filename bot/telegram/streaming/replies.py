@@ -15,7 +15,7 @@ from telegram.error import TelegramError
 
 from bot.conversation.turns import GuestPlace, ReplyTarget
 from bot.shared import Sentence, translate
-from bot.telegram.guest import codes
+from bot.telegram.streaming import guest_codes as codes
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
 from bot.telegram.streaming.guest_sink import GuestSink, OneMessage
 from bot.telegram.streaming.pacing import Priority, RateBudget

@@ -7,8 +7,8 @@ from typing import Any
 from telegram import Message
 
 from bot.shared import Sentence
-from bot.telegram.guest.codes import WholeAnswer
 from bot.telegram.services import BotServices
+from bot.telegram.streaming.guest_codes import WholeAnswer
 from bot.telegram.triggers import reply_target
 from storage import Store
 

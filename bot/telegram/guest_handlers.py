@@ -15,8 +15,8 @@ from bot.conversation.turns import GuestPlace, ReplyTarget
 from bot.shared import Sentence, translate
 from bot.telegram.callbacks import NOT_BEING_WRITTEN, NOT_THE_LATEST
 from bot.telegram.context import BotContext
-from bot.telegram.guest import codes
 from bot.telegram.services import BotServices
+from bot.telegram.streaming import guest_codes as codes
 from bot.telegram.streaming.guest_sink import message_number
 from storage import AnswerStatus
 
