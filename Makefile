@@ -55,4 +55,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
 clean:
-	rm -rf $(VENV) .pytest_cache .venv-gradio5 .venv-gradio6
+	rm -rf $(VENV) .pytest_cache .coverage .coverage-report.txt

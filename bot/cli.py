@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from bot.config import Settings
 from bot.logs import configure_logging
 from bot.ops import MetricsPortUnavailable
 from bot.telegram.app import run_bot
+from bot.telegram.refusal import TokenRefused
 from bot.terminal import run_chat, run_check
+from bot.uncaught import route_uncaught_through_logging
 from storage.errors import StorageError
 
 TOKEN_MISSING = (
@@ -56,6 +59,18 @@ def _settings() -> Settings:
         raise SystemExit(f"phi4bot: invalid configuration: {problems}") from None
 
 
+def with_webhook_secret(settings: Settings) -> Settings:
+    """The settings with a webhook secret: `PHI4BOT_WEBHOOK_SECRET`, or a random one per start.
+
+    Made here, before logging is set up, so the log masks a generated secret too (PTB logs
+    `setWebhook`'s parameters at DEBUG).
+    """
+    if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
+        return settings
+    generated = SecretStr(secrets.token_urlsafe(32))
+    return settings.model_copy(update={"webhook_secret": generated})
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -68,7 +83,10 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "db":
         return _copy_database(args.source, args.target)
     settings = _settings()
+    if args.command == "run" and args.webhook_url:
+        settings = with_webhook_secret(settings)  # before logging: it masks the secret too
     configure_logging(settings.log_level, settings.secrets(), settings.log_format)
+    route_uncaught_through_logging()
     if args.command == "run":
         if (
             settings.telegram_bot_token is None
@@ -78,7 +96,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
         try:
             run_bot(settings, webhook_url=args.webhook_url, listen=args.listen, port=args.port)
-        except (StorageError, MetricsPortUnavailable) as exc:
+        except (StorageError, MetricsPortUnavailable, TokenRefused) as exc:
             print(f"phi4bot: {exc}", file=sys.stderr)
             return 2
         return 0

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from bot.phi4.settings import Phi4Settings, split_csv
+from bot.shared.urls import url_secrets
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Phi-4, a helpful assistant in a Telegram chat. Answer in the language the "
@@ -97,7 +98,9 @@ class Settings(Phi4Settings):
         return value.rstrip("/")
 
     def secrets(self) -> list[str]:
-        """Every configured secret value, for log redaction."""
+        """Every configured secret value, for log redaction: the token, the webhook secret,
+        the database's password and what any other URL hides, and the model client's keys."""
         found = [self.telegram_bot_token, self.webhook_secret]
         own = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        own += url_secrets(self.database_url) + url_secrets(self.telegram_api_url)
         return own + self.client_secrets()

@@ -13,6 +13,7 @@ from typing import TextIO
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.logs import RedactingFormatter
 from bot.ops.bot_account import describe_bot_account
 from bot.phi4 import (
     Attachment,
@@ -30,6 +31,7 @@ from bot.phi4.errors import FailureClass
 from bot.phi4.facade import load_attachment
 from bot.phi4.health import survey
 from bot.shared import UserFacingError
+from bot.shared.urls import display_url
 
 QUIT = "/quit"
 
@@ -184,15 +186,16 @@ def describe_setting(value: object) -> str:
         return "set (hidden)" if value.get_secret_value() else "not set"
     if value is None:
         return "not set"
+    if isinstance(value, str) and "://" in value:
+        return display_url(value)
     if isinstance(value, frozenset | set | list | tuple):
         return ",".join(sorted(str(v) for v in value)) or "(empty)"
     return str(value)
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    """Masked exactly as the log masks, so `check` and the log never disagree."""
+    return RedactingFormatter(secrets).redact(text)
 
 
 async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:

@@ -13,7 +13,7 @@ from tests.databases import fresh_schema, postgres_session_database
 
 ENGINES = ("sqlite", "postgres")
 REAL_SERVER_FIXTURES = {"postgres_database", "postgres_url", "gradio_server", "gradio_env"}
-REAL_SERVER_FOLDERS = ("real", "real_gradio")
+REAL_SERVER_FOLDERS = ("real", "real_gradio", "real_llama")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -16,7 +16,8 @@ from bot.phi4.backend import Backend
 from bot.phi4.chain import FallbackChain
 from bot.phi4.conversation import Conversation, Turn
 from bot.phi4.errors import BackendTimeout, BadAnswer, Phi4Error
-from bot.phi4.replicas import ReplicaPool, display_url
+from bot.phi4.replicas import ReplicaPool
+from bot.shared.urls import display_url
 
 CHECK_PROMPT = "Say OK."
 State = Literal["answers", "refuses", "slow"]

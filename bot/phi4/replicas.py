@@ -17,22 +17,15 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from bot.phi4.backend import AsyncClosing, Backend, QueueListener
 from bot.phi4.conversation import Conversation
 from bot.phi4.errors import BackendUnavailable, Phi4Error
 from bot.phi4.failover import close_stream, may_fail_over, server_is_sick
 from bot.shared import MediaKind
+from bot.shared.urls import display_url, url_secrets
 
 log = logging.getLogger(__name__)
-
-
-def display_url(url: str) -> str:
-    """A base URL fit for logs and `check`: no user:password, no query (keys hide there)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +50,7 @@ class Replica:
     def __init__(self, backend: Backend, url: str) -> None:
         self.backend = backend
         self.url = display_url(url)
-        parts = urlsplit(url)
-        self._hidden = [p for p in (parts.netloc.rpartition("@")[0], parts.query) if p]
+        self._hidden = url_secrets(url)
         self.healthy = True
         self.in_flight = 0
         self.answered = 0

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.shared import MediaKind
+from bot.shared.urls import url_secrets
 
 DEFAULT_SPACE_URL = "https://microsoft-phi-4-multimodal.hf.space"
 MediaSet = Annotated[frozenset[MediaKind], NoDecode]
@@ -123,6 +124,8 @@ class Phi4Settings(BaseSettings):
         return tuple(self.openai_base_url.split(","))
 
     def client_secrets(self) -> list[str]:
-        """The model client's secret values, for log redaction."""
+        """The model client's secret values, for log redaction: keys, and what its URLs hide."""
         found = [self.openai_api_key, self.hf_token]
-        return [s for s in (secret_value(v) for v in found) if s]
+        keys = [s for s in (secret_value(v) for v in found) if s]
+        urls = (self.openai_base_url, self.phi4_space_url, self.hf_endpoint)
+        return keys + [secret for url in urls for secret in url_secrets(url)]

@@ -12,6 +12,7 @@ when files are uploaded; timeouts keep PTB's meaning as far as aiohttp can expre
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ import aiohttp
 import orjson
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import JSONDict, ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": BaseRequest.USER_AGENT}
@@ -120,11 +121,17 @@ class AiohttpRequest(BaseRequest):
 
     @staticmethod
     def parse_json_payload(payload: bytes) -> JSONDict:
+        """Telegram's JSON; an error page that is not JSON (a proxy's 404, nginx's 502) raises
+        `TelegramError` quietly: PTB's own parser logs a traceback for every such page, and
+        the error raised from it already quotes the page."""
         try:
             parsed: JSONDict = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            # not valid UTF-8 JSON: PTB's own parser replaces bad bytes, or says what it got
-            return BaseRequest.parse_json_payload(payload)
+            try:  # not valid UTF-8 JSON: read it as PTB would, bad bytes replaced
+                replaced: JSONDict = json.loads(payload.decode("utf-8", "replace"))
+            except ValueError:
+                raise TelegramError("Invalid server response") from None
+            return replaced
         return parsed
 
     @staticmethod

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import secrets
 from urllib.parse import urlparse
 
 from telegram import Update
@@ -39,6 +38,7 @@ from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.preparation import MediaLimits
+from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
 from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.streaming.pacing import RateBudget
@@ -296,25 +296,34 @@ def raise_open_files_limit(wanted: int = 65536) -> None:
 
 
 def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: int) -> None:
-    """Long-poll by default; behind a webhook when `webhook_url` is given."""
+    """Long-poll by default; behind a webhook when `webhook_url` is given (the settings then
+    hold the webhook secret: `with_webhook_secret`). Raises `TokenRefused`."""
     raise_open_files_limit()
     log.info("event loop: %s", "uvloop" if use_uvloop(settings.uvloop) else "asyncio")
     application = build_application(settings)
     updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.GUEST_MESSAGE]
-    if webhook_url is None:
-        application.run_polling(allowed_updates=updates, timeout=30, bootstrap_retries=-1)
-        return
-    secret = (
-        settings.webhook_secret.get_secret_value()
-        if settings.webhook_secret
-        else secrets.token_urlsafe(32)
-    )
-    application.run_webhook(
-        listen=listen,
-        port=port,
-        url_path=urlparse(webhook_url).path.lstrip("/"),
-        webhook_url=webhook_url,
-        secret_token=secret,
-        allowed_updates=updates,
-        bootstrap_retries=-1,
+
+    def polling() -> None:
+        application.run_polling(
+            allowed_updates=updates, timeout=30, bootstrap_retries=-1, close_loop=False
+        )
+
+    def webhook() -> None:
+        assert webhook_url is not None and settings.webhook_secret is not None
+        application.run_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlparse(webhook_url).path.lstrip("/"),
+            webhook_url=webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=updates,
+            bootstrap_retries=-1,
+            close_loop=False,
+        )
+
+    run_refusing_tokens(
+        application,
+        polling if webhook_url is None else webhook,
+        refused_status=lambda: application.bot_data.pulse.refused,
+        api_url=settings.telegram_api_url,
     )

@@ -14,6 +14,8 @@ class TelegramPulse:
 
     def __init__(self) -> None:
         self.answered_at: float | None = None
+        self.refused: int | None = None
+        """The status of the last 401 or 404 answer: how Telegram refuses a token."""
 
 
 class MeteredRequest(AiohttpRequest):
@@ -38,5 +40,7 @@ class MeteredRequest(AiohttpRequest):
             metrics.count_telegram_request(name, "network")
             raise
         self.pulse.answered_at = time.monotonic()
+        if code in (401, 404):
+            self.pulse.refused = code
         metrics.count_telegram_request(name, metrics.telegram_outcome(code))
         return code, payload

@@ -25,7 +25,7 @@ queue (PROTOCOLS §1), checked against Gradio 5.50 and 6.31: a rank-0 `estimatio
 idle, a first `process_generating` carrying the full chatbot value and later ones diffs, and
 `"error": null` for failures when the Space does not set `show_error` (as for content in the
 shape the version refuses: Gradio 5 takes strings, Gradio 6 lists of parts). The tests in
-`tests/real_gradio/` run the real thing; this fake injects the faults a real server cannot.
+`tests/real/gradio/` run the real thing; this fake injects the faults a real server cannot.
 """
 
 from __future__ import annotations

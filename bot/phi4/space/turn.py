@@ -35,6 +35,7 @@ Message = dict[str, Any]
 _TAG = re.compile(r"<[^>]+>")
 _SECRETISH = re.compile(r"\b(?:hf_[A-Za-z0-9]{8,}|eyJ[\w-]+\.[\w-]+\.[\w-]+)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_SPACE_FAILED = Sentence("The Space failed while answering. Please try again.")
 _QUOTA_WORDS = ("quota", "gpu")
 _MAJOR = re.compile(r"\s*(\d+)")
 
@@ -123,18 +124,14 @@ def completed_error(output: Mapping[str, Any] | None, context: str = "") -> Phi4
     """
     raw = output.get("error") if isinstance(output, Mapping) else None
     if isinstance(raw, str) and any(word in raw.lower() for word in _QUOTA_WORDS):
+        # The Space's own words go to the log only: a server's text is never shown in a chat.
         message = one_sentence(raw, about=_QUOTA_WORDS)
-        return QuotaExceeded(f"Space quota error: {message}", user_message=message)
+        return QuotaExceeded(f"Space quota error: {message}")
     message = one_sentence(raw) if isinstance(raw, str) else ""
     if message:
-        return BackendUnavailable(
-            f"Space error: {message}",
-            user_message=Sentence("The Space could not answer: {reason}", reason=message),
-        )
+        return BackendUnavailable(f"Space error: {message}", user_message=_SPACE_FAILED)
     detail = "Space reported failure without a message" + (f" ({context})" if context else "")
-    return BackendUnavailable(
-        detail, user_message=Sentence("The Space failed while answering. Please try again.")
-    )
+    return BackendUnavailable(detail, user_message=_SPACE_FAILED)
 
 
 def failure_context(

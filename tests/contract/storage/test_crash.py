@@ -11,8 +11,8 @@ from pathlib import Path
 
 from storage import SQLiteStore
 
-ROOT = Path(__file__).resolve().parent.parent
-WRITER = Path(__file__).resolve().parent / "storage_crash_writer.py"
+ROOT = Path(__file__).resolve().parents[3]
+WRITER = Path(__file__).resolve().parent / "crash_writer.py"
 LINE_TIMEOUT = 20.0
 
 

@@ -15,7 +15,7 @@ from bot.conversation.errors import InputTooLong, QueueFull
 from bot.phi4.errors import MediaNotSupported
 from bot.shared.i18n import DOMAIN, LOCALE_DIR, Sentence, language_of, languages, translate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 COMPLETE = ["ru"]  # languages every sentence must be translated into
 PLACEHOLDER = re.compile(r"{(\w*)}")
 

@@ -236,24 +236,24 @@ async def test_waiting_in_the_queue_longer_than_the_stream_timeout_is_not_a_stal
         assert "".join(await collect(backend, ask("hi"))) == space.answer
 
 
-async def test_quota_error_becomes_quota_exceeded_with_the_spaces_sentence(
+async def test_quota_error_becomes_quota_exceeded_with_the_spaces_sentence_in_the_log_only(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
     space.fail_next("quota")
     with pytest.raises(QuotaExceeded) as caught:
         await collect(backend, ask("hi"))
-    assert (
-        caught.value.user_message == "You have exceeded your GPU quota (60s requested vs. 0s left)."
-    )
+    assert "You have exceeded your GPU quota (60s requested vs. 0s left)." in str(caught.value)
+    assert caught.value.user_message == QuotaExceeded.user_message  # the Space's words: log only
 
 
-async def test_other_space_errors_become_backend_unavailable_with_their_sentence(
+async def test_other_space_errors_become_backend_unavailable_their_sentence_in_the_log(
     space: FakeSpace, backend: SpaceBackend
 ) -> None:
     space.fail_next("error")
     with pytest.raises(BackendUnavailable) as caught:
         await collect(backend, ask("hi"))
-    assert "Generation failed: the model raised." in caught.value.user_message
+    assert "Generation failed: the model raised." in str(caught.value)  # the log's detail
+    assert caught.value.user_message == "The Space failed while answering. Please try again."
 
 
 @pytest.mark.parametrize("version", ["5.50.0", "6.31.0"])

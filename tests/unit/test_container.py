@@ -27,7 +27,7 @@ from tests.e2e.bot_process import TOKEN
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 Instruction = tuple[str, str]
 
 

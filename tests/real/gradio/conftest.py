@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import model, start_bot, tg  # noqa: F401  (the bot's fixtures, reused)
-from tests.real_gradio.envs import GRADIO_PINS, EnvUnavailable, GradioEnv, ensure_envs
-from tests.real_gradio.server import GradioServer
+from tests.real.gradio.envs import GRADIO_PINS, EnvUnavailable, GradioEnv, ensure_envs
+from tests.real.gradio.server import GradioServer
 
 log = logging.getLogger(__name__)
 MAJORS = sorted(GRADIO_PINS)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.real_gradio.envs import GradioEnv
+from tests.real.gradio.envs import GradioEnv
 
 APP = Path(__file__).with_name("space_app.py")
 START_TIMEOUT = 90.0

@@ -1,6 +1,6 @@
 """Child process of the crash test: writes exchanges until killed, printing each commit.
 
-Usage: python tests/storage_crash_writer.py DATABASE_PATH ROUND
+Usage: python tests/contract/storage/crash_writer.py DATABASE_PATH ROUND
 
 Four writers run at once, each in its own conversation, so the kill is likely to land while
 some transaction is half written. A line is printed only after the write it names has

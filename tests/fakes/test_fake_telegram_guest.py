@@ -17,8 +17,8 @@ from telegram import (
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
 from tests.fakes.telegram import FakeTelegram, ManualClock
+from tests.fakes.test_fake_telegram import TOKEN, client, seconds
 from tests.media_factory import make_jpeg
-from tests.test_fake_telegram import TOKEN, client, seconds
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

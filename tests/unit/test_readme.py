@@ -20,7 +20,7 @@ from bot.cli import _parser
 from bot.config import Settings
 from bot.telegram.commands import COMMAND_HANDLERS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 VARIABLE = re.compile(r"`((?:PHI4BOT|PHI4|OPENAI|TELEGRAM|DATABASE|LOG|HF)_[A-Z0-9_]+)")
 # Variables README names that the bot itself does not read, and who reads them.

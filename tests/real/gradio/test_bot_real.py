@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import StartBot
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_ogg_opus, make_png
-from tests.real_gradio.server import GradioServer
+from tests.real.gradio.server import GradioServer
 
 
 def answered(tg: FakeTelegram, count: int) -> bool:

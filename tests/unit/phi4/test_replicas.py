@@ -20,7 +20,7 @@ from bot.phi4.errors import (
     Phi4Error,
 )
 from bot.phi4.failover import http_status, server_is_sick
-from bot.phi4.replicas import ReplicaPool, display_url
+from bot.phi4.replicas import ReplicaPool
 from tests.fakes.openai_server import FakeOpenAIServer
 
 ASK = Conversation((Turn("user", "Hi"),))
@@ -238,10 +238,6 @@ def test_which_failures_say_the_server_is_sick() -> None:
             raise Phi4Error("bad gateway") from cause
     except Phi4Error as exc:
         assert http_status(exc) == 502
-
-
-def test_urls_are_shown_without_credentials_or_query() -> None:
-    assert display_url("https://u:p@gpu1:8000/v1?api-version=1") == "https://gpu1:8000/v1"
 
 
 async def _until(condition: Any) -> None:

@@ -35,13 +35,15 @@ def test_one_sentence_caps_very_long_messages() -> None:
 def test_a_quota_or_gpu_error_becomes_quota_exceeded() -> None:
     error = completed_error({"error": "No GPU was available after 60s. Retry later"})
     assert isinstance(error, QuotaExceeded)
-    assert error.user_message == "No GPU was available after 60s."
+    assert "No GPU was available after 60s." in str(error)  # for the log
+    assert error.user_message == "The model is out of quota or overloaded. Please try again later."
 
 
 def test_other_errors_name_the_space_and_a_missing_message_still_explains() -> None:
     error = completed_error({"error": "ValueError: bad input"})
     assert isinstance(error, BackendUnavailable) and not isinstance(error, QuotaExceeded)
-    assert error.user_message == "The Space could not answer: ValueError: bad input"
+    assert "ValueError: bad input" in str(error)  # for the log; never in a chat
+    assert error.user_message == "The Space failed while answering. Please try again."
     assert "failed while answering" in completed_error({"error": None}).user_message
     assert "failed while answering" in completed_error(None).user_message
 
