@@ -19,6 +19,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "user writes in. Answer concisely and use Markdown sparingly."
 )
 
+READ_CHARS_PER_TOKEN = 5
+"""The estimate allows under 4 characters a token of English, Russian or code, so reading 5
+a token never leaves out a turn the window could hold (`python -m bench.context`)."""
+
 IdSet = Annotated[frozenset[int], NoDecode]
 NameSet = Annotated[frozenset[str], NoDecode]
 
@@ -30,7 +34,12 @@ class Settings(Phi4Settings):
     telegram_api_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_URL")
 
     database_url: str = Field("sqlite:///phi4bot.db", alias="DATABASE_URL")
-    history_chars: int = Field(24_000, alias="PHI4BOT_HISTORY_CHARS", gt=0)
+    history_chars: int | None = Field(
+        None,
+        alias="PHI4BOT_HISTORY_CHARS",
+        gt=0,
+        description="an extra cap on the history's characters; unset: the window decides",
+    )
     history_media: int = Field(3, alias="PHI4BOT_HISTORY_MEDIA", ge=0)
     max_attachment_bytes: int = Field(20 * 1024 * 1024, alias="PHI4BOT_MAX_ATTACHMENT_BYTES", gt=0)
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
@@ -77,7 +86,15 @@ class Settings(Phi4Settings):
     def _csv(cls, value: object) -> object:
         return split_csv(value)
 
-    @field_validator("metrics_port", mode="before")
+    @property
+    def history_read_chars(self) -> int:
+        """Characters of history to read from the store for one answer: more than the
+        configured window can hold, capped by `PHI4BOT_HISTORY_CHARS` when it is set. The
+        window fitting (`bot.phi4.fitting`) then keeps what really fits."""
+        most = self.context_tokens * READ_CHARS_PER_TOKEN
+        return min(most, self.history_chars) if self.history_chars else most
+
+    @field_validator("metrics_port", "history_chars", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

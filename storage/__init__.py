@@ -1,4 +1,4 @@
-"""Conversation storage: the `Store` interface, on SQLite (the default) or PostgreSQL."""
+"""Conversation storage: the `Store` interface, written once over SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,29 +26,46 @@ from storage.models import (
     RecordedTurn,
     StoredAttachment,
 )
+from storage.session import Observer
 from storage.sqlite import SQLiteStore
+from storage.store import SQLStore
 from storage.url import database_engine, parse_database_url
 
 
 def store_for(
-    database_url: str, *, max_attachment_bytes: int, instance_id: str | None = None
+    database_url: str,
+    *,
+    max_attachment_bytes: int,
+    instance_id: str | None = None,
+    observer: Observer | None = None,
 ) -> Store:
     """The store `DATABASE_URL` names, not yet opened: its scheme picks the engine
     (`sqlite:///…` or `postgresql://…`). Raises `StorageError` for any other URL.
-    `instance_id` names this process among those sharing a PostgreSQL database."""
+    `instance_id` names this process among those sharing a PostgreSQL database;
+    `observer` is told every operation's name and time (for metrics)."""
+    store: SQLStore
     if database_engine(database_url) == "postgresql":
         from storage.postgres import PostgresStore
 
-        return PostgresStore(
+        store = PostgresStore(
             database_url.strip(),
             max_attachment_bytes=max_attachment_bytes,
             instance_id=instance_id,
         )
-    return SQLiteStore(parse_database_url(database_url), max_attachment_bytes=max_attachment_bytes)
+    else:
+        store = SQLiteStore(
+            parse_database_url(database_url), max_attachment_bytes=max_attachment_bytes
+        )
+    store.observe(observer)
+    return store
 
 
 async def open_store(
-    database_url: str, *, max_attachment_bytes: int, instance_id: str | None = None
+    database_url: str,
+    *,
+    max_attachment_bytes: int,
+    instance_id: str | None = None,
+    observer: Observer | None = None,
 ) -> Store:
     """The store `DATABASE_URL` names, opened and migrated; the caller closes it.
 
@@ -56,7 +73,10 @@ async def open_store(
     when it cannot be used.
     """
     store = store_for(
-        database_url, max_attachment_bytes=max_attachment_bytes, instance_id=instance_id
+        database_url,
+        max_attachment_bytes=max_attachment_bytes,
+        instance_id=instance_id,
+        observer=observer,
     )
     await store.open()
     return store
@@ -74,9 +94,11 @@ __all__ = [
     "HistoryTurn",
     "LocalCoordination",
     "NewAttachment",
+    "Observer",
     "PendingAnswer",
     "PromptInputs",
     "RecordedTurn",
+    "SQLStore",
     "SQLiteStore",
     "StorageError",
     "Store",

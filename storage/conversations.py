@@ -1,38 +1,50 @@
-"""Chats on SQLite: a key's current conversation, created once, and a turn arriving into it;
-a chat's settings; a chat that changed its id."""
+"""Chats: a key's current conversation, created once however many processes ask at the same
+moment, and a turn arriving into it; a chat's settings; a chat that changed its id."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
-import aiosqlite
-
-from storage.connection import transaction
 from storage.models import ConversationKey, NewAttachment, RecordedTurn
+from storage.session import Session
 from storage.turns import write_user_turn
 
-_INSERT_INTO_CURRENT = (
-    "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
-    "sender_name, created_at) SELECT id, 'user', ?, ?, ?, ?, ?, ? FROM conversations "
-    "WHERE chat_id = ? AND thread_id IS ? ORDER BY id DESC LIMIT 1 "
-    "ON CONFLICT DO NOTHING RETURNING id, conversation_id"
-)
+
+def _insert_into_current(topic: str) -> str:
+    """A user turn inserted into the key's newest conversation, found by the insert itself;
+    no row when the key has none yet, or when the message was stored before."""
+    return (
+        "INSERT INTO turns (conversation_id, role, text, chat_id, message_id, sender_id, "
+        "sender_name, created_at) SELECT id, 'user', ?, ?, ?, ?, ?, ? "
+        f"FROM conversations WHERE chat_id = ? AND {topic} ORDER BY id DESC LIMIT 1 "
+        "ON CONFLICT DO NOTHING RETURNING id, conversation_id"
+    )
 
 
-async def current_conversation(db: aiosqlite.Connection, key: ConversationKey) -> int:
-    """The key's newest conversation, created on first use. The first one is created under
-    the write lock after looking again, so two processes sharing the file cannot both
-    create one."""
+# A NULL topic is matched with IS NULL, which unlike `IS NOT DISTINCT FROM` can use the index.
+_INSERT_INTO_CURRENT = _insert_into_current("thread_id IS NULL")
+_INSERT_INTO_CURRENT_TOPIC = _insert_into_current("thread_id = ?")
+_FIND_CURRENT = "SELECT id FROM conversations WHERE chat_id = ? AND thread_id IS NULL "
+_FIND_CURRENT_TOPIC = "SELECT id FROM conversations WHERE chat_id = ? AND thread_id = ? "
+
+
+def _key_values(key: ConversationKey) -> tuple[int, ...]:
+    return (key.chat_id,) if key.thread_id is None else (key.chat_id, key.thread_id)
+
+
+async def current_conversation(db: Session, key: ConversationKey) -> int:
+    """The key's newest conversation, created on first use. Processes creating the first
+    one at once take turns (see `create_once`), so the key gets one, not two."""
     found = await find_current(db, key)
     if found is not None:
         return found
-    async with transaction(db):
-        return await find_or_create(db, key)
+    async with db.transaction():
+        return await create_once(db, key)
 
 
 async def record_user_turn(
-    db: aiosqlite.Connection,
+    db: Session,
     key: ConversationKey,
     *,
     text: str,
@@ -43,86 +55,103 @@ async def record_user_turn(
     attachments: Sequence[NewAttachment],
     hashes: Sequence[str],
 ) -> RecordedTurn | None:
-    """The turn stored in the key's current conversation (created on first use), or None
-    when (chat_id, message_id) was stored before.
+    """The turn stored in the key's current conversation (created once on first use), or
+    None when (chat_id, message_id) was stored before, by this process or another.
 
-    A text turn in an existing conversation, the usual case, is one statement: the
-    conversation is looked up inside the insert, so the connection's thread is visited once.
-    Otherwise (media, the key's first message, or a message seen before) it is one
-    transaction, so the turn never exists without its attachments and a key never gets
-    two first conversations.
+    A text turn in an existing conversation, the usual case, is one statement and one round
+    trip: the conversation is looked up inside the insert. Otherwise (media, the key's first
+    message, or a message seen before) it is one transaction, so the turn never exists
+    without its attachments and a key never gets two first conversations.
     """
-    fields = (text, chat_id, message_id, sender_id, sender_name, time.time())
+    fields = (text, chat_id, message_id, sender_id, sender_name, db.dialect.time(time.time()))
     if not attachments:
-        rows = list(
-            await db.execute_fetchall(_INSERT_INTO_CURRENT, (*fields, key.chat_id, key.thread_id))
-        )
-        if rows:
-            return RecordedTurn(conversation_id=int(rows[0][1]), user_turn_id=int(rows[0][0]))
-    async with transaction(db):
-        conversation_id = await find_or_create(db, key)
+        sql = _INSERT_INTO_CURRENT if key.thread_id is None else _INSERT_INTO_CURRENT_TOPIC
+        row = await db.fetchrow(sql, *fields, *_key_values(key))
+        if row is not None:
+            return RecordedTurn(conversation_id=int(row[1]), user_turn_id=int(row[0]))
+    async with db.transaction():
+        conversation_id = await create_once(db, key)
         turn_id = await write_user_turn(db, (conversation_id, *fields), attachments, hashes)
     return None if turn_id is None else RecordedTurn(conversation_id, turn_id)
 
 
-async def find_or_create(db: aiosqlite.Connection, key: ConversationKey) -> int:
-    """Inside a write transaction: the key's newest conversation, or a new one."""
+async def create_once(db: Session, key: ConversationKey) -> int:
+    """Inside a write transaction: the key's newest conversation, or a new one. A key found
+    without one is locked (see `Dialect.lock_key`) and looked up again, so a conversation
+    another process created meanwhile is found rather than made twice."""
+    found = await find_current(db, key)
+    if found is not None:
+        return found
+    await db.dialect.lock_key(db, key)
     found = await find_current(db, key)
     return found if found is not None else await insert_conversation(db, key)
 
 
-async def find_current(db: aiosqlite.Connection, key: ConversationKey) -> int | None:
-    rows = list(
-        await db.execute_fetchall(
-            "SELECT id FROM conversations WHERE chat_id = ? AND thread_id IS ? "
-            "ORDER BY id DESC LIMIT 1",
-            (key.chat_id, key.thread_id),
-        )
+async def find_current(db: Session, key: ConversationKey) -> int | None:
+    sql = _FIND_CURRENT if key.thread_id is None else _FIND_CURRENT_TOPIC
+    found = await db.fetchval(sql + "ORDER BY id DESC LIMIT 1", *_key_values(key))
+    return None if found is None else int(found)
+
+
+async def insert_conversation(db: Session, key: ConversationKey) -> int:
+    found = await db.fetchval(
+        "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES (?, ?, ?) RETURNING id",
+        key.chat_id,
+        key.thread_id,
+        db.dialect.time(time.time()),
     )
-    return int(rows[0][0]) if rows else None
+    return int(found)
 
 
-async def insert_conversation(db: aiosqlite.Connection, key: ConversationKey) -> int:
-    rows = list(
-        await db.execute_fetchall(
-            "INSERT INTO conversations (chat_id, thread_id, created_at) VALUES (?, ?, ?) "
-            "RETURNING id",
-            (key.chat_id, key.thread_id, time.time()),
-        )
+async def load_setting(db: Session, chat_id: int, name: str) -> str | None:
+    value = await db.fetchval(
+        "SELECT value FROM chat_settings WHERE chat_id = ? AND name = ?", chat_id, name
     )
-    return int(rows[0][0])
+    return None if value is None else str(value)
 
 
-async def load_setting(db: aiosqlite.Connection, chat_id: int, name: str) -> str | None:
-    rows = list(
-        await db.execute_fetchall(
-            "SELECT value FROM chat_settings WHERE chat_id = ? AND name = ?", (chat_id, name)
-        )
+async def save_setting(db: Session, chat_id: int, name: str, value: str | None) -> None:
+    """`None` removes the setting (back to the default)."""
+    if value is None:
+        await db.execute("DELETE FROM chat_settings WHERE chat_id = ? AND name = ?", chat_id, name)
+        return
+    await db.execute(
+        "INSERT INTO chat_settings (chat_id, name, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (chat_id, name) DO UPDATE SET value = excluded.value",
+        chat_id,
+        name,
+        value,
     )
-    return None if not rows else str(rows[0][0])
 
 
-async def migrate_chat(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
+async def migrate_chat(db: Session, old_chat_id: int, new_chat_id: int) -> None:
     """Conversations, settings and idempotency keys move to the new chat id. Where both ids
     have a conversation for a topic, the newest stays current; where both have a setting,
-    the new chat's wins, as it was set more recently."""
-    async with transaction(db):
+    the new chat's wins, as it was set more recently. A turn or command whose message id
+    the new chat already used keeps the old chat id, so both deliveries stay recognised."""
+    old, new = old_chat_id, new_chat_id
+    async with db.transaction():
+        await db.execute("UPDATE conversations SET chat_id = ? WHERE chat_id = ?", new, old)
         await db.execute(
-            "UPDATE conversations SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+            "INSERT INTO chat_settings (chat_id, name, value) SELECT ?, name, value "
+            "FROM chat_settings WHERE chat_id = ? ON CONFLICT DO NOTHING",
+            new,
+            old,
+        )
+        await db.execute("DELETE FROM chat_settings WHERE chat_id = ?", old)
+        await db.execute(
+            "UPDATE turns SET chat_id = ? WHERE chat_id = ? AND (message_id IS NULL "
+            "OR NOT EXISTS (SELECT 1 FROM turns n WHERE n.chat_id = ? "
+            "AND n.message_id = turns.message_id))",
+            new,
+            old,
+            new,
         )
         await db.execute(
-            "INSERT INTO chat_settings (chat_id, name, value) "
-            "SELECT ?, name, value FROM chat_settings WHERE chat_id = ? ON CONFLICT DO NOTHING",
-            (new_chat_id, old_chat_id),
-        )
-        await db.execute("DELETE FROM chat_settings WHERE chat_id = ?", (old_chat_id,))
-        # A turn whose message id the new chat already used keeps the old chat id, so both
-        # deliveries stay recognised.
-        await db.execute(
-            "UPDATE OR IGNORE turns SET chat_id = ? WHERE chat_id = ?",
-            (new_chat_id, old_chat_id),
-        )
-        await db.execute(
-            "UPDATE OR IGNORE handled_commands SET chat_id = ? WHERE chat_id = ?",
-            (new_chat_id, old_chat_id),
+            "UPDATE handled_commands SET chat_id = ? WHERE chat_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM handled_commands n WHERE n.chat_id = ? "
+            "AND n.message_id = handled_commands.message_id)",
+            new,
+            old,
+            new,
         )

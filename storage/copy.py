@@ -20,8 +20,9 @@ import asyncpg
 
 from storage import database_engine, open_store, parse_database_url
 from storage.errors import StorageError
-from storage.sqlite_tables import SQLiteTables
-from storage.tables import TABLES, Row, Table, TableAccess, key_of
+from storage.postgres.connection import PostgresSession
+from storage.sqlite.connection import SQLiteSession, connect
+from storage.tables import TABLES, Row, SessionTables, Table, key_of
 from storage.url import redact
 
 _ANY_SIZE = 1 << 62
@@ -104,7 +105,7 @@ async def copy_database(source_url: str, target_url: str) -> CopyReport:
     return CopyReport(redact(source_url), redact(target_url), tuple(verified))
 
 
-async def _copy_table(source: TableAccess, target: TableAccess, table: Table) -> int:
+async def _copy_table(source: SessionTables, target: SessionTables, table: Table) -> int:
     """Upsert every row of the source's table into the target's, a page at a time; returns
     how many rows the target held before."""
     before = await target.count(table)
@@ -115,7 +116,9 @@ async def _copy_table(source: TableAccess, target: TableAccess, table: Table) ->
     return before
 
 
-async def _verify(source: TableAccess, target: TableAccess, table: Table, before: int) -> TableCopy:
+async def _verify(
+    source: SessionTables, target: SessionTables, table: Table, before: int
+) -> TableCopy:
     """Both sides read in key order, page by page, and compared row by row."""
     difference = await _first_difference(source, target, table)
     return TableCopy(
@@ -128,7 +131,9 @@ async def _verify(source: TableAccess, target: TableAccess, table: Table, before
     )
 
 
-async def _first_difference(source: TableAccess, target: TableAccess, table: Table) -> str | None:
+async def _first_difference(
+    source: SessionTables, target: SessionTables, table: Table
+) -> str | None:
     after: Row | None = None
     while True:
         mine, theirs = await asyncio.gather(source.read(table, after), target.read(table, after))
@@ -149,12 +154,14 @@ async def _first_difference(source: TableAccess, target: TableAccess, table: Tab
         after = mine[-1]
 
 
-async def _tables(url: str) -> TableAccess:
+async def _tables(url: str) -> SessionTables:
+    """The database's tables over a connection of its own (not a pool's: a copy is one
+    long sequence of pages)."""
     if database_engine(url) == "sqlite":
-        return await SQLiteTables.connect(parse_database_url(url))
-    from storage.postgres.tables import PostgresTables
-
-    return await PostgresTables.connect(url)
+        db = await connect(parse_database_url(url))
+        return SessionTables(SQLiteSession(db), db.close)
+    connection = await asyncpg.connect(url)
+    return SessionTables(PostgresSession(connection), connection.close)
 
 
 def _same_database(a: str, b: str) -> bool:

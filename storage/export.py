@@ -2,49 +2,49 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import aiosqlite
+from typing import Any
 
 from storage.models import ChatStats
+from storage.session import Row, Session
 
 EXPORT_FORMAT = "phi4bot.conversation"
 EXPORT_VERSION = 1
 
 
-class Row(Protocol):
-    """A selected row as both engines return it: its columns by position."""
-
-    def __getitem__(self, index: int, /) -> Any: ...
-
-
-async def export_conversation(db: aiosqlite.Connection, conversation_id: int) -> dict[str, Any]:
+async def export_conversation(db: Session, conversation_id: int) -> dict[str, Any]:
     """Every turn, hidden ones included (failed, replaced …), since an export is an audit
     record; attachments appear as metadata with their SHA-256, never as bytes."""
-    found = list(
-        await db.execute_fetchall(
-            "SELECT id, chat_id, thread_id, created_at FROM conversations WHERE id = ?",
-            (conversation_id,),
-        )
+    conversation = await db.fetchrow(
+        "SELECT id, chat_id, thread_id, created_at FROM conversations WHERE id = ?",
+        conversation_id,
     )
-    if not found:
+    if conversation is None:
         raise LookupError(f"There is no conversation {conversation_id}.")
-    attachment_rows = await db.execute_fetchall(
+    attachment_rows = await db.fetch(
         "SELECT a.turn_id, a.kind, a.mime_type, a.size, a.filename, a.sha256, "
         "a.telegram_file_id FROM turns t JOIN attachments a ON a.turn_id = t.id "
         "WHERE t.conversation_id = ? ORDER BY t.id, a.position",
-        (conversation_id,),
+        conversation_id,
     )
-    turn_rows = await db.execute_fetchall(
+    turn_rows = await db.fetch(
         "SELECT id, role, text, message_id, sender_id, sender_name, reply_to, "
         "reply_message_ids, status, error, created_at, finished_at "
         "FROM turns WHERE conversation_id = ? ORDER BY id",
-        (conversation_id,),
+        conversation_id,
     )
-    return export_document(found[0], attachment_rows, turn_rows, message_ids=json.loads, iso=_iso)
+    dialect = db.dialect
+
+    def iso(value: Any) -> str | None:
+        return None if value is None else dialect.moment(value).isoformat()
+
+    return export_document(
+        conversation,
+        attachment_rows,
+        turn_rows,
+        message_ids=lambda value: list(dialect.read_ids(value)),
+        iso=iso,
+    )
 
 
 def export_document(
@@ -55,8 +55,8 @@ def export_document(
     message_ids: Callable[[Any], list[int]],
     iso: Callable[[Any], str | None],
 ) -> dict[str, Any]:
-    """The export document from the rows both engines select alike; `message_ids` and `iso`
-    read the two columns each engine stores in its own way."""
+    """The export document from the selected rows; `message_ids` and `iso` read the two
+    columns each engine stores in its own way."""
     attachments: dict[int, list[dict[str, Any]]] = {}
     for row in attachment_rows:
         attachments.setdefault(row[0], []).append(
@@ -99,12 +99,13 @@ def export_document(
     }
 
 
-async def load_chat_stats(db: aiosqlite.Connection) -> list[ChatStats]:
+async def load_chat_stats(db: Session) -> list[ChatStats]:
     """One row per chat; `last_activity` is its newest turn (None if it never had one)."""
-    rows = await db.execute_fetchall(
+    rows = await db.fetch(
         "SELECT c.chat_id, count(DISTINCT c.id), "
-        "coalesce(sum(t.role = 'user'), 0), coalesce(sum(t.role = 'assistant'), 0), "
-        "coalesce(sum(t.status = 'failed'), 0), max(t.created_at) "
+        "count(CASE WHEN t.role = 'user' THEN 1 END), "
+        "count(CASE WHEN t.role = 'assistant' THEN 1 END), "
+        "count(CASE WHEN t.status = 'failed' THEN 1 END), max(t.created_at) "
         "FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id "
         "GROUP BY c.chat_id ORDER BY c.chat_id"
     )
@@ -115,11 +116,7 @@ async def load_chat_stats(db: aiosqlite.Connection) -> list[ChatStats]:
             user_turns=row[2],
             assistant_turns=row[3],
             failed_turns=row[4],
-            last_activity=None if row[5] is None else datetime.fromtimestamp(row[5], UTC),
+            last_activity=None if row[5] is None else db.dialect.moment(row[5]),
         )
         for row in rows
     ]
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -8,12 +8,10 @@ spent; attachment bytes are fetched only for the newest few attachments.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-import aiosqlite
-
 from storage.models import HistoryTurn, StoredAttachment
+from storage.session import Session
 
 VISIBLE = "(role = 'user' OR status IN ('complete', 'stopped'))"
 """Turns the model sees: every user turn, and answers that ended with text worth keeping.
@@ -30,7 +28,7 @@ Row = Sequence[Any]
 
 
 async def load_history(
-    db: aiosqlite.Connection,
+    db: Session,
     conversation_id: int,
     *,
     char_budget: int,
@@ -53,33 +51,31 @@ async def load_history(
     data = await _blob_data(db, wanted)
     return [
         _history_turn(
-            row, [stored_attachment(a, data.get(a[4])) for a in attachments.get(row[0], ())]
+            db, row, [stored_attachment(a, data.get(a[4])) for a in attachments.get(row[0], ())]
         )
         for row in rows
     ]
 
 
-async def load_last_user_turn(db: aiosqlite.Connection, conversation_id: int) -> HistoryTurn | None:
+async def load_last_user_turn(db: Session, conversation_id: int) -> HistoryTurn | None:
     """The newest user turn with all its attachments' bytes, for /retry."""
-    rows = list(
-        await db.execute_fetchall(
-            f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND role = 'user' "
-            "ORDER BY id DESC LIMIT 1",
-            (conversation_id,),
-        )
+    row = await db.fetchrow(
+        f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND role = 'user' "
+        "ORDER BY id DESC LIMIT 1",
+        conversation_id,
     )
-    if not rows:
+    if row is None:
         return None
-    attachments = await db.execute_fetchall(
+    attachments = await db.fetch(
         f"SELECT {ATTACHMENT_COLUMNS}, b.data FROM attachments a "
         "JOIN blobs b ON b.sha256 = a.sha256 WHERE a.turn_id = ? ORDER BY a.position",
-        (rows[0][0],),
+        row[0],
     )
-    return _history_turn(rows[0], [stored_attachment(a, a[6]) for a in attachments])
+    return _history_turn(db, row, [stored_attachment(a, a[6]) for a in attachments])
 
 
 async def _newest_turns_within(
-    db: aiosqlite.Connection, conversation_id: int, char_budget: int, before: int
+    db: Session, conversation_id: int, char_budget: int, before: int
 ) -> list[Row]:
     """Visible turns newest first, as many whole ones as fit; pages grow so a long walk
     costs a few queries, while the usual short one reads little more than it keeps."""
@@ -87,12 +83,12 @@ async def _newest_turns_within(
     used = 0
     page = FIRST_PAGE
     while True:
-        rows = list(
-            await db.execute_fetchall(
-                f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND id < ? "
-                f"AND {VISIBLE} ORDER BY id DESC LIMIT ?",
-                (conversation_id, before, page),
-            )
+        rows = await db.fetch(
+            f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = ? AND id < ? "
+            f"AND {VISIBLE} ORDER BY id DESC LIMIT ?",
+            conversation_id,
+            before,
+            page,
         )
         for row in rows:
             cost = len(row[2])
@@ -107,14 +103,15 @@ async def _newest_turns_within(
 
 
 async def _attachments_after(
-    db: aiosqlite.Connection, conversation_id: int, first_turn_id: int
+    db: Session, conversation_id: int, first_turn_id: int
 ) -> dict[int, list[Row]]:
     """Attachment metadata of the conversation's turns from `first_turn_id` on, by turn."""
-    rows = await db.execute_fetchall(
+    rows = await db.fetch(
         f"SELECT a.turn_id, {ATTACHMENT_COLUMNS} FROM turns t "
         "JOIN attachments a ON a.turn_id = t.id "
         "WHERE t.conversation_id = ? AND t.id >= ? ORDER BY t.id, a.position",
-        (conversation_id, first_turn_id),
+        conversation_id,
+        first_turn_id,
     )
     found: dict[int, list[Row]] = {}
     for row in rows:
@@ -142,14 +139,11 @@ def newest_hashes(
     return hashes
 
 
-async def _blob_data(db: aiosqlite.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
+async def _blob_data(db: Session, hashes: Sequence[str]) -> dict[str, bytes]:
     if not hashes:
         return {}
-    unique = sorted(set(hashes))
-    marks = ", ".join("?" * len(unique))
-    rows = await db.execute_fetchall(
-        f"SELECT sha256, data FROM blobs WHERE sha256 IN ({marks})", unique
-    )
+    condition, values = db.dialect.any_of("sha256", sorted(set(hashes)))
+    rows = await db.fetch(f"SELECT sha256, data FROM blobs WHERE {condition}", *values)
     return {row[0]: row[1] for row in rows}
 
 
@@ -165,12 +159,12 @@ def stored_attachment(row: Row, data: bytes | None) -> StoredAttachment:
     )
 
 
-def _history_turn(row: Row, attachments: Iterable[StoredAttachment]) -> HistoryTurn:
+def _history_turn(db: Session, row: Row, attachments: Iterable[StoredAttachment]) -> HistoryTurn:
     return HistoryTurn(
         turn_id=row[0],
         role=cast(Literal["user", "assistant"], row[1]),
         text=row[2],
         sender_name=row[3],
         attachments=tuple(attachments),
-        created_at=datetime.fromtimestamp(row[4], UTC),
+        created_at=db.dialect.moment(row[4]),
     )

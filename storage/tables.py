@@ -8,11 +8,11 @@ page at a time, and written with an upsert on the key, so writing a row twice ch
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from storage.session import Session
 
 Kind = Literal["plain", "time", "ids"]
 Row = tuple[Any, ...]
@@ -98,22 +98,56 @@ TABLES = (
 a turn's `reply_to`, to an earlier turn)."""
 
 
-class TableAccess(Protocol):
-    """One database seen as the tables above; see `storage.sqlite_tables` and
-    `storage.postgres.tables`."""
+class SessionTables:
+    """One database seen as the tables above, over a session of its own: rows are read a
+    page at a time in key order and written with an upsert in one transaction, converted
+    to and from the engine's values by its dialect."""
 
-    async def count(self, table: Table) -> int: ...
+    def __init__(self, session: Session, close: Callable[[], Awaitable[None]]) -> None:
+        self._db = session
+        self._close = close
+
+    async def count(self, table: Table) -> int:
+        return int(await self._db.fetchval(f"SELECT count(*) FROM {table.name}"))
 
     async def read(self, table: Table, after: Row | None) -> list[Row]:
         """The next page of rows in key order, after the row whose key is `after`."""
+        marks = None if after is None else ["?"] * len(table.key)
+        values = [] if after is None else list(key_of(table, after))
+        rows = await self._db.fetch(page_sql(table, marks, "?"), *values, table.page)
+        return [_converted(table, row, self._read) for row in rows]
 
     async def write(self, table: Table, rows: Sequence[Row]) -> None:
         """Insert the rows, or overwrite the rows with their keys, in one transaction."""
+        sql = upsert_sql(table, ["?"] * len(table.columns), self._db.dialect.distinct)
+        async with self._db.transaction():
+            await self._db.executemany(sql, [_converted(table, row, self._write) for row in rows])
 
     async def finish(self) -> None:
-        """After writing: let new ids continue after the copied ones."""
+        """After writing: let new ids continue after the copied ones (see
+        `Dialect.after_copy`)."""
+        identity = [table.name for table in TABLES if table.identity]
+        for statement in self._db.dialect.after_copy(identity, [t.name for t in TABLES]):
+            await self._db.execute(statement)
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        await self._close()
+
+    def _read(self, kind: Kind, value: Any) -> Any:
+        if value is None or kind == "plain":
+            return value
+        dialect = self._db.dialect
+        return dialect.moment(value) if kind == "time" else dialect.read_ids(value)
+
+    def _write(self, kind: Kind, value: Any) -> Any:
+        if value is None or kind == "plain":
+            return value
+        dialect = self._db.dialect
+        return dialect.time(value.timestamp()) if kind == "time" else dialect.ids(value)
+
+
+def _converted(table: Table, row: Sequence[Any], convert: Callable[[Kind, Any], Any]) -> Row:
+    return tuple(convert(kind, value) for (_, kind), value in zip(table.columns, row, strict=True))
 
 
 def upsert_sql(table: Table, marks: Sequence[str], differs: str) -> str:
@@ -143,49 +177,3 @@ def page_sql(table: Table, after_marks: Sequence[str] | None, limit_mark: str) -
 
 def key_of(table: Table, row: Row) -> Row:
     return tuple(row[table.names.index(name)] for name in table.key)
-
-
-def from_sqlite(table: Table, row: Sequence[Any]) -> Row:
-    return tuple(
-        _from_sqlite(kind, value) for (_, kind), value in zip(table.columns, row, strict=True)
-    )
-
-
-def to_sqlite(table: Table, row: Row) -> Row:
-    return tuple(
-        _to_sqlite(kind, value) for (_, kind), value in zip(table.columns, row, strict=True)
-    )
-
-
-def from_postgres(table: Table, row: Sequence[Any]) -> Row:
-    return tuple(
-        tuple(value) if kind == "ids" else value
-        for (_, kind), value in zip(table.columns, row, strict=True)
-    )
-
-
-def to_postgres(table: Table, row: Row) -> Row:
-    return tuple(
-        list(value) if kind == "ids" else value
-        for (_, kind), value in zip(table.columns, row, strict=True)
-    )
-
-
-def _from_sqlite(kind: Kind, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "time":
-        return datetime.fromtimestamp(value, UTC)
-    if kind == "ids":
-        return tuple(json.loads(value))
-    return value
-
-
-def _to_sqlite(kind: Kind, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "time":
-        return value.timestamp()
-    if kind == "ids":
-        return json.dumps(list(value))
-    return value

@@ -4,7 +4,9 @@ At start-up the backend is probed in the background; if it cannot answer, one WA
 names the failure class and the next step. Later failed answers log that line again at most
 once per cause per `notice_every` seconds, and configuration mistakes (which waiting will not
 mend) are also sent to every admin's private chat at the same pace, so the operator learns them
-from Telegram. The first answer after a failure logs one INFO line that the model is back.
+from Telegram. A bot cannot write first: a notice an admin could not be sent waits, and is
+sent when that admin next writes; an admin's /start shows the backend's state as probed then.
+The first answer after a failure logs one INFO line that the model is back.
 Secrets never reach a log line or a notice: only settings' names are printed, and any secret
 value in a server's message is masked.
 """
@@ -22,6 +24,7 @@ from bot.conversation.turns import ReplyTarget
 from bot.phi4 import Backend, BackendTimeout, Phi4Error
 from bot.phi4.diagnosis import next_step
 from bot.phi4.errors import FailureClass
+from bot.shared import Sentence
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ class BackendHealth:
         self._told: dict[str, float] = {}
         self._failing: Phi4Error | None = None
         self._admins_told = False
+        self._undelivered: dict[int, str] = {}
+        """Per admin, the newest notice Telegram would not deliver (they never wrote first)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -83,6 +88,7 @@ class BackendHealth:
         if self._failing is None:
             return
         self._failing = None
+        self._undelivered.clear()  # a failure notice nobody read is no longer news
         log.info("the model answers again (backend %s)", self.backend.name)
         if self._admins_told:
             self._admins_told = False
@@ -125,13 +131,59 @@ class BackendHealth:
 
     async def _tell_admins(self, markdown: str) -> None:
         for admin in sorted(self.settings.admins):
-            target = ReplyTarget(ConversationKey(admin, None), is_group=False)
-            try:
-                view = self.replies.open_answer(target, drafts=False)
-                view.append(markdown)
-                await view.finish()
-            except Exception as exc:
-                log.warning("could not send the notice to admin %s: %s", admin, exc)
+            await self._tell_admin(admin, markdown)
+
+    async def _tell_admin(self, admin: int, markdown: str) -> None:
+        target = ReplyTarget(ConversationKey(admin, None), is_group=False)
+        try:
+            view = self.replies.open_answer(target, drafts=False)
+            view.append(markdown)
+            sent = await view.finish()
+            problem = "" if sent else "Telegram took no message"
+        except Exception as exc:
+            problem = self._redact(str(exc)) or type(exc).__name__
+        if not problem:
+            self._undelivered.pop(admin, None)
+            return
+        self._undelivered[admin] = markdown
+        log.warning(
+            "could not send the notice to admin %s (%s); it is sent when they next write",
+            admin,
+            problem,
+        )
+
+    def admin_wrote(self, admin: int) -> None:
+        """An admin wrote to the bot: a notice that could not reach them is sent now."""
+        markdown = self._undelivered.pop(admin, None)
+        if markdown is not None:
+            log.info("sending admin %s the notice they could not be sent before", admin)
+            self._spawn(self._tell_admin(admin, markdown))
+
+    async def state_for_admin(self, admin: int) -> Sentence:
+        """What an admin's /start shows: the backend probed now, with the reason and the next
+        step when it cannot answer. It supersedes any notice still waiting for them."""
+        self._undelivered.pop(admin, None)
+        limit = self.settings.connect_timeout + 5.0
+        try:
+            async with asyncio.timeout(limit):
+                answered = await self.backend.probe()
+        except Phi4Error as exc:
+            error = exc
+        except TimeoutError:
+            error = BackendTimeout(f"no answer to the check within {limit:g} s")
+        except Exception as exc:
+            error = Phi4Error(f"the check failed: {type(exc).__name__}: {exc}")
+        else:
+            self.answered()
+            return Sentence("✅ The model server answers: {what}", what=self._redact(answered))
+        self._failing = error
+        return Sentence(
+            "⚠️ The model server cannot answer ({kind} failure).\n"
+            "Reason: `{reason}`\nNext step: {hint}",
+            kind=error.failure_class.value,
+            reason=self._redact(str(error)).replace("`", "'"),
+            hint=next_step(error, self.settings),
+        )
 
     def _redact(self, text: str) -> str:
         for secret in self.settings.secrets():

@@ -25,6 +25,7 @@ from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
+from bot.phi4.errors import AnswerCutAtLength
 from bot.shared import Sentence, UserFacingError
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
@@ -195,7 +196,7 @@ class TurnPipeline:
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
-            char_budget=self.settings.history_chars,
+            char_budget=self.settings.history_read_chars,
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )
@@ -238,10 +239,12 @@ class TurnPipeline:
             raise
         if answer_id is not None:
             self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
-        status, failure = AnswerStatus.COMPLETE, None
+        status, failure, cut = AnswerStatus.COMPLETE, None, None
         metrics.answers_streaming(+1)
         try:
             await generation
+        except AnswerCutAtLength as exc:  # the answer stands as far as it went
+            cut = exc
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -262,7 +265,9 @@ class TurnPipeline:
         if status is AnswerStatus.COMPLETE:
             if self.health is not None:
                 self.health.answered()
-            message_ids = await view.finish()
+            message_ids = await view.finish(note=cut.user_message if cut else None)
+            if cut is not None and message_ids:
+                await self.replies.offer_continue(target, message_ids[-1])
         elif status is AnswerStatus.STOPPED:
             message_ids = await view.finish(note=STOP_NOTES[reason])
         else:

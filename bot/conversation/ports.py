@@ -65,6 +65,10 @@ class ChatReplies(Protocol):
         `target`; the ids of the messages sent."""
         ...
 
+    async def offer_continue(self, target: ReplyTarget, message_id: int) -> None:
+        """Offer Continue (besides Regenerate) under an answer the model's length limit cut."""
+        ...
+
     def typing(self, target: ReplyTarget) -> AbstractAsyncContextManager[None]:
         """Show "typing…" in the chat while the block runs."""
         ...

@@ -19,6 +19,12 @@ class ChatSetting(StrEnum):
 
 PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}
 
+CONTINUE_PROMPT = (
+    "Continue exactly where your previous answer stopped, without repeating any of it."
+)
+"""The turn /continue and the Continue button add: the model sees its cut answer in the
+history, then this request, and writes the rest as a new message."""
+
 
 def build_conversation(
     history: Sequence[HistoryTurn], *, system_prompt: str | None, label_senders: bool

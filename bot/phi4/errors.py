@@ -141,6 +141,55 @@ class BadAnswer(Phi4Error):
     failure_class = FailureClass.REQUEST
 
 
+class EmptyStream(Phi4Error):
+    """The server closed the answer without sending anything (llama.cpp's server does this
+    when a streamed prompt overflows its window, or it cannot read the request)."""
+
+    user_message = Sentence(
+        "The model server closed the answer without sending anything. Please try again."
+    )
+
+
+class AnswerCutAtLength(Phi4Error):
+    """The server stopped the answer at its length limit (`finish_reason: "length"`).
+
+    Raised after the text it cut was given out: the answer is kept, and the reader told it
+    is not whole and how to get the rest.
+    """
+
+    user_message = Sentence(
+        "✂️ The answer was cut at the model's length limit: press Continue "
+        "(or send /continue) for the rest."
+    )
+    failure_class = FailureClass.REQUEST
+
+
+class ContextOverflow(Phi4Error):
+    """The server refused the prompt as longer than its context window (vLLM's 400).
+
+    `window` is the window the server named and `requested` the tokens it counted, when its
+    message says so; the window fitting learns from both and retries with less history.
+    """
+
+    user_message = Sentence("The conversation is too long for the model. Start a new one.")
+    failure_class = FailureClass.REQUEST
+
+    def __init__(
+        self, detail: str, *, window: int | None = None, requested: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.window = window
+        self.requested = requested
+
+
+class TurnTooLong(Phi4Error):
+    """The message being answered does not fit the model's window even without any history;
+    the sentence names what to shorten."""
+
+    user_message = Sentence("Your message is too long for the model. Send a shorter one.")
+    failure_class = FailureClass.REQUEST
+
+
 class EmptyConversation(Phi4Error):
     user_message = Sentence("There is nothing to answer yet: send a message first.")
     failure_class = FailureClass.REQUEST
@@ -148,12 +197,15 @@ class EmptyConversation(Phi4Error):
 
 __all__ = [
     "AccessDenied",
+    "AnswerCutAtLength",
     "BackendMisconfigured",
     "BackendTimeout",
     "BackendUnavailable",
     "BadAnswer",
     "ConnectionRefused",
+    "ContextOverflow",
     "EmptyConversation",
+    "EmptyStream",
     "FailureClass",
     "MediaNotSupported",
     "NoChatEndpoint",
@@ -163,6 +215,7 @@ __all__ = [
     "SpaceAsleep",
     "SpaceNotFound",
     "SpacePaused",
+    "TurnTooLong",
     "UnknownModel",
     "UnreadableMedia",
     "UserFacingError",

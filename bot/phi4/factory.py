@@ -23,12 +23,21 @@ def create_backend(settings: Phi4Settings) -> Backend:
     return FallbackChain(members)
 
 
+def _fitted(server: Backend, settings: Phi4Settings) -> Backend:
+    """Each server gets only what fits its own context window (see `fitting`)."""
+    from bot.phi4.fitting import WindowFitting
+
+    return WindowFitting(
+        server, window=settings.context_tokens, answer_tokens=settings.answer_tokens
+    )
+
+
 def _one(name: BackendName, settings: Phi4Settings, *, alone: bool) -> Backend:
     if name == "openai":
         return _openai(settings, alone=alone)
     from bot.phi4.space import SpaceBackend
 
-    return SpaceBackend(
+    space = SpaceBackend(
         settings.phi4_space_url,
         hf_token=secret_value(settings.hf_token),
         hf_endpoint=settings.hf_endpoint,
@@ -37,6 +46,7 @@ def _one(name: BackendName, settings: Phi4Settings, *, alone: bool) -> Backend:
         connect_timeout=settings.connect_timeout,
         stream_timeout=settings.stream_timeout,
     )
+    return _fitted(space, settings)
 
 
 def _openai(settings: Phi4Settings, *, alone: bool) -> Backend:
@@ -49,16 +59,19 @@ def _openai(settings: Phi4Settings, *, alone: bool) -> Backend:
 
     urls = settings.openai_base_urls
     replicas = [
-        OpenAIBackend(
-            url,
-            api_key=secret_value(settings.openai_api_key),
-            model=settings.phi4_model,
-            accepts=settings.openai_accepts,
-            vision_model=settings.openai_vision_model or None,
-            speech_model=settings.openai_speech_model or None,
-            connect_timeout=settings.connect_timeout,
-            stream_timeout=settings.stream_timeout,
-            max_retries=1 if alone and len(urls) == 1 else 0,
+        _fitted(
+            OpenAIBackend(
+                url,
+                api_key=secret_value(settings.openai_api_key),
+                model=settings.phi4_model,
+                accepts=settings.openai_accepts,
+                vision_model=settings.openai_vision_model or None,
+                speech_model=settings.openai_speech_model or None,
+                connect_timeout=settings.connect_timeout,
+                stream_timeout=settings.stream_timeout,
+                max_retries=1 if alone and len(urls) == 1 else 0,
+            ),
+            settings,
         )
         for url in urls
     ]

@@ -15,9 +15,12 @@ import orjson
 from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Conversation
 from bot.phi4.errors import (
+    AnswerCutAtLength,
     BackendTimeout,
     BadAnswer,
+    ContextOverflow,
     EmptyConversation,
+    EmptyStream,
     MediaNotSupported,
     UnknownModel,
 )
@@ -34,6 +37,7 @@ from bot.phi4.openai_errors import (
     translate,
 )
 from bot.phi4.openai_request import MEDIA_KINDS, build_messages, split_query, without_credentials
+from bot.phi4.openai_window import ask_overflow, ask_window
 from bot.phi4.read_pacing import ReadPacer
 from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
@@ -142,15 +146,9 @@ class OpenAIBackend(AsyncClosing):
         kinds = conversation.media_kinds
         model = self.model_for(kinds)
         log.debug("chat request: model %s, %d turns", model, len(conversation.turns))
-        body = orjson.dumps(
-            {
-                "model": model,
-                "messages": build_messages(conversation),
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-        )
+        body = orjson.dumps(self._request(conversation))
         started = False
+        received = 0
         response: aiohttp.ClientResponse | None = None
         try:
             async with StallWatchdog(self.stream_timeout) as watchdog:
@@ -170,16 +168,26 @@ class OpenAIBackend(AsyncClosing):
                     finally:
                         watchdog.armed = False
                     if not chunk:
+                        if not received:  # llama.cpp's answer to a prompt over its window
+                            raise EmptyStream(
+                                f"{self.base_url} closed the answer without sending anything "
+                                f"(request of {len(body)} bytes, {len(conversation.turns)} turns)"
+                            )
                         return  # the server ended the stream without [DONE]
+                    received += len(chunk)
                     events = parser.feed(chunk)
                     if not events:
                         continue  # a comment (keep-alive) or part of an event: not data
                     watchdog.feed()
-                    text, done = _contents(events)
+                    text, done, finish = _contents(events)
                     if text:
                         started = True
                         pacer.text_given(loop.time())
                         yield text
+                    if finish == "length":
+                        raise AnswerCutAtLength(
+                            f"{self.base_url} cut the answer at its length limit"
+                        )
                     if done:
                         return
         except TimeoutError as exc:
@@ -195,6 +203,36 @@ class OpenAIBackend(AsyncClosing):
         finally:
             if response is not None:
                 response.close()  # mid-answer: hang up, so the server stops generating
+
+    def _request(self, conversation: Conversation) -> dict[str, object]:
+        return {
+            "model": self.model_for(conversation.media_kinds),
+            "messages": build_messages(conversation),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def context_window(self) -> int | None:
+        """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`)."""
+        return await ask_window(
+            self.session,
+            root=self._root,
+            query=self._query,
+            headers=self._headers,
+            model=self.model,
+            timeout=self.connect_timeout,
+        )
+
+    async def overflow(self, conversation: Conversation) -> ContextOverflow | None:
+        """Whether the server refuses this prompt as too long, asked without streaming."""
+        return await ask_overflow(
+            self.session,
+            url=f"{self._root}/chat/completions",
+            query=self._query,
+            headers=self._headers,
+            body=self._request(conversation),
+            timeout=self.stream_timeout,
+        )
 
     async def _post_chat(self, body: bytes) -> aiohttp.ClientResponse:
         """POST the request; retry what the official client retries; raise on an error answer."""
@@ -268,16 +306,18 @@ class OpenAIBackend(AsyncClosing):
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
 
 
-def _contents(events: list[bytes]) -> tuple[str, bool]:
-    """The content the events carry, joined, and whether `[DONE]` was among them.
+def _contents(events: list[bytes]) -> tuple[str, bool, str | None]:
+    """The content the events carry, joined, whether `[DONE]` was among them, and the
+    answer's finish reason if one came (`length` when the server cut it).
 
     Raises `ServerError` for an error event, `ValueError` for data that is not a chunk.
     """
     parts: list[str] = []
+    finish: str | None = None
     loads = orjson.loads
     for data in events:
         if data.startswith(b"[DONE]"):
-            return "".join(parts), True
+            return "".join(parts), True, finish
         chunk = loads(data)
         if not isinstance(chunk, dict):
             raise ValueError(f"not a chunk: {data[:200]!r}")
@@ -287,10 +327,13 @@ def _contents(events: list[bytes]) -> tuple[str, bool]:
             raise ServerError(Failure("event", error_code(error), message))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta")
-            if delta and choice.get("index", 0) == 0:
+            if choice.get("index", 0) != 0:
+                continue
+            if delta:
                 content = delta.get("content")
                 if content:
                     parts.append(content)
+            finish = choice.get("finish_reason") or finish
         if chunk.get("usage") is not None:
             log.debug("usage: %s", chunk["usage"])
-    return "".join(parts), False
+    return "".join(parts), False, finish

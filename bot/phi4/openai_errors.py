@@ -23,6 +23,7 @@ from bot.phi4.errors import (
     QuotaExceeded,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection
+from bot.phi4.openai_window import overflow_from
 from bot.shared import MediaKind, Sentence, media_nouns
 
 _MEDIA_WORDS = ("image", "audio", "vision", "multimodal", "multi-modal", "modalit")
@@ -38,6 +39,8 @@ class Failure:
     kind: str  # "status": an HTTP error answer; "event": an error inside the stream
     status: object
     message: str
+    code: object = None
+    """The body's `error.code`, such as vLLM's `context_length_exceeded`."""
 
 
 class ServerError(Exception):
@@ -76,7 +79,12 @@ async def status_failure(response: aiohttp.ClientResponse) -> Failure:
         body = None
     text = raw.decode("utf-8", errors="replace").strip()
     fallback = f"Error code: {response.status}" + (f" - {text[:500]}" if text else "")
-    return Failure("status", response.status, error_message(body, fallback))
+    return Failure("status", response.status, error_message(body, fallback), error_code(body))
+
+
+def error_code_of(failure: Failure) -> object:
+    """The error's code (`context_length_exceeded`), or its status when it has none."""
+    return failure.code if failure.code is not None else failure.status
 
 
 def retry_delay(attempt: int, retry_after: str | None) -> float:
@@ -125,11 +133,9 @@ def translate(
         return misconfigured
     if status in (429, 503, "rate_limit_exceeded") or "rate limit" in lowered:
         return QuotaExceeded(detail)
-    if "context length" in lowered or "too long" in lowered:
-        return Phi4Error(
-            detail,
-            user_message=Sentence("The conversation is too long for the model. Start a new one."),
-        )
+    overflow = overflow_from(error_code_of(failure), message, detail=detail)
+    if overflow is not None:
+        return overflow
     if failure.kind == "event":  # an error event in the middle of the stream
         return BackendUnavailable(
             f"{where} failed mid-answer: {message}",

@@ -73,6 +73,19 @@ class Phi4Settings(BaseSettings):
     )
     replica_backoff_max: float = Field(60.0, alias="PHI4_REPLICA_BACKOFF_MAX", gt=0)
 
+    context_tokens: int = Field(
+        131_072,
+        alias="PHI4_CONTEXT_TOKENS",
+        ge=256,
+        description="the model's context window when the server does not state it",
+    )
+    answer_tokens: int = Field(
+        4096,
+        alias="PHI4_ANSWER_TOKENS",
+        gt=0,
+        description="tokens of the window kept free for the answer (at most a quarter of it)",
+    )
+
     connect_timeout: float = Field(15.0, alias="PHI4_CONNECT_TIMEOUT", gt=0)
     stream_timeout: float = Field(120.0, alias="PHI4BOT_STREAM_TIMEOUT", gt=0)
     max_audio_seconds: float = Field(300.0, alias="PHI4BOT_MAX_AUDIO_SECONDS", gt=0)

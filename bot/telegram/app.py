@@ -24,7 +24,7 @@ from bot.conversation.recovery import resume_unfinished
 from bot.conversation.sharing import SharedAnswering
 from bot.conversation.turns import GuestPlace, guest_message_setting
 from bot.logs import RedactingFormatter
-from bot.ops import OpsServer, Readiness, timed_store
+from bot.ops import OpsServer, Readiness
 from bot.phi4 import Backend, create_backend
 from bot.phi4.instrumented import instrument
 from bot.shared.i18n import languages
@@ -90,14 +90,16 @@ def build_application(settings: Settings) -> BotApplication:
 async def _start_services(application: BotApplication) -> None:
     settings = application.bot_data.settings
     assert settings is not None
+    measured = settings.metrics_port is not None  # unread metrics cost nothing
     store = await open_store(
         settings.database_url,
         max_attachment_bytes=settings.max_attachment_bytes,
         instance_id=settings.instance_id,
+        observer=metrics.observe_database if measured else None,
     )
     backend = create_backend(settings)
-    if settings.metrics_port is not None:  # unread metrics cost nothing: no wrappers at all
-        store, backend = timed_store(store), instrument(backend)
+    if measured:
+        backend = instrument(backend)
     coordination = store.coordination()
     me = application.bot
     identity = BotIdentity(me.id, me.username)

@@ -1,4 +1,4 @@
-"""The buttons under answers pressed: Stop and Regenerate, for whoever may press them."""
+"""The buttons under answers pressed: Stop, Regenerate and Continue, for whoever may."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from telegram.ext import CallbackQueryHandler
 
 from bot import metrics
 from bot.conversation.errors import TurnRejected
-from bot.conversation.turns import ReplyTarget
+from bot.conversation.prompt import CONTINUE_PROMPT
+from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence, translate
 from bot.telegram.admission import PRIVATE_BOT
 from bot.telegram.commands import is_chat_admin
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
-from bot.telegram.streaming.replies import REGENERATE, STOP
+from bot.telegram.streaming.replies import CONTINUE, REGENERATE, STOP
 from bot.telegram.triggers import conversation_key, is_group, is_private
 from storage import AnswerStatus
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 ONLY_THE_ASKER = Sentence("Only the person who asked (or a group admin) can do that.")
 NOT_BEING_WRITTEN = Sentence("This answer is no longer being written.")
 NOT_THE_LATEST = Sentence("Only the newest answer can be written again.")
+NOT_THE_LATEST_TO_CONTINUE = Sentence("Only the newest answer can be continued.")
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -58,6 +60,8 @@ async def _press(services: BotServices, query: CallbackQuery) -> str | None:
         return await _stop(services, message, target, presser)
     if query.data == REGENERATE:
         return await _regenerate(services, message, target, presser)
+    if query.data == CONTINUE:
+        return await _continue(services, query, message, target)
     return None
 
 
@@ -101,6 +105,36 @@ async def _regenerate(
         dispatcher.lanes.submit(target.key, job, user_id=presser)
     except TurnRejected as problem:
         return problem.user_message
+    return None
+
+
+async def _continue(
+    services: BotServices, query: CallbackQuery, message: Message, target: ReplyTarget
+) -> str | None:
+    """Ask the model for the rest of an answer its length limit cut, as a new message that
+    replies to it. The request is stored as a turn keyed by the cut answer's message, so a
+    second press of the same button is not answered twice."""
+    presser = query.from_user.id
+    latest = await services.pipeline.latest_answer(target.key)
+    if latest is None or message.message_id not in latest.message_ids:
+        services.dispatcher.tasks.spawn(
+            services.replies.remove_buttons(target, message.message_id),
+            name=f"remove-buttons-{target.key.chat_id}",
+        )
+        return NOT_THE_LATEST_TO_CONTINUE
+    if latest.status is AnswerStatus.STREAMING:
+        return None
+    if not await _may_press(services, message, presser, latest.sender_id):
+        return ONLY_THE_ASKER
+    services.dispatcher.submit(
+        IncomingTurn(
+            target=target,
+            text=CONTINUE_PROMPT,
+            message_id=message.message_id,
+            sender_id=presser,
+            sender_name=query.from_user.full_name,
+        )
+    )
     return None
 
 

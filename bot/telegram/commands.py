@@ -13,7 +13,7 @@ from telegram.ext import CommandHandler
 
 from bot import metrics
 from bot.conversation.errors import TurnRejected
-from bot.conversation.prompt import ChatSetting
+from bot.conversation.prompt import CONTINUE_PROMPT, ChatSetting
 from bot.shared import Sentence, translate
 from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
@@ -55,9 +55,11 @@ MENU = [
     ("retry", Sentence("Answer the last message again")),
     ("system", Sentence("Show or set the system prompt")),
     ("ask", Sentence("Ask a question (in groups)")),
+    ("continue", Sentence("Continue the last answer")),
     *SPEECH_MENU,
     ("help", Sentence("What I can do")),
 ]
+NOTHING_TO_CONTINUE = Sentence("There is no answer to continue yet.")
 NEW_CONVERSATION = Sentence("🆕 New conversation. I have forgotten what we said before.")
 SYSTEM_PROMPT_IS = N_("The system prompt here is:\n\n{prompt}")
 SYSTEM_PROMPT_RESET = Sentence("The system prompt is back to the default.")
@@ -116,12 +118,18 @@ def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, A
 
 
 async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
-    """Help, or the whole of a guest answer its "read it all" link asks for."""
+    """What the bot does (an admin also reads whether the model server answers right now),
+    or the whole of a guest answer its "read it all" link asks for."""
     wanted = read_whole_answer(args[0]) if args and is_private(message) else None
     if wanted is not None:
         await show_whole_answer(services, message, wanted)
         return
     await cmd_help(services, message, args)
+    health = services.pipeline.health
+    user_id = message.from_user.id if message.from_user else None
+    if health is not None and user_id in services.settings.admins and is_private(message):
+        state = await health.state_for_admin(user_id)
+        await _say(services, message, translate(state, language_of(message)))
 
 
 async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:
@@ -264,6 +272,19 @@ async def on_ask(update: Update, context: BotContext) -> None:
     services.admission.take(message, text_override=question)
 
 
+async def on_continue(update: Update, context: BotContext) -> None:
+    """`/continue`: the model goes on from where its newest answer stopped, in a new message
+    (as the Continue button under an answer cut at the length limit does)."""
+    admitted = _admitted(update, context)
+    if admitted is None:
+        return
+    services, message = admitted
+    if await services.pipeline.latest_answer(conversation_key(message)) is None:
+        services.dispatcher.tell(reply_target(message), NOTHING_TO_CONTINUE)
+        return
+    services.admission.take(message, text_override=CONTINUE_PROMPT)
+
+
 COMMAND_HANDLERS = [
     _lane_command("start", cmd_start),
     _lane_command("help", cmd_help),
@@ -274,5 +295,6 @@ COMMAND_HANDLERS = [
     _lane_command("export", cmd_export, admin_only_for_bot=True),
     CommandHandler("stop", on_stop),
     CommandHandler("ask", on_ask),
+    CommandHandler("continue", on_continue),
     *SPEECH_HANDLERS,
 ]

@@ -37,6 +37,20 @@ async def on_message(update: Update, context: BotContext) -> None:
         services.admission.take(message)
 
 
+async def on_private_message(update: Update, context: BotContext) -> None:
+    """Before anything else: an admin writing privately gets a notice that could not be
+    sent before (a bot cannot write first). /start shows the backend's state instead."""
+    message = update.message
+    health = context.services.pipeline.health
+    if message is None or message.from_user is None or health is None:
+        return
+    if message.from_user.id not in context.services.settings.admins:
+        return
+    if (message.text or "").split("@")[0].split(" ")[0].lower() == "/start":
+        return
+    health.admin_wrote(message.from_user.id)
+
+
 async def before_command(update: Update, context: BotContext) -> None:
     """Media its sender left waiting for a question is taken before their command runs, so
     /new, /retry or /stop act on a conversation that already holds it."""
@@ -101,6 +115,10 @@ async def on_error(update: object, context: BotContext) -> None:
 def register_handlers(application: BotApplication) -> None:
     for handler in GUEST_HANDLERS:  # first: a summon is never taken for a command
         application.add_handler(handler)
+    application.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, on_private_message),
+        group=-2,  # its own group: in one group only the first matching handler runs
+    )
     application.add_handler(
         MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, before_command), group=-1
     )

@@ -1,4 +1,4 @@
-"""The `Store` on PostgreSQL through an asyncpg pool, for one or several bot processes."""
+"""The `Store` on PostgreSQL: a pool, migrations and leases, for one or several processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reaching PostgreSQL: the connection pool, and every way of failing to reach it worded once.
+"""Reaching PostgreSQL: the connection pool, every way of failing to reach it worded once,
+and the session and dialect the store runs over.
 
 The URL goes to asyncpg as it stands, so whatever libpq-style options it carries
 (`?sslmode=require`, `?search_path=phi4bot`, `?application_name=...`) apply to every pooled
@@ -17,14 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from storage.errors import StorageError
+from storage.models import ConversationKey
+from storage.postgres.locks import LockNamespace, conversation_lock_key
+from storage.session import Dialect, Row, Session
 from storage.url import redact
 
 if TYPE_CHECKING:
@@ -114,3 +120,100 @@ def unusable(url: str, exc: BaseException) -> StorageError:
 
 def _sentence(exc: BaseException) -> str:
     return str(exc).strip().rstrip(".").splitlines()[0] if str(exc).strip() else ""
+
+
+@functools.lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1`, `$2`, … (the store's SQL has no `?` of its
+    own in literals)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+class PostgresDialect:
+    """PostgreSQL's words: `timestamptz` times, `bigint[]` message ids, row and advisory
+    locks shared by every process on the database."""
+
+    name = "postgresql"
+    ids_type = "BIGINT[]"
+    for_update = " FOR UPDATE"
+    distinct = "IS DISTINCT FROM"
+
+    def time(self, epoch: float) -> object:
+        """This process's clock, as SQLite's store uses it, so quotas compare like with like."""
+        return datetime.fromtimestamp(epoch, UTC)
+
+    def moment(self, value: Any) -> datetime:
+        return cast(datetime, value)
+
+    def ids(self, message_ids: Sequence[int]) -> object:
+        return list(message_ids)
+
+    def read_ids(self, value: Any) -> tuple[int, ...]:
+        return tuple(int(i) for i in value)
+
+    def any_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    def gone_owner(self) -> tuple[str, list[object]]:
+        """The answer's writer no longer holds the advisory lock on its instance id (see
+        `storage.postgres.locks`): its process died, or lost its connection. Answers without
+        an owner were written before owners were recorded, by a process that is gone."""
+        return (
+            "NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.objsubid = 2 AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = ?::bigint::oid "
+            "AND l.objid = (hashtext(turns.owner)::bigint & 4294967295)::oid)",
+            [int(LockNamespace.INSTANCE)],
+        )
+
+    async def lock_key(self, session: Session, key: ConversationKey) -> None:
+        """The key's transaction-level advisory lock: processes creating its first
+        conversation at once take turns."""
+        namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
+        await session.execute("SELECT pg_advisory_xact_lock(?, ?)", namespace, lock)
+
+    def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
+        """Identity sequences continue after the largest copied id, so the next turn the
+        bot stores does not collide with a copied one; and the planner learns how large the
+        tables now are (until then it plans for empty ones, and reading a long history
+        would sort the whole conversation)."""
+        return [
+            *(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+                for name in identity_tables
+            ),
+            f"ANALYZE {', '.join(tables)}",
+        ]
+
+
+class PostgresSession:
+    """`storage.session.Session` over one pooled asyncpg connection."""
+
+    dialect: Dialect = PostgresDialect()
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self._db.execute(numbered(sql), *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        await self._db.executemany(numbered(sql), rows)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [tuple(row) for row in await self._db.fetch(numbered(sql), *args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        row = await self._db.fetchrow(numbered(sql), *args)
+        return None if row is None else tuple(row)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self._db.fetchval(numbered(sql), *args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._db.transaction():
+            yield

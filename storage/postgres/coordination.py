@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -25,8 +25,6 @@ from storage.errors import StorageError
 from storage.models import ConversationKey, PendingAnswer
 from storage.postgres.connection import unreachable
 from storage.postgres.locks import LockNamespace, scoped_key, unsigned
-from storage.postgres.recovery import interrupt_orphans
-from storage.postgres.turns import now
 from storage.recovery import RECENT_SECONDS
 from storage.url import redact
 
@@ -67,6 +65,7 @@ _STREAMING_ELSEWHERE = (
 )
 
 Session = Callable[[], contextlib.AbstractAsyncContextManager["Db"]]
+Orphans = Callable[[], Awaitable[list[PendingAnswer]]]
 
 
 class PostgresCoordination:
@@ -74,10 +73,11 @@ class PostgresCoordination:
 
     shared = True
 
-    def __init__(self, url: str, instance_id: str, session: Session) -> None:
+    def __init__(self, url: str, instance_id: str, session: Session, orphans: Orphans) -> None:
         self.url = url
         self.instance_id = instance_id
         self._session = session
+        self._orphans = orphans
         self._lease: asyncpg.Connection[asyncpg.Record] | None = None
         self._use = asyncio.Lock()  # one statement at a time on the lease connection
         self._held: Counter[ConversationKey] = Counter()  # leases by chat: claims holding each
@@ -255,8 +255,7 @@ class PostgresCoordination:
         ]
 
     async def orphaned_answers(self) -> list[PendingAnswer]:
-        async with self._session() as db:
-            return await interrupt_orphans(db)
+        return await self._orphans()
 
     async def live_instances(self) -> int:
         async with self._session() as db:
@@ -297,4 +296,4 @@ def _payload(key: ConversationKey) -> str:
 
 
 def _since(within: float | None = None) -> Any:
-    return now() - timedelta(seconds=RECENT_SECONDS if within is None else within)
+    return datetime.now(UTC) - timedelta(seconds=RECENT_SECONDS if within is None else within)

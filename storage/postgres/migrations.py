@@ -1,6 +1,6 @@
 """The PostgreSQL schema as ordered migrations, applied at start-up and recorded once applied.
 
-The same scheme as `storage.migrations` for SQLite: each migration is a plain async function
+The same scheme as `storage.sqlite.migrations`: each migration is a plain async function
 registered by `@migration` in the order it appears here, and the table `schema_migrations`
 records each one's version, name and time; the highest recorded version is the schema's.
 Version N means the same tables on both engines, so the steps carry the same names.
@@ -12,33 +12,21 @@ migration: add a new one at the end.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.migrations import SchemaTooNew
 from storage.postgres.locks import LockNamespace
+from storage.schema import FIRST_INDEXES, Migration, SchemaTooNew, registered
 
 if TYPE_CHECKING:
     from storage.postgres.connection import Db
 
 MigrationStep = Callable[["Db"], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step; `version` is its 1-based position."""
-
-    version: int
-    name: str
-    step: MigrationStep
-
-
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration[Db]] = []
 
 
 def migration(step: MigrationStep) -> MigrationStep:
     """Register `step` as the next migration, named after the function."""
-    MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, step.__name__, step))
+    registered(MIGRATIONS, step)
     return step
 
 
@@ -116,7 +104,6 @@ async def create_conversations_and_turns(db: Db) -> None:
             thread_id bigint,
             created_at timestamptz NOT NULL
         )""",
-        "CREATE INDEX conversations_by_key ON conversations (chat_id, thread_id, id)",
         """CREATE TABLE chat_settings (
             chat_id bigint NOT NULL,
             name text NOT NULL,
@@ -139,12 +126,7 @@ async def create_conversations_and_turns(db: Db) -> None:
             created_at timestamptz NOT NULL,
             finished_at timestamptz
         )""",
-        "CREATE INDEX turns_by_conversation ON turns (conversation_id, id)",
-        # Idempotency: a Telegram message becomes at most one user turn, whichever process
-        # receives it (NULL message ids are distinct, as in SQLite).
-        "CREATE UNIQUE INDEX turns_by_message ON turns (chat_id, message_id)",
-        "CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming'",
-        "CREATE INDEX turns_by_sender ON turns (sender_id, created_at) WHERE role = 'user'",
+        *FIRST_INDEXES,
         "CREATE INDEX turns_by_reply ON turns (reply_to) WHERE reply_to IS NOT NULL",
     )
 

@@ -16,6 +16,10 @@ Usage::
         srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
         srv.max_streams = 4     # serve at most 4 answers at once; later ones wait (vLLM's batch)
+        srv.window = 1200       # a context window, counted with a real tokenizer (o200k)
+        srv.shape = "llama-cpp-python"  # how it tells an overflow: see `SHAPES`
+        srv.fail_next("empty")  # HTTP 200 and an empty body, as llama.cpp answers a bad prompt
+        srv.fail_next("length", after=3)  # three chunks, then finish_reason "length" (max_tokens)
         await srv.kill()        # die at once: listening stops, open streams are cut
         await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
 
@@ -36,8 +40,22 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.context_window import SHAPES, EmptyStream, overflow_refusal, window_props
+
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
-FAILURES = ("500", "503", "429", "401", "404", "status", "error-event", "stall", "drop")
+FAILURES = (
+    "500",
+    "503",
+    "429",
+    "401",
+    "404",
+    "status",
+    "empty",
+    "length",
+    "error-event",
+    "stall",
+    "drop",
+)
 """`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
 
 
@@ -99,6 +117,14 @@ class FakeOpenAIServer:
         self.streaming_now = 0
         self.most_streaming_at_once = 0
         self.max_streams: int | None = None
+        self.window: int | None = None
+        self.shape = "vllm"
+        self.states_window = True
+        self.token_scale = 1.0
+        """Tokens counted per o200k token: above 1 for a tokenizer with a smaller vocabulary."""
+        """Whether a vLLM-shaped server lists `max_model_len` (older versions do not)."""
+        self.prompt_tokens: list[int] = []
+        """The prompt size of each chat request, as this server counted it."""
         self._slots: asyncio.Semaphore | None = None
         self._open: set[asyncio.Transport] = set()
         self._failures: list[_Failure] = []
@@ -147,6 +173,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/props", self._props)
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -203,7 +230,18 @@ class FakeOpenAIServer:
         data = [
             {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
         ]
+        if self.window is not None and self.shape == "vllm" and self.states_window:
+            for entry in data:
+                entry["max_model_len"] = self.window
         return web.json_response({"object": "list", "data": data})
+
+    async def _props(self, request: web.Request) -> web.StreamResponse:
+        """llama.cpp's C++ server states its window here; the others have no such page."""
+        await self._record(request)
+        props = window_props(self.shape, self.window)
+        if props is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response(props)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -212,6 +250,15 @@ class FakeOpenAIServer:
         refused = self._unauthorised(request) or self._refusal(failure, body)
         if refused:
             return refused
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown shape {self.shape!r}; choose from {SHAPES}")
+        overflow = overflow_refusal(
+            self.shape, self.window, body, self.prompt_tokens, self.token_scale
+        )
+        if overflow is not None:
+            return overflow
+        if failure.kind == "empty":
+            return EmptyStream()
         if not body.get("stream"):
             return self._complete(body)
         return await self._stream(request, recorded, body, failure.kind, failure.after)
@@ -275,16 +322,20 @@ class FakeOpenAIServer:
         self.most_streaming_at_once = max(self.most_streaming_at_once, self.streaming_now)
         try:
             await self._send(response, chunk({"role": "assistant", "content": ""}))
+            finish = "stop"
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
+                if kind == "length" and number == after:
+                    finish = "length"  # the server's max_tokens: the answer ends here
+                    break
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
                 if self.pause_after is not None and number == self.pause_after:
                     await self._hold(request, response, self._resume)
                 await self._send(response, chunk({"content": piece}))
                 recorded.chunks_sent += 1
-            await self._send(response, chunk({}, "stop"))
+            await self._send(response, chunk({}, finish))
             if usage_wanted:
                 usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}
                 usage["total_tokens"] = 10 + recorded.chunks_sent

@@ -29,6 +29,7 @@ TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
 # Callback data of the buttons under answers.
 STOP = "stop"
 REGENERATE = "regenerate"
+CONTINUE = "continue"
 STOP_LABEL = Sentence("⏹ Stop")
 REGENERATE_LABEL = Sentence("🔄 Regenerate")
 MORE_LABEL = Sentence("Read it all in a private chat")
@@ -37,6 +38,7 @@ GUEST_PLACEHOLDER_AFTER = 1.0
 """Seconds a guest answer waits for the model's first words before answering the summon
 with "…": answered with text, it shows the answer 3 s sooner (guest messages are paced
 like a group's); answered with "…", a slow model does not leave the summon hanging."""
+CONTINUE_LABEL = Sentence("▶️ Continue")
 TYPING_AT_ONCE = 8
 """Chat actions in flight at once. A flood of new chats would otherwise queue hundreds of
 them in the HTTP client's pool, whose bookkeeping grows with the queue times the pool size,
@@ -190,16 +192,31 @@ class TelegramReplies:
         view.append(translate(text, target.language))
         return await view.finish()
 
+    async def offer_continue(self, target: ReplyTarget, message_id: int) -> None:
+        """Regenerate and Continue under a cut answer's last message; like Regenerate, they
+        leave it when the conversation's next answer starts. A guest answer keeps its own
+        Regenerate only: its message cannot take a continuation."""
+        if target.guest is not None:
+            return
+        buttons = (
+            Button(translate(REGENERATE_LABEL, target.language), REGENERATE),
+            Button(translate(CONTINUE_LABEL, target.language), CONTINUE),
+        )
+        await self._set_buttons(target, message_id, buttons)
+
     async def remove_buttons(self, target: ReplyTarget, message_id: int) -> None:
         """Remove the buttons under one message, with one request paced like every other;
         a refusal is logged and the buttons left as they are."""
+        if self._regenerable.get(target.key) == message_id:
+            del self._regenerable[target.key]
+        await self._set_buttons(target, message_id, NO_BUTTONS)
+
+    async def _set_buttons(self, target: ReplyTarget, message_id: int, buttons: Keyboard) -> None:
         key = target.key
-        if self._regenerable.get(key) == message_id:
-            del self._regenerable[key]
         await self.budget.acquire(key.chat_id, is_group=target.is_group, priority=Priority.FINAL)
         try:
             await TelegramSink(self.bot, key.chat_id, key.thread_id).edit_buttons(
-                message_id, NO_BUTTONS
+                message_id, buttons
             )
         except FloodWait as exc:
             self.budget.penalize(key.chat_id, exc.retry_after)

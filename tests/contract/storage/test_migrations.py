@@ -22,10 +22,11 @@ from storage import (
     database_engine,
     store_for,
 )
-from storage import migrations as sqlite_migrations
-from storage.connection import connect
-from storage.migrations import MIGRATIONS, Migration, migration
 from storage.postgres import migrations as postgres_migrations
+from storage.schema import Migration
+from storage.sqlite import migrations as sqlite_migrations
+from storage.sqlite.connection import connect
+from storage.sqlite.migrations import MIGRATIONS, migration
 from storage.url import parse_database_url
 from tests.databases import execute, fetch_all, opened_store, table_names
 
@@ -152,7 +153,7 @@ def test_decorator_registers_steps_in_the_order_they_are_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registry: list[Migration] = []
-    monkeypatch.setattr("storage.migrations.MIGRATIONS", registry)
+    monkeypatch.setattr("storage.sqlite.migrations.MIGRATIONS", registry)
 
     @migration
     async def first(db: aiosqlite.Connection) -> None:

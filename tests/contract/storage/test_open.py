@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from storage import SQLiteStore, StorageError, Store, open_store, store_for
-from storage.migrations import MIGRATIONS
 from storage.postgres import PostgresStore
+from storage.sqlite.migrations import MIGRATIONS
 from tests.databases import opened_store, with_database
 
 

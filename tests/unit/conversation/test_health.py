@@ -108,6 +108,9 @@ class RecordedReplies:
         self.chats.setdefault(target.key.chat_id, []).append(text)
         return [1]
 
+    async def offer_continue(self, target: ReplyTarget, message_id: int) -> None:
+        raise AssertionError("no answer here is cut at the length limit")
+
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
         yield

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from bot import metrics
-from bot.ops import Readiness, timed_store
+from bot.ops import Readiness
 from bot.ops.readiness import BACKEND_RECHECK, TELEGRAM_FRESH
 from bot.phi4 import BackendUnavailable, Conversation, Turn
 from bot.phi4.backend import QueueListener
@@ -20,7 +19,7 @@ from bot.phi4.instrumented import InstrumentedBackend, instrument
 from bot.phi4.replicas import ReplicaPool
 from bot.shared import MediaKind
 from bot.telegram.streaming.pacing import Priority, RateBudget
-from storage import AnswerCheckpoint, ConversationKey, SQLiteStore
+from storage import AnswerCheckpoint, ConversationKey, StorageError, open_store
 
 
 def value(name: str, **labels: str) -> float:
@@ -174,7 +173,6 @@ async def test_each_replica_of_a_pool_is_counted_by_url_and_watched_in_service()
 class MemoryStore:
     def __init__(self) -> None:
         self.fail = False
-        self.label = "plain attribute"
 
     async def get_setting(self, chat_id: int, name: str) -> str | None:
         if self.fail:
@@ -182,25 +180,17 @@ class MemoryStore:
         return None
 
 
-async def test_the_timed_store_times_each_operation_and_forwards_the_rest() -> None:
-    store: Any = timed_store(MemoryStore())  # type: ignore[arg-type]
-    before = value("phi4bot_database_operation_seconds_count", operation="get_setting")
-    assert await store.get_setting(1, "x") is None
-    assert await store.get_setting(1, "y") is None
-    after = value("phi4bot_database_operation_seconds_count", operation="get_setting")
-    assert after == before + 2
-    assert store.label == "plain attribute"
-
-
-async def test_the_timed_store_times_the_calls_that_do_a_turns_work_at_once(
-    tmp_path: Path,
-) -> None:
-    names = ("record_user_turn", "prompt_inputs", "update_answers")
+async def test_the_store_times_each_operation_by_name_for_the_metrics(tmp_path: Path) -> None:
+    names = ("record_user_turn", "prompt_inputs", "update_answers", "get_setting", "history")
     before = {
         name: value("phi4bot_database_operation_seconds_count", operation=name) for name in names
     }
-    async with SQLiteStore(tmp_path / "bot.db", max_attachment_bytes=10) as inner:
-        store = timed_store(inner)
+    store = await open_store(
+        f"sqlite:///{tmp_path / 'bot.db'}",
+        max_attachment_bytes=10,
+        observer=metrics.observe_database,
+    )
+    try:
         recorded = await store.record_user_turn(
             ConversationKey(1), text="hi", chat_id=1, message_id=1
         )
@@ -213,9 +203,16 @@ async def test_the_timed_store_times_the_calls_that_do_a_turns_work_at_once(
             media_limit=0,
         )
         await store.update_answers([AnswerCheckpoint(1, "text", (2,))])
+        assert await store.get_setting(1, "x") is None
+        assert await store.get_setting(1, "y") is None
+    finally:
+        await store.close()
+    with pytest.raises(StorageError):  # a failed operation is timed too
+        await store.history(1, char_budget=10, media_limit=0)
+    expected = {name: 1 for name in names} | {"get_setting": 2}
     for name in names:
         after = value("phi4bot_database_operation_seconds_count", operation=name)
-        assert after == before[name] + 1, name
+        assert after == before[name] + expected[name], name
 
 
 class Clock:

@@ -20,6 +20,7 @@ from bot.phi4.errors import (
     Phi4Error,
 )
 from bot.phi4.failover import http_status, server_is_sick
+from bot.phi4.fitting import WindowFitting
 from bot.phi4.replicas import ReplicaPool
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -60,7 +61,9 @@ def chats(servers: list[FakeOpenAIServer]) -> list[int]:
 
 async def test_one_url_is_the_plain_backend_as_before() -> None:
     settings = Phi4Settings(_env_file=None, PHI4_BACKEND="openai")
-    assert type(create_backend(settings)).__name__ == "OpenAIBackend"
+    backend = create_backend(settings)
+    assert isinstance(backend, WindowFitting)  # the server itself, fitted to its window
+    assert type(backend.inner).__name__ == "OpenAIBackend"
 
 
 async def test_sixty_concurrent_answers_spread_evenly(servers: list[FakeOpenAIServer]) -> None:

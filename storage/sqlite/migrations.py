@@ -11,41 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiosqlite
 
-from storage.connection import transaction
-from storage.errors import StorageError
+from storage.schema import FIRST_INDEXES, Migration, SchemaTooNew, registered
+from storage.sqlite.connection import transaction
 
 MigrationStep = Callable[[aiosqlite.Connection], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step; `version` is its 1-based position, the `user_version` it leads to."""
-
-    version: int
-    name: str
-    step: MigrationStep
-
-
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration[aiosqlite.Connection]] = []
 
 
 def migration(step: MigrationStep) -> MigrationStep:
     """Register `step` as the next migration, named after the function."""
-    MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, step.__name__, step))
+    registered(MIGRATIONS, step)
     return step
-
-
-class SchemaTooNew(StorageError):
-    """The file was written by a newer phi4bot whose schema this one does not know."""
-
-    def __init__(self, found: int, known: int) -> None:
-        self.found = found
-        self.known = known
-        super().__init__(f"schema version {found} is newer than the {known} this phi4bot knows")
 
 
 async def schema_version(db: aiosqlite.Connection) -> int:
@@ -110,7 +89,6 @@ async def create_conversations_and_turns(db: aiosqlite.Connection) -> None:
             thread_id INTEGER,
             created_at REAL NOT NULL
         )""",
-        "CREATE INDEX conversations_by_key ON conversations (chat_id, thread_id, id)",
         """CREATE TABLE chat_settings (
             chat_id INTEGER NOT NULL,
             name TEXT NOT NULL,
@@ -133,11 +111,7 @@ async def create_conversations_and_turns(db: aiosqlite.Connection) -> None:
             created_at REAL NOT NULL,
             finished_at REAL
         )""",
-        "CREATE INDEX turns_by_conversation ON turns (conversation_id, id)",
-        # Idempotency: a Telegram message becomes at most one user turn.
-        "CREATE UNIQUE INDEX turns_by_message ON turns (chat_id, message_id)",
-        "CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming'",
-        "CREATE INDEX turns_by_sender ON turns (sender_id, created_at) WHERE role = 'user'",
+        *FIRST_INDEXES,
     )
 
 

@@ -1,4 +1,5 @@
-"""Opening one SQLite connection the way the store needs it, and its transactions.
+"""SQLite: one connection opened the way the store needs it, its transactions, and the
+session and dialect the store runs over.
 
 Durability: the journal is WAL with `synchronous=NORMAL`. A committed transaction survives
 the process being killed at any moment (the WAL is in the OS's hands once `COMMIT` returns),
@@ -10,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 from storage.errors import StorageError
+from storage.models import ConversationKey
+from storage.session import Dialect, Row, Session
 from storage.url import MEMORY
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -86,3 +92,85 @@ async def _rollback(db: aiosqlite.Connection) -> None:
     """Roll back if a transaction is still open (SQLite may have ended it itself)."""
     with contextlib.suppress(sqlite3.OperationalError):
         await db.execute("ROLLBACK")
+
+
+def unusable(path: Path, exc: sqlite3.Error) -> StorageError:
+    """One sentence naming the path, in words a person deploying the bot can act on."""
+    reason = str(exc).rstrip(".")
+    if "file is not a database" in reason:
+        return StorageError(f"The file {path} is not a SQLite database.")
+    return StorageError(f"Cannot use the database {path}: {reason}.")
+
+
+class SQLiteDialect:
+    """SQLite's words: times as epoch seconds, message ids as JSON text, one writer."""
+
+    name = "sqlite"
+    ids_type = "TEXT"
+    for_update = ""  # `BEGIN IMMEDIATE` already holds the only write lock
+    distinct = "IS NOT"
+
+    def time(self, epoch: float) -> object:
+        return epoch
+
+    def moment(self, value: Any) -> datetime:
+        return datetime.fromtimestamp(value, UTC)
+
+    def ids(self, message_ids: Sequence[int]) -> object:
+        return json.dumps(list(message_ids))
+
+    def read_ids(self, value: Any) -> tuple[int, ...]:
+        return tuple(json.loads(value))
+
+    def any_of(self, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def gone_owner(self) -> tuple[str, list[object]]:
+        """One process uses the file: an answer still streaming is a dead one's."""
+        return "1 = 1", []
+
+    async def lock_key(self, session: Session, key: ConversationKey) -> None:
+        """Nothing to take: the transaction's write lock keeps every other writer out."""
+
+    def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
+        """Nothing: SQLite gives a new row the largest id plus one by itself."""
+        return []
+
+
+class SQLiteSession:
+    """`storage.session.Session` over the one aiosqlite connection."""
+
+    dialect: Dialect = SQLiteDialect()
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._depth = 0
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self._db.execute(sql, args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        await self._db.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [tuple(row) for row in await self._db.execute_fetchall(sql, args)]
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._depth:
+            yield
+            return
+        self._depth += 1
+        try:
+            async with transaction(self._db):
+                yield
+        finally:
+            self._depth -= 1

@@ -1,0 +1,50 @@
+"""What both engines' migrations share: a step's record, and a schema too new to use.
+
+Each engine keeps its own ordered list of steps (`storage.sqlite.migrations`,
+`storage.postgres.migrations`) with the same names in the same order: version N means the
+same tables on both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from storage.errors import StorageError
+
+Db = TypeVar("Db")
+
+FIRST_INDEXES = (
+    "CREATE INDEX conversations_by_key ON conversations (chat_id, thread_id, id)",
+    "CREATE INDEX turns_by_conversation ON turns (conversation_id, id)",
+    # Idempotency: a Telegram message becomes at most one user turn, whichever process
+    # receives it (NULL message ids are distinct on both engines).
+    "CREATE UNIQUE INDEX turns_by_message ON turns (chat_id, message_id)",
+    "CREATE INDEX turns_streaming ON turns (status) WHERE status = 'streaming'",
+    "CREATE INDEX turns_by_sender ON turns (sender_id, created_at) WHERE role = 'user'",
+)
+"""The first migration's indexes, the same on both engines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration(Generic[Db]):
+    """One schema step; `version` is its 1-based position, the version it leads to."""
+
+    version: int
+    name: str
+    step: Callable[[Db], Awaitable[None]]
+
+
+def registered(migrations: list[Migration[Any]], step: Callable[[Db], Awaitable[None]]) -> None:
+    """Add `step` to `migrations` as the next one, named after the function."""
+    migrations.append(Migration(len(migrations) + 1, step.__name__, step))
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer phi4bot whose schema this one does not know."""
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(f"schema version {found} is newer than the {known} this phi4bot knows")
