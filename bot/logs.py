@@ -6,12 +6,16 @@ import contextvars
 import datetime as dtm
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
 REDACTED = "[redacted]"
+WHOLE_WORD_BELOW = 8
+"""Secrets shorter than this (`OPENAI_API_KEY=x` for a local server) are masked only where
+they stand as a whole word: masked anywhere, they would mangle every word holding them."""
 
 # The conversation and turn a line was logged for; tasks started inside inherit it.
 _IDS: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
@@ -41,12 +45,19 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str], fmt: str | None = None) -> None:
         super().__init__(fmt)
         # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = [s for s in ordered if len(s) >= WHOLE_WORD_BELOW]
+        short = [s for s in ordered if len(s) < WHOLE_WORD_BELOW]
+        words = "|".join(re.escape(s) for s in short)
+        self._short = re.compile(rf"(?<!\w)(?:{words})(?!\w)") if short else None
 
     def redact(self, text: str) -> str:
+        """`text` with every secret masked; a short one only where it stands as a word."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if self._short is not None:
+            text = self._short.sub(REDACTED, text)
         return text
 
     def format(self, record: logging.LogRecord) -> str:

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.logs import RedactingFormatter
 from bot.ops.bot_account import describe_bot_account
 from bot.phi4 import (
+    AnswerCutAtLength,
     Attachment,
     Backend,
     Conversation,
@@ -107,6 +108,12 @@ class TerminalChat:
                 answer.append(chunk)
                 self.stdout.write(chunk)
                 self.stdout.flush()
+        except AnswerCutAtLength as exc:  # an answer all the same: kept, and said to be cut
+            self.stdout.write("\n")
+            self.stdout.flush()
+            print("(the answer was cut at the model's length limit)", file=self.stderr)
+            self.turns = (*turns, Turn("assistant", exc.text))
+            return True
         except Phi4Error as exc:
             if answer:
                 self.stdout.write("\n")

@@ -12,7 +12,14 @@ from storage import Store, store_for
 from tests.databases import fresh_schema, postgres_session_database
 
 ENGINES = ("sqlite", "postgres")
-REAL_SERVER_FIXTURES = {"postgres_database", "postgres_url", "gradio_server", "gradio_env"}
+REAL_SERVER_FIXTURES = {
+    "postgres_database",
+    "postgres_url",
+    "gradio_server",
+    "gradio_env",
+    "llama_server",
+    "llama_env",
+}
 REAL_SERVER_FOLDERS = ("real", "real_gradio", "real_llama")
 
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 from bot.phi4.backend import Backend, QueueListener
 from bot.phi4.conversation import Attachment, Conversation, QueuePosition, Turn
 from bot.phi4.errors import (
+    AnswerBrokenOff,
+    AnswerCutAtLength,
     BackendTimeout,
     BackendUnavailable,
     BadAnswer,
+    ContextOverflow,
     EmptyConversation,
+    EmptyStream,
     MediaNotSupported,
     Phi4Error,
     QuotaExceeded,
@@ -27,13 +31,17 @@ from bot.phi4.settings import Phi4Settings
 from bot.shared import MediaKind
 
 __all__ = [
+    "AnswerBrokenOff",
+    "AnswerCutAtLength",
     "Attachment",
     "Backend",
     "BackendTimeout",
     "BackendUnavailable",
     "BadAnswer",
+    "ContextOverflow",
     "Conversation",
     "EmptyConversation",
+    "EmptyStream",
     "MediaKind",
     "MediaNotSupported",
     "Phi4Error",

@@ -18,7 +18,11 @@ class Backend(Protocol):
     """A Phi-4 server. Open it with `async with`, or `aclose()` it when done."""
 
     name: str
-    accepts: frozenset[MediaKind]
+
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
+        """The media kinds it takes now; a server may learn that it refuses some."""
+        ...
 
     def stream(
         self, conversation: Conversation, *, on_queue: QueueListener | None = None

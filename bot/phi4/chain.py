@@ -29,8 +29,11 @@ class FallbackChain(AsyncClosing):
             raise ValueError("a chain needs at least one backend")
         self.backends = tuple(backends)
         self.name = ",".join(b.name for b in self.backends)
-        self.accepts: frozenset[MediaKind] = frozenset().union(*(b.accepts for b in backends))
+
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
         """A turn's media is accepted when any backend takes it; `stream` routes it there."""
+        return frozenset[MediaKind]().union(*(b.accepts for b in self.backends))
 
     def candidates(self, kinds: frozenset[MediaKind]) -> list[Backend]:
         """The backends that take these media kinds, in order.

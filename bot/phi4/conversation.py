@@ -48,6 +48,28 @@ class Conversation:
     def media_kinds(self) -> frozenset[MediaKind]:
         return frozenset(a.kind for t in self.turns for a in t.attachments)
 
+    def earlier_media_only(self, kinds: frozenset[MediaKind]) -> Conversation:
+        """This conversation with the media of every turn but the last limited to `kinds`;
+        what is dropped leaves `[image]` / `[audio]` in its turn's text.
+
+        A server that refused images once must still answer the text turns that follow a
+        photo, without the photo: the turn being answered keeps all of its own media.
+        """
+        *earlier, last = self.turns or (None,)
+        if last is None or all(a.kind in kinds for t in earlier for a in t.attachments):
+            return self
+        kept: list[Turn] = []
+        for turn in earlier:
+            dropped = [a for a in turn.attachments if a.kind not in kinds]
+            if not dropped:
+                kept.append(turn)
+                continue
+            marks = " ".join(f"[{a.kind}]" for a in dropped)
+            text = f"{marks} {turn.text}".strip()
+            attachments = tuple(a for a in turn.attachments if a.kind in kinds)
+            kept.append(Turn(turn.role, text, attachments))
+        return Conversation((*kept, last), self.system_prompt)
+
 
 @dataclass(frozen=True, slots=True)
 class QueuePosition:

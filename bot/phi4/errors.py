@@ -136,25 +136,37 @@ class MediaNotSupported(Phi4Error):
         return cls(detail or sentence, user_message=sentence)
 
 
-class BadAnswer(Phi4Error):
-    user_message = Sentence("The model sent an answer I could not understand. Please try again.")
-    failure_class = FailureClass.REQUEST
-
-
 class EmptyStream(Phi4Error):
-    """The server closed the answer without sending anything (llama.cpp's server does this
-    when a streamed prompt overflows its window, or it cannot read the request)."""
+    """The server accepted the request, then closed the answer without a single event.
+
+    llama.cpp's server does this (HTTP 200, empty body) for a streamed request it cannot
+    serve: a prompt longer than its window, a content part its chat template cannot render.
+    `request_bytes` is the size of what was sent, so a caller can tell a prompt near the
+    window from a server that simply broke.
+    """
 
     user_message = Sentence(
         "The model server closed the answer without sending anything. Please try again."
     )
+    status = 200
+
+    def __init__(self, detail: str, *, request_bytes: int = 0) -> None:
+        super().__init__(detail)
+        self.request_bytes = request_bytes
+
+
+class AnswerBrokenOff(BackendUnavailable):
+    """The answer had begun, then the stream ended without its end: no `[DONE]`, no finish
+    reason, or a dropped connection. The text so far is kept, marked interrupted."""
+
+    user_message = Sentence("The connection to the model broke off mid-answer. Please try again.")
 
 
 class AnswerCutAtLength(Phi4Error):
-    """The server stopped the answer at its length limit (`finish_reason: "length"`).
+    """The server ended the answer at its length limit (`finish_reason: "length"`).
 
-    Raised after the text it cut was given out: the answer is kept, and the reader told it
-    is not whole and how to get the rest.
+    Every chunk was already given out; `text` is the whole answer as it stands, so the chat
+    can keep it, tell the user it was cut, and offer to continue.
     """
 
     user_message = Sentence(
@@ -163,12 +175,16 @@ class AnswerCutAtLength(Phi4Error):
     )
     failure_class = FailureClass.REQUEST
 
+    def __init__(self, detail: str, *, text: str = "") -> None:
+        super().__init__(detail)
+        self.text = text
+
 
 class ContextOverflow(Phi4Error):
-    """The server refused the prompt as longer than its context window (vLLM's 400).
+    """The server refused the prompt as longer than its context window.
 
-    `window` is the window the server named and `requested` the tokens it counted, when its
-    message says so; the window fitting learns from both and retries with less history.
+    `window` and `requested` are the server's own numbers (tokens) when it gave them (vLLM's
+    and llama.cpp's messages do), for whoever shortens the prompt and asks again.
     """
 
     user_message = Sentence("The conversation is too long for the model. Start a new one.")
@@ -180,6 +196,11 @@ class ContextOverflow(Phi4Error):
         super().__init__(detail)
         self.window = window
         self.requested = requested
+
+
+class BadAnswer(Phi4Error):
+    user_message = Sentence("The model sent an answer I could not understand. Please try again.")
+    failure_class = FailureClass.REQUEST
 
 
 class TurnTooLong(Phi4Error):
@@ -197,6 +218,7 @@ class EmptyConversation(Phi4Error):
 
 __all__ = [
     "AccessDenied",
+    "AnswerBrokenOff",
     "AnswerCutAtLength",
     "BackendMisconfigured",
     "BackendTimeout",

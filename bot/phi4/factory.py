@@ -70,6 +70,7 @@ def _openai(settings: Phi4Settings, *, alone: bool) -> Backend:
                 connect_timeout=settings.connect_timeout,
                 stream_timeout=settings.stream_timeout,
                 max_retries=1 if alone and len(urls) == 1 else 0,
+                max_tokens=settings.max_tokens,
             ),
             settings,
         )

@@ -21,6 +21,7 @@ from bot.phi4.conversation import Conversation
 from bot.phi4.errors import ContextOverflow, EmptyStream, Phi4Error, TurnTooLong
 from bot.phi4.failover import close_stream
 from bot.phi4.window import Fitted, answer_room, fit
+from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ class WindowFitting(AsyncClosing):
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.accepts = inner.accepts
         self.configured_window = window
         self.answer_tokens = answer_tokens
         self.stated_window: int | None = None
@@ -62,6 +62,11 @@ class WindowFitting(AsyncClosing):
         """How many tokens the server counted per estimated one, when a refusal showed it
         counts more (a tokenizer unlike Phi-4's); later budgets shrink by as much."""
         self._asked_at: float | None = None
+
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
+        """The wrapped server's, as it stands now: it may learn that it refuses some media."""
+        return self.inner.accepts
 
     async def window(self) -> int:
         """The window to fit: the server's, when it says, else the configured one."""

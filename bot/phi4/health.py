@@ -15,7 +15,7 @@ from typing import Literal
 from bot.phi4.backend import Backend
 from bot.phi4.chain import FallbackChain
 from bot.phi4.conversation import Conversation, Turn
-from bot.phi4.errors import BackendTimeout, BadAnswer, Phi4Error
+from bot.phi4.errors import AnswerCutAtLength, BackendTimeout, BadAnswer, Phi4Error
 from bot.phi4.replicas import ReplicaPool
 from bot.shared.urls import display_url
 
@@ -67,11 +67,15 @@ async def check_endpoint(
     """Probe the endpoint, then have it answer a tiny prompt within `timeout` seconds."""
     started = time.monotonic()
     error: Phi4Error | None = None
+    cut = ""
     try:
         async with asyncio.timeout(timeout):
             probed = await endpoint.client.probe()
             conversation = Conversation((Turn("user", CHECK_PROMPT),))
-            answer = "".join([c async for c in endpoint.client.stream(conversation)])
+            try:
+                answer = "".join([c async for c in endpoint.client.stream(conversation)])
+            except AnswerCutAtLength as exc:  # it answers; its length limit is another matter
+                answer, cut = exc.text, " (cut at the server's length limit)"
     except Phi4Error as exc:
         error = exc
     except TimeoutError:
@@ -87,7 +91,7 @@ async def check_endpoint(
         detail = error.user_message + (f" ({said})" if said != error.user_message else "")
         state: State = "refuses"
     else:
-        detail = f"probe: {probed}; answer: {answer.strip()[:60]}"
+        detail = f"probe: {probed}; answer: {answer.strip()[:60]}{cut}"
         state = "answers" if seconds < slow_after else "slow"
     return EndpointHealth(
         endpoint.backend, endpoint.where, state, endpoint.scrub(detail), seconds, error

@@ -51,7 +51,10 @@ class InstrumentedBackend:
         self.inner = inner
         self.name: str = inner.name
         self.replica = replica
-        self.accepts: frozenset[MediaKind] = inner.accepts
+
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
+        return self.inner.accepts
 
     def stream(
         self, conversation: Conversation, *, on_queue: QueueListener | None = None

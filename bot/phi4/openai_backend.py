@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import unquote, urlsplit
 
@@ -14,7 +15,9 @@ import orjson
 
 from bot.phi4.backend import AsyncClosing, QueueListener
 from bot.phi4.conversation import Conversation
+from bot.phi4.error_body import error_code, parse_error_body
 from bot.phi4.errors import (
+    AnswerBrokenOff,
     AnswerCutAtLength,
     BackendTimeout,
     BadAnswer,
@@ -22,16 +25,18 @@ from bot.phi4.errors import (
     EmptyConversation,
     EmptyStream,
     MediaNotSupported,
+    Phi4Error,
     UnknownModel,
 )
 from bot.phi4.failures import serves
 from bot.phi4.openai_errors import (
+    GATEWAY_STATUSES,
     RETRY_STATUSES,
     Failure,
     ServerError,
     connection_error,
-    error_code,
-    error_message,
+    may_refuse_media,
+    media_refusal_detail,
     retry_delay,
     status_failure,
     translate,
@@ -44,6 +49,8 @@ from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
+RETRY_ON_MEDIA = GATEWAY_STATUSES | {408, 409, 429}
+"""What a request carrying media is retried on: answers that say nothing about the request."""
 
 
 class OpenAIBackend(AsyncClosing):
@@ -74,11 +81,19 @@ class OpenAIBackend(AsyncClosing):
         connect_timeout: float = 15.0,
         stream_timeout: float = 120.0,
         max_retries: int = 1,
+        max_tokens: int | None = None,
     ) -> None:
         unknown = set(accepts) - MEDIA_KINDS
         if unknown:
             raise ValueError(f"unknown media kinds {sorted(unknown)}; use image and/or audio")
-        self.accepts: frozenset[MediaKind] = cast(frozenset[MediaKind], frozenset(accepts))
+        self.configured: frozenset[MediaKind] = cast(frozenset[MediaKind], frozenset(accepts))
+        self.refused: frozenset[MediaKind] = frozenset()
+        """Media this server refused although configured: learnt from its answers, kept for
+        the life of the backend, so they go elsewhere (or are refused) without asking."""
+        self._reachable = False
+        """Whether the server answered a probe or a request: what tells a refusal from an
+        outage."""
+        self.max_tokens = max_tokens
         self.model = model
         self.vision_model = vision_model
         self.speech_model = speech_model
@@ -117,6 +132,11 @@ class OpenAIBackend(AsyncClosing):
             await self._session.close()
             self._session = None
 
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
+        """The media kinds this server takes: as configured, less those it refused."""
+        return self.configured - self.refused
+
     def model_for(self, kinds: frozenset[MediaKind]) -> str:
         """vLLM serves Phi-4's LoRA adapters as models: vision for images, speech for audio."""
         if "image" in kinds and self.vision_model:
@@ -129,8 +149,9 @@ class OpenAIBackend(AsyncClosing):
         """Refuse media this deployment cannot take before anything is sent."""
         refused = conversation.media_kinds - self.accepts
         if refused:
+            why = "refused them before" if refused & self.refused else "is configured without them"
             raise MediaNotSupported.refusing(
-                refused, self.accepts, f"{self.model} is configured without {sorted(refused)}"
+                refused, self.accepts, f"{self.model} at {self.base_url} {why}: {sorted(refused)}"
             )
 
     async def stream(
@@ -138,29 +159,88 @@ class OpenAIBackend(AsyncClosing):
     ) -> AsyncIterator[str]:
         """Yield content deltas; these servers have no queue, so `on_queue` is never called.
 
-        All deltas that arrived together are yielded as one string.
+        All deltas that arrived together are yielded as one string. A stream that ends
+        without its end raises `EmptyStream` (nothing came) or `AnswerBrokenOff` (text
+        came); one the server cut at its length limit raises `AnswerCutAtLength` after the
+        last chunk. A failure of a request carrying media, from a server known to answer
+        text, is a media refusal: remembered, and raised as `MediaNotSupported`.
         """
         if not conversation.turns:
             raise EmptyConversation("no turns to answer")
+        conversation = conversation.earlier_media_only(self.accepts)
         self.check_media(conversation)
         kinds = conversation.media_kinds
         model = self.model_for(kinds)
-        log.debug("chat request: model %s, %d turns", model, len(conversation.turns))
-        body = orjson.dumps(self._request(conversation))
+        body = orjson.dumps(self._payload(model, conversation))
+        turns = len(conversation.turns)
+        log.debug("chat request: model %s, %d turns, %d bytes", model, turns, len(body))
+        answer: list[str] = []
+        ending = StreamEnding()
+        failure: Failure | None = None
+        try:
+            async for text in self._read(body, ending, media=bool(kinds)):
+                answer.append(text)
+                yield text
+        except ServerError as exc:
+            failure = exc.failure
+            error = translate(failure, where=self.base_url, model=model)
+            error.__cause__ = exc
+        except Phi4Error as exc:
+            error = exc
+        else:
+            self._reachable = True
+            if ending.finish == "length":
+                raise AnswerCutAtLength(
+                    f"{self.base_url} cut the answer at its length limit", text="".join(answer)
+                )
+            return
+        if not answer and kinds and may_refuse_media(error, failure):
+            if await self._reachable_now():
+                raise self._refused(kinds, error) from error
+        if isinstance(error, EmptyStream):
+            log.warning(
+                "%s closed the answer without sending anything (a request of %d bytes: "
+                "%d turns, media %s)",
+                self.base_url,
+                len(body),
+                turns,
+                ", ".join(sorted(kinds)) or "none",
+            )
+        raise error
+
+    def _payload(self, model: str, conversation: Conversation) -> dict[str, object]:
+        payload: dict[str, object] = {
+            "model": model,
+            "messages": build_messages(conversation),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.max_tokens is not None:
+            payload["max_tokens"] = self.max_tokens
+        return payload
+
+    async def _read(self, body: bytes, ending: StreamEnding, *, media: bool) -> AsyncIterator[str]:
+        """POST the request and yield its text as it streams; `ending` learns how it ended.
+
+        Raises `ServerError` for an error answer or event (to be translated with the
+        request's context), a typed `Phi4Error` for everything else.
+        """
         started = False
-        received = 0
         response: aiohttp.ClientResponse | None = None
+        transport: asyncio.Transport | None = None
+        ended_well = False
         try:
             async with StallWatchdog(self.stream_timeout) as watchdog:
                 watchdog.arm()
-                response = await self._post_chat(body)
+                response = await self._post_chat(body, media=media)
                 watchdog.armed = False
                 watchdog.feed()
                 read = response.content.readany
-                transport = response.connection.transport if response.connection else None
+                if response.connection is not None:
+                    transport = response.connection.transport
                 parser = SSEDataParser()
                 loop, pacer = asyncio.get_running_loop(), ReadPacer()
-                while True:
+                while not ending.done:
                     await pacer.wait(loop, transport)  # let chunks gather: one read for several
                     watchdog.arm()
                     try:
@@ -168,34 +248,30 @@ class OpenAIBackend(AsyncClosing):
                     finally:
                         watchdog.armed = False
                     if not chunk:
-                        if not received:  # llama.cpp's answer to a prompt over its window
-                            raise EmptyStream(
-                                f"{self.base_url} closed the answer without sending anything "
-                                f"(request of {len(body)} bytes, {len(conversation.turns)} turns)"
-                            )
-                        return  # the server ended the stream without [DONE]
-                    received += len(chunk)
+                        break  # the server closed the stream
                     events = parser.feed(chunk)
                     if not events:
                         continue  # a comment (keep-alive) or part of an event: not data
                     watchdog.feed()
-                    text, done, finish = _contents(events)
+                    text = _contents(events, ending)
                     if text:
                         started = True
                         pacer.text_given(loop.time())
                         yield text
-                    if finish == "length":
-                        raise AnswerCutAtLength(
-                            f"{self.base_url} cut the answer at its length limit"
-                        )
-                    if done:
-                        return
+            if not ending.complete:
+                where = self.base_url
+                if started:
+                    raise AnswerBrokenOff(f"{where} ended the answer without its end")
+                raise EmptyStream(
+                    f"{where} closed the answer without sending anything "
+                    f"({ending.events} events, a request of {len(body)} bytes)",
+                    request_bytes=len(body),
+                )
+            ended_well = True
         except TimeoutError as exc:
             raise BackendTimeout(
                 f"no data from {self.base_url} for {self.stream_timeout} s"
             ) from exc
-        except ServerError as exc:
-            raise translate(exc.failure, where=self.base_url, model=model, kinds=kinds) from exc
         except aiohttp.ClientError as exc:
             raise connection_error(exc, where=self.base_url, started=started) from exc
         except ValueError as exc:
@@ -203,14 +279,36 @@ class OpenAIBackend(AsyncClosing):
         finally:
             if response is not None:
                 response.close()  # mid-answer: hang up, so the server stops generating
+            if not ended_well and transport is not None and not transport.is_closing():
+                # a server that broke a stream may have closed this connection too: never
+                # hand it to the next request
+                transport.close()
+
+    def _refused(self, kinds: frozenset[MediaKind], error: Phi4Error) -> MediaNotSupported:
+        """Remember that this server refuses these media, and the error the user reads."""
+        self.refused |= kinds
+        log.warning(
+            "%s; from now on %s will not be sent there",
+            media_refusal_detail(kinds, self.base_url, error),
+            " and ".join(sorted(kinds)),
+        )
+        return MediaNotSupported.refusing(kinds, self.accepts, f"{self.base_url}: {error}")
+
+    async def _reachable_now(self) -> bool:
+        """Whether this server is known to work: it answered a request or a probe before, or
+        its probe answers now."""
+        if self._reachable:
+            return True
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self.probe()
+        except (Phi4Error, TimeoutError):
+            return False
+        return True
 
     def _request(self, conversation: Conversation) -> dict[str, object]:
-        return {
-            "model": self.model_for(conversation.media_kinds),
-            "messages": build_messages(conversation),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        """What `stream` would send for this conversation, as a value."""
+        return self._payload(self.model_for(conversation.media_kinds), conversation)
 
     async def context_window(self) -> int | None:
         """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`)."""
@@ -234,8 +332,12 @@ class OpenAIBackend(AsyncClosing):
             timeout=self.stream_timeout,
         )
 
-    async def _post_chat(self, body: bytes) -> aiohttp.ClientResponse:
-        """POST the request; retry what the official client retries; raise on an error answer."""
+    async def _post_chat(self, body: bytes, *, media: bool) -> aiohttp.ClientResponse:
+        """POST the request; retry what the official client retries; raise on an error answer.
+
+        A request carrying media is not retried on an answer that may be the server refusing
+        that media (any 5xx but a gateway's): the stream judges it, and a refusal is final.
+        """
         url = f"{self._root}/chat/completions"
         attempt = 0
         while True:
@@ -255,8 +357,9 @@ class OpenAIBackend(AsyncClosing):
                 try:
                     failure = await status_failure(response)
                 finally:
-                    response.release()
-                if response.status not in RETRY_STATUSES or attempt >= self.max_retries:
+                    response.close()  # never reuse it: the body may not have been read whole
+                retry = response.status in RETRY_STATUSES and attempt < self.max_retries
+                if not retry or (media and response.status not in RETRY_ON_MEDIA):
                     raise ServerError(failure)
             delay = retry_delay(attempt, retry_after)
             log.info("retrying the chat request in %.1f s (%s)", delay, failure or "no connection")
@@ -283,13 +386,12 @@ class OpenAIBackend(AsyncClosing):
         except TimeoutError as exc:
             raise BackendTimeout(f"{self.base_url} timed out") from exc
         except ServerError as exc:
-            raise translate(
-                exc.failure, where=self.base_url, model=self.model, kinds=frozenset()
-            ) from exc
+            raise translate(exc.failure, where=self.base_url, model=self.model) from exc
         except aiohttp.ClientError as exc:
             raise connection_error(exc, where=self.base_url, started=False) from exc
         except ValueError as exc:
             raise BadAnswer(f"{self.base_url} listed its models unreadably: {exc}") from exc
+        self._reachable = True
         data = page.get("data") if isinstance(page, dict) else None
         ids = [m["id"] for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if ids and not serves(ids, self.model):
@@ -306,9 +408,23 @@ class OpenAIBackend(AsyncClosing):
         return text + (f"; not listed: {', '.join(missing)}" if missing else "")
 
 
-def _contents(events: list[bytes]) -> tuple[str, bool, str | None]:
-    """The content the events carry, joined, whether `[DONE]` was among them, and the
-    answer's finish reason if one came (`length` when the server cut it).
+@dataclass(slots=True)
+class StreamEnding:
+    """How a stream ended, learnt from its events: whether `[DONE]` came, the finish
+    reason, and how many chunks it held."""
+
+    events: int = 0
+    done: bool = False
+    finish: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """The server said the answer ended: `[DONE]` or a finish reason, after a chunk."""
+        return self.events > 0 and (self.done or self.finish is not None)
+
+
+def _contents(events: list[bytes], ending: StreamEnding) -> str:
+    """The content the events carry, joined; `ending` notes `[DONE]` and finish reasons.
 
     Raises `ServerError` for an error event, `ValueError` for data that is not a chunk.
     """
@@ -317,23 +433,27 @@ def _contents(events: list[bytes]) -> tuple[str, bool, str | None]:
     loads = orjson.loads
     for data in events:
         if data.startswith(b"[DONE]"):
-            return "".join(parts), True, finish
+            ending.done = True
+            break
         chunk = loads(data)
         if not isinstance(chunk, dict):
             raise ValueError(f"not a chunk: {data[:200]!r}")
         error = chunk.get("error")
         if error:
-            message = error_message(error, str(error)[:500])
-            raise ServerError(Failure("event", error_code(error), message))
+            parsed = parse_error_body(data, status="event")
+            raise ServerError(Failure("event", error_code(error), parsed.message, parsed.code))
+        ending.events += 1
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta")
             if choice.get("index", 0) != 0:
                 continue
+            delta = choice.get("delta")
             if delta:
                 content = delta.get("content")
                 if content:
                     parts.append(content)
-            finish = choice.get("finish_reason") or finish
+            finish = choice.get("finish_reason")
+            if finish:
+                ending.finish = finish
         if chunk.get("usage") is not None:
             log.debug("usage: %s", chunk["usage"])
-    return "".join(parts), False, finish
+    return "".join(parts)

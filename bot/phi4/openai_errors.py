@@ -9,27 +9,44 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import cast
 
 import aiohttp
-import orjson
 
+from bot.phi4.error_body import ERROR_BODY_BYTES, parse_error_body
 from bot.phi4.errors import (
+    AnswerBrokenOff,
     BackendTimeout,
     BackendUnavailable,
     BadAnswer,
-    MediaNotSupported,
+    ContextOverflow,
+    EmptyStream,
+    FailureClass,
     Phi4Error,
     QuotaExceeded,
 )
 from bot.phi4.failures import misconfigured_answer, misconfigured_connection
 from bot.phi4.openai_window import overflow_from
-from bot.shared import MediaKind, Sentence, media_nouns
+from bot.shared import MediaKind, Sentence
 
-_MEDIA_WORDS = ("image", "audio", "vision", "multimodal", "multi-modal", "modalit")
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+"""5xx a proxy or an overloaded server answers: they say nothing about the request."""
 RETRY_FIRST, RETRY_MAX = 0.5, 8.0  # seconds before the first retry; the longest wait
-ERROR_BODY_BYTES = 65536  # of an error answer, enough for any message a server writes
+_MEDIA_WORDS = (
+    "image",
+    "audio",
+    "vision",
+    "multimodal",
+    "multi-modal",
+    "modalit",
+    "content part",
+    "content_part",
+    "media",
+    "validation",
+    "unsupported",
+    "not support",
+)
+"""Words of an error that names a content part, a media type, validation or a feature."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +68,11 @@ class ServerError(Exception):
         self.failure = failure
 
 
-def error_message(body: object, fallback: str) -> str:
-    """The server's own sentence from an OpenAI-style error body (`{"error": {"message"}}`)."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return cast(str, inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return fallback
-
-
-def error_code(body: object) -> object:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return inner.get("code")
-    return None
-
-
 async def status_failure(response: aiohttp.ClientResponse) -> Failure:
     """The failure an error answer describes (its body read up to `ERROR_BODY_BYTES`)."""
     raw = await response.content.read(ERROR_BODY_BYTES)
-    try:
-        body: object = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-    text = raw.decode("utf-8", errors="replace").strip()
-    fallback = f"Error code: {response.status}" + (f" - {text[:500]}" if text else "")
-    return Failure("status", response.status, error_message(body, fallback), error_code(body))
+    body = parse_error_body(raw, status=response.status)
+    return Failure("status", response.status, body.message, body.code)
 
 
 def error_code_of(failure: Failure) -> object:
@@ -103,49 +96,67 @@ def connection_error(exc: aiohttp.ClientError, *, where: str, started: bool) -> 
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return BackendTimeout(f"{where} timed out")
     if started:
-        return BackendUnavailable(
-            f"{where} dropped the connection mid-answer ({type(exc).__name__})",
-            user_message=Sentence(
-                "The connection to the model broke off mid-answer. Please try again."
-            ),
-        )
+        return AnswerBrokenOff(f"{where} dropped the connection mid-answer ({type(exc).__name__})")
     return misconfigured_connection(exc, where) or BackendUnavailable(
         f"cannot connect to {where} ({type(exc).__name__})"
     )
 
 
-def translate(
-    failure: Failure, *, where: str, model: str, kinds: frozenset[MediaKind]
-) -> Phi4Error:
-    """One typed error per failure, each with a sentence a chat user can act on."""
+def translate(failure: Failure, *, where: str, model: str) -> Phi4Error:
+    """One typed error per failure, each with a sentence a chat user can act on.
+
+    The server's own words go to the log only; whether a failure on a request with media is
+    the server refusing that media is for the backend to judge (see `may_refuse_media`).
+    """
     message, status = failure.message, failure.status
     detail = f"{where} answered {status}: {message}"
-    lowered = message.lower()
-    if kinds and status in (400, 422, "400") and any(w in lowered for w in _MEDIA_WORDS):
-        return MediaNotSupported(
-            detail,
-            user_message=Sentence(
-                "The model server cannot take {media}. Send text.", media=media_nouns(kinds)
-            ),
-        )
-    misconfigured = misconfigured_answer(status, message, where=where, model=model)
-    if misconfigured is not None:
-        return misconfigured
-    if status in (429, 503, "rate_limit_exceeded") or "rate limit" in lowered:
-        return QuotaExceeded(detail)
+    status_code = status if isinstance(status, int) else None
     overflow = overflow_from(error_code_of(failure), message, detail=detail)
     if overflow is not None:
         return overflow
+    misconfigured = misconfigured_answer(status, message, where=where, model=model)
+    if misconfigured is not None:
+        return misconfigured
+    lowered = message.lower()
+    if status in (429, 503, "rate_limit_exceeded") or "rate limit" in lowered:
+        return QuotaExceeded(detail, status=status_code)
     if failure.kind == "event":  # an error event in the middle of the stream
         return BackendUnavailable(
             f"{where} failed mid-answer: {message}",
             user_message=Sentence("The model failed while answering. Please try again."),
         )
-    if isinstance(status, int) and 400 <= status < 500:
+    if status_code is not None and 400 <= status_code < 500:
         return BadAnswer(
             detail,
             user_message=Sentence(
-                "The model server refused the request: {reason}", reason=message[:200]
+                "The model server refused this message. Try sending it differently."
             ),
+            status=status_code,
         )
-    return BackendUnavailable(detail)
+    return BackendUnavailable(detail, status=status_code)
+
+
+def may_refuse_media(error: Phi4Error, failure: Failure | None) -> bool:
+    """Whether a failure of a request carrying media has the shape of a media refusal.
+
+    An empty stream, a 4xx that is not about the key, the model, the load or the length,
+    a 5xx that is not a gateway's or an overloaded server's, or any error that names a
+    content part, a media type, validation or an unsupported feature. Shape alone does not
+    make it one: the server must also be known to answer text (the backend checks that).
+    """
+    if isinstance(error, EmptyStream):
+        return True
+    if failure is None or isinstance(error, ContextOverflow | QuotaExceeded | BackendTimeout):
+        return False
+    if error.failure_class is FailureClass.CONFIGURATION:
+        return False
+    status = failure.status
+    if failure.kind == "status" and isinstance(status, int) and 400 <= status < 600:
+        return status not in GATEWAY_STATUSES | {408, 409, 429}
+    lowered = failure.message.lower()
+    return any(word in lowered for word in _MEDIA_WORDS)
+
+
+def media_refusal_detail(kinds: frozenset[MediaKind], where: str, error: Phi4Error) -> str:
+    """The log's account of a media refusal: which media, where, and what the server said."""
+    return f"{where} refused {', '.join(sorted(kinds))} ({type(error).__name__}: {error})"

@@ -27,6 +27,7 @@ _WINDOW_WORDS = (
     re.compile(r"maximum context length is (\d+)", re.IGNORECASE),
     re.compile(r"context window of (\d+)", re.IGNORECASE),
     re.compile(r"n_ctx(?:_slot)?\s*[=:]?\s*(\d+)", re.IGNORECASE),
+    re.compile(r"max size: (\d+) tokens", re.IGNORECASE),  # GitHub Models' 413
 )
 _REQUESTED_WORDS = (
     re.compile(r"you requested (\d+) tokens", re.IGNORECASE),
@@ -35,7 +36,9 @@ _REQUESTED_WORDS = (
     re.compile(r"requested tokens \((\d+)\)", re.IGNORECASE),
     re.compile(r"(\d+) tokens? (?:from|in) the input", re.IGNORECASE),
 )
-_LENGTH_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+_LENGTH_CODES = frozenset(
+    {"context_length_exceeded", "exceed_context_size_error", "tokens_limit_reached"}
+)
 
 
 def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:

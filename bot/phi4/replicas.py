@@ -85,12 +85,16 @@ class ReplicaPool(AsyncClosing):
         if not backends or len(backends) != len(urls):
             raise ValueError("a pool needs one URL per replica, and at least one replica")
         self.replicas = tuple(Replica(b, u) for b, u in zip(backends, urls, strict=True))
-        self.accepts: frozenset[MediaKind] = backends[0].accepts
         self.backoff, self.backoff_max = backoff, backoff_max
         self.probe_timeout = probe_timeout
         self._clock = clock
         self._turn = 0
         self._last_failure: Phi4Error | None = None
+
+    @property
+    def accepts(self) -> frozenset[MediaKind]:
+        """What every replica takes: they serve one model, so one's refusal holds for all."""
+        return frozenset[MediaKind].intersection(*(r.backend.accepts for r in self.replicas))
 
     # -- choosing --------------------------------------------------------------------------
 

@@ -73,6 +73,13 @@ class Phi4Settings(BaseSettings):
     )
     replica_backoff_max: float = Field(60.0, alias="PHI4_REPLICA_BACKOFF_MAX", gt=0)
 
+    max_tokens: int | None = Field(
+        None,
+        alias="PHI4_MAX_TOKENS",
+        gt=0,
+        description="the longest answer asked of an OpenAI-compatible server, in tokens; "
+        "unset leaves it to the server",
+    )
     context_tokens: int = Field(
         131_072,
         alias="PHI4_CONTEXT_TOKENS",

@@ -43,6 +43,8 @@ HELP = Sentence(
     "/system <text> — set how I should behave in this chat (`/system` shows it, "
     "`/system reset` restores the default)\n"
     "/ask <question> — ask in a group without mentioning me\n"
+    "/transcribe — reply with it to a voice note, audio or video: I write down what is said\n"
+    "/translate <language> — reply with it to a voice note or text: I translate it\n"
     "/help — this message\n\n"
     "Under an answer being written, ⏹ Stop stops it; under the newest answer, "
     "🔄 Regenerate writes it again. Edit your last message and I answer it anew."

@@ -100,3 +100,31 @@ async def test_a_voice_note_in_russian_is_answered_after_one_notice(
     tg.send_voice(ivan.chat, ivan, make_ogg_opus(1.0), duration=1)
     await tg.wait_until(lambda: len(tg.messages(7)) == 4, timeout=20, what="two answers more")
     assert [m.text for m in tg.messages(7)] == [NOTICE, ANSWER, ANSWER, ANSWER], "told once"
+
+
+async def test_a_transcript_streams_is_stored_and_stops_like_any_answer(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+) -> None:
+    model.answer = "Hello there, this is what I said in my voice note."
+    model.chunk_size = 6
+    await start_bot()
+    alice = tg.private_user(42, "Alice")
+    voice = tg.send_voice(alice.chat, alice, make_ogg_opus(1.0), duration=1)
+    await tg.wait_until(lambda: tg.text_of(42) == model.answer, timeout=20, what="the answer")
+
+    model.pause_after = 2  # hold the transcript after two chunks
+    tg.send_text(alice.chat, alice, "/transcribe", reply_to=voice)
+    await tg.wait_until(
+        lambda: len(tg.messages(42)) == 2 and tg.messages(42)[1].text.startswith("Hello there"),
+        timeout=20,
+        what="the transcript streaming",
+    )
+    tg.send_text(alice.chat, alice, "/stop")
+    await tg.wait_until(lambda: "Stopped" in tg.messages(42)[-1].text, timeout=10)
+
+    model.pause_after = None
+    tg.send_text(alice.chat, alice, "thanks")
+    await tg.wait_until(lambda: len(model.chat_requests) == 3, timeout=20, what="the request")
+    messages = model.chat_requests[-1].json["messages"]
+    assert "Transcribe the audio clip into text." in str(messages[-3]["content"])
+    assert messages[-2] == {"role": "assistant", "content": "Hello there,"}

@@ -11,7 +11,8 @@ Usage::
         srv.fail_next("stall", after=2)  # two content chunks, then silence
         srv.fail_next("status", status=400, message="...")  # any error answer
         srv.pause_after = 1     # hold every stream after one chunk until `srv.resume()`
-        srv.text_only = True    # refuse images/audio with 400, as Ollama does
+        srv.text_only = True    # refuse images/audio with 400, as Ollama does (with the
+                                # `llama-cpp-python` shape: its recorded 500 or empty 200)
         srv.api_key = "sk-..."  # demand `Authorization: Bearer sk-...`
         srv.down = True         # every request gets a gateway's 502 until set back to False
         srv.requests[-1].json   # what the client sent (also `.headers`, `.query`)
@@ -19,6 +20,8 @@ Usage::
         srv.window = 1200       # a context window, counted with a real tokenizer (o200k)
         srv.shape = "llama-cpp-python"  # how it tells an overflow: see `SHAPES`
         srv.fail_next("empty")  # HTTP 200 and an empty body, as llama.cpp answers a bad prompt
+        srv.fail_next("image-llama")  # llama.cpp's recorded answer to an image part
+        srv.fail_next("no-end", after=2)  # two chunks, then the end without [DONE]
         srv.fail_next("length", after=3)  # three chunks, then finish_reason "length" (max_tokens)
         await srv.kill()        # die at once: listening stops, open streams are cut
         await srv.start()       # come back on the same port (`FakeOpenAIServer(port=...)` too)
@@ -40,7 +43,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.fakes.context_window import SHAPES, EmptyStream, overflow_refusal, window_props
+from tests.fakes import server_shapes
+from tests.fakes.context_window import SHAPES, overflow_refusal, window_props
 
 DEFAULT_MODEL = "microsoft/Phi-4-multimodal-instruct"
 FAILURES = (
@@ -51,12 +55,22 @@ FAILURES = (
     "404",
     "status",
     "empty",
-    "length",
+    "context-vllm",
+    "context-github",
+    "context-llama",
+    "image-llama",
+    "audio-llama",
     "error-event",
     "stall",
     "drop",
+    "no-end",
+    "length",
 )
-"""`status` answers `fail_next(..., status=, message=)`; the last three happen mid-stream."""
+"""`status` answers `fail_next(..., status=, message=)`; `empty` is an HTTP 200 with no body
+(llama.cpp's server on a streamed prompt it cannot serve); `context-*` and `*-llama` are
+the real servers' answers recorded in `server_shapes`; the last five happen mid-stream:
+`no-end` closes the stream cleanly without a finish reason or `[DONE]`, `length` ends it
+with `finish_reason: "length"` as a server's length limit does."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +241,7 @@ class FakeOpenAIServer:
         if refused:
             return refused
         now = int(time.time())
-        data = [
+        data: list[dict[str, object]] = [
             {"id": m, "object": "model", "created": now, "owned_by": "vllm"} for m in self.models
         ]
         if self.window is not None and self.shape == "vllm" and self.states_window:
@@ -257,8 +271,6 @@ class FakeOpenAIServer:
         )
         if overflow is not None:
             return overflow
-        if failure.kind == "empty":
-            return EmptyStream()
         if not body.get("stream"):
             return self._complete(body)
         return await self._stream(request, recorded, body, failure.kind, failure.after)
@@ -274,7 +286,19 @@ class FakeOpenAIServer:
         if kind in ("500", "503", "429"):
             text = {"500": "Internal server error", "503": "Service unavailable"}
             return _error(int(kind), text.get(kind, "Rate limit reached"), "server_error")
+        streamed = bool(body.get("stream"))
+        if kind == "empty":
+            return server_shapes.empty_stream()
+        if kind == "context-vllm":
+            return server_shapes.vllm_overflow(self.window or 1200, 1500, None)
+        if kind == "context-github":
+            return server_shapes.github_overflow(self.window or 8000)
+        if kind in ("context-llama", "image-llama", "audio-llama"):
+            return server_shapes.llama_answer(kind, body, streamed=streamed)
         media = _has_media(body)
+        if self.text_only and media and self.shape == "llama-cpp-python":
+            which = "audio-llama" if "audio" in media else "image-llama"
+            return server_shapes.llama_answer(which, body, streamed=streamed)
         if self.text_only and media:
             return _error(
                 400, f"model does not support {sorted(media)[-1]}", "invalid_request_error"
@@ -326,8 +350,8 @@ class FakeOpenAIServer:
             for number, piece in enumerate(self.pieces(self.answer_for(body))):
                 if number and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
-                if kind == "length" and number == after:
-                    finish = "length"  # the server's max_tokens: the answer ends here
+                if kind in ("length", "no-end") and number == after:
+                    finish = "length" if kind == "length" else finish  # max_tokens ends it
                     break
                 if kind and number == after:
                     return await self._fail_mid_stream(request, response, kind)
@@ -335,6 +359,8 @@ class FakeOpenAIServer:
                     await self._hold(request, response, self._resume)
                 await self._send(response, chunk({"content": piece}))
                 recorded.chunks_sent += 1
+            if kind == "no-end":
+                return response  # the stream ends without a finish reason or [DONE]
             await self._send(response, chunk({}, finish))
             if usage_wanted:
                 usage = {"prompt_tokens": 10, "completion_tokens": recorded.chunks_sent}

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+import pytest
+
 from bot.logs import REDACTED, JsonFormatter, RedactingFormatter, configure_logging, log_ids
 
 TOKEN = "123456:AAE-secret-token-value"
@@ -37,6 +39,30 @@ def test_short_or_empty_secrets_are_ignored() -> None:
     formatter = RedactingFormatter(["", "ab"], "%(message)s")
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "abc", None, None)
     assert formatter.format(record) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("LOG_FORMAT = text; next step: fix it", "LOG_FORMAT = text; next step: fix it"),
+        ("Authorization: Bearer x", "Authorization: Bearer [redacted]"),
+        ("key=x&model=y", "key=[redacted]&model=y"),
+        ("a 'x' alone, and x.", "a '[redacted]' alone, and [redacted]."),
+        ("box xx x_y 2x", "box xx x_y 2x"),
+    ],
+)
+def test_a_short_secret_is_masked_only_where_it_stands_as_a_word(line: str, shown: str) -> None:
+    formatter = RedactingFormatter(["x"], "%(message)s")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, line, None, None)
+    assert formatter.format(record) == shown
+
+
+def test_a_secret_of_eight_characters_or_more_is_masked_anywhere() -> None:
+    formatter = RedactingFormatter(["sk-12345", "pw"], "%(message)s")
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "url=/botsk-12345x/ password=pw pwned", None, None
+    )
+    assert formatter.format(record) == "url=/bot[redacted]x/ password=[redacted] pwned"
 
 
 def json_line(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, object]:

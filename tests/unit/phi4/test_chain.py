@@ -172,3 +172,15 @@ def _openai_only(srv: FakeOpenAIServer) -> Phi4Settings:
     return Phi4Settings(
         _env_file=None, PHI4_BACKEND="openai", OPENAI_BASE_URL=srv.base_url, PHI4_OPENAI_MEDIA=""
     )
+
+
+async def test_a_media_refusal_is_remembered_so_the_next_photo_goes_straight_on(
+    space: FakeSpace, srv: FakeOpenAIServer
+) -> None:
+    srv.shape, srv.text_only = "llama-cpp-python", True  # llama.cpp's 200 with no body
+    async with chain_of("openai,space", space, srv) as chain:
+        assert await collect(chain) == srv.answer
+        assert await collect(chain, PHOTO) == space.answer
+        assert "image" not in chain.backends[0].accepts
+        assert await collect(chain, PHOTO) == space.answer
+    assert len(srv.chat_requests) == 2, "the second photo never went to the server refusing it"

@@ -16,6 +16,7 @@ from bot.phi4.errors import (
     BackendUnavailable,
     BadAnswer,
     ConnectionRefused,
+    ContextOverflow,
     EmptyConversation,
     FailureClass,
     MediaNotSupported,
@@ -236,19 +237,21 @@ async def test_an_error_event_mid_stream_says_the_model_failed_while_answering(
 @pytest.mark.parametrize(
     ("status", "message", "error", "sentence"),
     [
-        (400, "This model's maximum context length is 131072 tokens", Phi4Error, "too long"),
-        (400, "temperature must be positive", BadAnswer, "temperature must be positive"),
-        (422, "At most 0 image(s) may be provided in one request", MediaNotSupported, "images"),
+        (400, "This model's maximum context length is 131072 tokens", ContextOverflow, "too long"),
+        (400, "temperature must be positive", BadAnswer, "refused this message"),
+        (422, "Unprocessable entity", BadAnswer, "refused this message"),
     ],
 )
-async def test_other_refusals_say_what_the_server_said(
+async def test_other_refusals_are_told_in_our_words_never_the_servers(
     srv: FakeOpenAIServer, status: int, message: str, error: type[Phi4Error], sentence: str
 ) -> None:
     srv.fail_next("status", status=status, message=message)
     async with backend(srv) as b:
         with pytest.raises(error) as caught:
-            await collect(b, ask("x", photo()))
+            await collect(b, ask("x"))
     assert sentence in caught.value.user_message
+    assert message not in caught.value.user_message
+    assert message in str(caught.value)  # the operator's log still reads it
 
 
 NOT_SET_UP = "I am not set up to answer yet"
