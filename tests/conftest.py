@@ -3,13 +3,15 @@ that let the fast part run alone (`pytest -m "not real"`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from storage import Store, store_for
 from tests.databases import fresh_schema, postgres_session_database
+from tests.fake_clock import CountingEventLoop
 
 ENGINES = ("sqlite", "postgres")
 REAL_SERVER_FIXTURES = {
@@ -39,6 +41,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real)
         if parts[0] == "e2e":
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests marked `virtual_time` run on the loop a `FakeClock` can see idle; the rest on
+    asyncio's default loop."""
+    if item.get_closest_marker("virtual_time") is not None:
+        return {"counting": CountingEventLoop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture(scope="session")

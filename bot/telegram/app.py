@@ -41,6 +41,7 @@ from bot.telegram.preparation import MediaLimits
 from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
 from bot.telegram.speech_notice import SpeechNotice
+from bot.telegram.streaming.limiter import BudgetRateLimiter
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
 from bot.telegram.triggers import BotIdentity
@@ -52,12 +53,17 @@ SHUTDOWN_GRACE = 10.0
 
 
 def build_application(settings: Settings) -> BotApplication:
-    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in."""
+    """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in.
+
+    Every Bot API request it sends passes the one `RateBudget` (its rate limiter), which
+    the services started in `post_init` share.
+    """
     assert settings.telegram_bot_token is not None
     if settings.metrics_port is None:
         metrics.stop_recording()  # nobody can read them: spend nothing on them
     api = settings.telegram_api_url
     pulse = TelegramPulse()
+    budget = RateBudget(bot_rate=settings.bot_rate)
     requests = MeteredRequest(
         pulse,
         connection_pool_size=64,
@@ -75,6 +81,7 @@ def build_application(settings: Settings) -> BotApplication:
         .concurrent_updates(True)
         .request(requests)
         .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .rate_limiter(BudgetRateLimiter(budget))
         .post_init(_start_services)
         .post_stop(_stop_answers)
         .post_shutdown(_close_services)
@@ -82,6 +89,7 @@ def build_application(settings: Settings) -> BotApplication:
     )
     application.bot_data.settings = settings
     application.bot_data.pulse = pulse
+    application.bot_data.budget = budget
     application.updater = LeaderUpdater(application.bot, application.update_queue)
     register_handlers(application)
     return application
@@ -105,7 +113,8 @@ async def _start_services(application: BotApplication) -> None:
     identity = BotIdentity(me.id, me.username)
     if me.bot.supports_guest_queries is False:
         log.info("guest mode is off for @%s (BotFather): no summons from other chats", me.username)
-    budget = RateBudget(bot_rate=settings.bot_rate)
+    budget = application.bot_data.budget
+    assert budget is not None
     metrics.watch_budget(
         penalty_seconds=budget.penalty_remaining,
         used=budget.window_used,

@@ -197,14 +197,12 @@ async def cmd_export(services: BotServices, message: Message, args: list[str]) -
     conversation_id = await store.current_conversation(key)
     document = await store.export_conversation(conversation_id)
     payload = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    budget = services.budget
-    await budget.acquire(message.chat_id, is_group=is_group(message), priority=Priority.FIRST)
-    try:
+    async with services.budget.slot(
+        message.chat_id, is_group=is_group(message), priority=Priority.FIRST
+    ):
         await message.reply_document(
             payload, filename=f"conversation-{key.chat_id}.json", do_quote=True
         )
-    finally:
-        budget.release()
 
 
 def _lane_command(

@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.ops import OpsServer
 from bot.telegram.metered_request import TelegramPulse
 from bot.telegram.services import BotServices
+from bot.telegram.streaming.pacing import RateBudget
 
 
 class BotData:
@@ -19,6 +20,7 @@ class BotData:
         self.settings: Settings | None = None
         self.services: BotServices | None = None
         self.pulse = TelegramPulse()
+        self.budget: RateBudget | None = None  # set where the application is built
         self.ops: OpsServer | None = None  # the metrics and health port, when configured
 
 

@@ -78,7 +78,7 @@ async def test_draft_mode_streams_drafts_then_sends_the_final_message(
 ) -> None:
     model.answer = "Drafts are **animated** and then final. " * 3
     model.chunk_size = 5
-    model.chunk_delay = 0.05
+    model.chunk_delay = 0.1  # 2.4 s: the typing indicator took one of the chat's slots
     await start_bot(PHI4BOT_PRIVATE_STREAMING="draft")
     alice = tg.private_user(42, "Alice")
     tg.send_text(alice.chat, alice, "show me")

@@ -132,8 +132,8 @@ async def test_telegram_errors_and_resets_are_survived(
     model.answer = "made it through"
     await start_bot()
     alice = tg.private_user(42, "Alice")
-    tg.fail_next(3, status=502)
-    tg.reset_next(2)
+    tg.fail_next(3, status=502, method="sendMessage")
+    tg.reset_next(2, method="sendMessage")
     tg.send_text(alice.chat, alice, "are you there?")
     await tg.wait_until(lambda: tg.text_of(42) == "made it through", timeout=30)
     tg.send_text(alice.chat, alice, "again")

@@ -7,6 +7,7 @@ Usage::
         srv.answer = "Hello!"   # streamed in pieces of `srv.chunk_size` characters
         srv.reply = lambda body: "..."  # or an answer computed from each request's body
         srv.chunk_delay = 0.01  # seconds between two content chunks
+        srv.first_chunk_delay = 2.0  # seconds before the first one (a model thinking)
         srv.fail_next("429")    # the next chat request fails (see `FAILURES`)
         srv.fail_next("stall", after=2)  # two content chunks, then silence
         srv.fail_next("status", status=400, message="...")  # any error answer
@@ -121,6 +122,7 @@ class FakeOpenAIServer:
         self.reply: Callable[[dict[str, Any]], str] | None = None
         self.chunk_size = 4
         self.chunk_delay = 0.0
+        self.first_chunk_delay = 0.0
         self.models = [DEFAULT_MODEL, "vision", "speech"]
         self.text_only = False
         self.api_key: str | None = None
@@ -345,6 +347,8 @@ class FakeOpenAIServer:
         self.streaming_now += 1
         self.most_streaming_at_once = max(self.most_streaming_at_once, self.streaming_now)
         try:
+            if self.first_chunk_delay:
+                await asyncio.sleep(self.first_chunk_delay)  # the model's time to first token
             await self._send(response, chunk({"role": "assistant", "content": ""}))
             finish = "stop"
             for number, piece in enumerate(self.pieces(self.answer_for(body))):

@@ -29,7 +29,7 @@ from telegram.error import (
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 from telegram.request import HTTPXRequest
 
-from tests.fakes.telegram import FakeTelegram, Limits, ManualClock
+from tests.fakes.telegram import FakeTelegram, Limits, ManualClock, Window
 from tests.media_factory import make_jpeg
 
 TOKEN = "123:ABC"
@@ -462,71 +462,119 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-async def test_private_chat_bursts_three_then_waits_a_second_per_message(
+async def test_private_chat_bursts_three_then_takes_about_one_a_second(
     clock: ManualClock,
 ) -> None:
     async with FakeTelegram(token=TOKEN, clock=clock) as tg, client(tg) as bot:
         tg.private_user(42, "Alice")
+        await bot.send_chat_action(42, "typing")  # counted like any message
         first = await bot.send_message(42, "1")
         await bot.edit_message_text("2", 42, first.message_id)
-        await bot.send_chat_action(42, "typing")  # not counted
-        await bot.send_message(42, "3")
         with pytest.raises(RetryAfter) as flood:
-            await bot.edit_message_text("4", 42, first.message_id)
+            await bot.edit_message_text("3", 42, first.message_id)
         assert seconds(flood.value) == 1
         clock.advance(1)
-        await bot.edit_message_text("4", 42, first.message_id)
+        await bot.edit_message_text("3", 42, first.message_id)
         assert (tg.stats.flood_429, tg.stats.flood_429_by_chat[42]) == (1, 1)
         assert [r.status for r in tg.stats.chat_requests[42]] == [200, 200, 200, 429, 200]
+        for n in range(6):  # 0.9 s apart: a little faster than one a second
+            clock.advance(0.9)
+            await bot.edit_message_text(f"fast {n}", 42, first.message_id)
+        clock.advance(0.9)
+        with pytest.raises(RetryAfter):  # the 11th within 10 s
+            await bot.edit_message_text("one too many", 42, first.message_id)
 
 
-async def test_sending_during_a_penalty_extends_it(clock: ManualClock) -> None:
+async def test_groups_take_twenty_in_any_minute_however_they_are_spaced(
+    clock: ManualClock,
+) -> None:
+    async with FakeTelegram(token=TOKEN, clock=clock) as tg, client(tg) as bot:
+        burst, spaced, steady = (tg.group(-100500 - n, f"Team {n}") for n in range(3))
+        for n in range(20):
+            await bot.send_message(burst.id, str(n))
+        with pytest.raises(RetryAfter) as flood:
+            await bot.send_message(burst.id, "21st")
+        assert seconds(flood.value) == 60
+        for n in range(20):  # every 2 s: fine for 40 s, then the minute is full
+            await bot.send_message(spaced.id, str(n))
+            clock.advance(2)
+        with pytest.raises(RetryAfter) as flood:
+            await bot.send_message(spaced.id, "21st within a minute")
+        assert seconds(flood.value) == 20
+        for n in range(45):  # every 3 s is 20 a minute: never refused
+            await bot.send_message(steady.id, str(n))
+            clock.advance(3)
+        assert tg.stats.flood_429_by_chat[steady.id] == 0
+
+
+async def test_the_whole_bot_sends_thirty_a_second_across_chats(clock: ManualClock) -> None:
+    async with FakeTelegram(token=TOKEN, clock=clock) as tg, client(tg) as bot:
+        for user_id in range(1, 32):
+            tg.private_user(user_id, f"User {user_id}")
+        for user_id in range(1, 31):
+            await bot.send_message(user_id, "hi")
+        with pytest.raises(RetryAfter) as flood:
+            await bot.send_message(31, "one too many for the bot")
+        assert seconds(flood.value) == 1
+        clock.advance(1)
+        await bot.send_message(31, "next second")
+        tg.limits = None
+        for _ in range(40):
+            await bot.send_message(31, "unlimited")
+
+
+async def test_callback_answers_count_against_the_bot_but_no_chat(clock: ManualClock) -> None:
+    limits = Limits(bot=(Window(2, 1.0),))
+    async with FakeTelegram(token=TOKEN, clock=clock, limits=limits) as tg, client(tg) as bot:
+        alice = tg.private_user(42, "Alice")
+        buttons = InlineKeyboardMarkup([[InlineKeyboardButton("Stop", callback_data="stop")]])
+        sent = await bot.send_message(42, "with a button", reply_markup=buttons)
+        first = tg.press_button(alice.chat, alice, sent.message_id, "Stop")
+        second = tg.press_button(alice.chat, alice, sent.message_id, "Stop")
+        assert await bot.answer_callback_query(first)
+        with pytest.raises(RetryAfter):
+            await bot.answer_callback_query(second)
+        assert [r.method for r in tg.stats.chat_requests[42]] == ["sendMessage"]
+
+
+async def test_a_refusal_is_a_penalty_and_hammering_during_it_extends_it(
+    clock: ManualClock,
+) -> None:
     async with FakeTelegram(token=TOKEN, clock=clock) as tg, client(tg) as bot:
         tg.private_user(42, "Alice")
         for text in "abc":
             await bot.send_message(42, text)
         penalties = []
-        for _ in range(4):  # hammering: each refused call pushes the end one refill further
+        for _ in range(3):  # each refused call pushes the end one second further
             with pytest.raises(RetryAfter) as flood:
                 await bot.send_message(42, "impatient")
             penalties.append(seconds(flood.value))
-        assert penalties == [1, 2, 3, 4]
-        clock.advance(3.5)
-        with pytest.raises(RetryAfter) as flood:  # too early: refused, and counted again
+        assert penalties == [1, 2, 3]
+        clock.advance(2.5)
+        with pytest.raises(RetryAfter) as flood:  # too early: refused, and longer again
             await bot.send_message(42, "still impatient")
         assert seconds(flood.value) == 2
-        clock.advance(2)
+        clock.advance(1.5)
         await bot.send_message(42, "patient at last")
-        assert tg.stats.flood_429 == 5
+        assert tg.stats.flood_429 == 4
 
 
-async def test_groups_get_twenty_messages_a_minute(clock: ManualClock) -> None:
+async def test_an_injected_429_imposes_its_retry_after_on_that_chat(clock: ManualClock) -> None:
     async with FakeTelegram(token=TOKEN, clock=clock) as tg, client(tg) as bot:
-        group = tg.group(-100500, "Team")
-        for n in range(20):
-            await bot.send_message(group.id, str(n))
+        tg.private_user(42, "Alice")
+        tg.private_user(43, "Bob")
+        tg.fail_next(1, 429, method="sendMessage", retry_after=5)
         with pytest.raises(RetryAfter) as flood:
-            await bot.send_message(group.id, "21st")
+            await bot.send_message(42, "refused")
+        assert seconds(flood.value) == 5
+        await bot.send_message(43, "other chats are not penalised")
+        clock.advance(3)
+        with pytest.raises(RetryAfter) as flood:  # a bot ignoring retry_after is refused
+            await bot.send_message(42, "too early")
         assert seconds(flood.value) == 3
         clock.advance(3)
-        await bot.send_message(group.id, "after the refill")
-
-
-async def test_the_whole_bot_is_limited_across_chats_and_limits_can_be_switched_off(
-    clock: ManualClock,
-) -> None:
-    limits = Limits(private_per_sec=1, private_burst=3, group_per_min=20, bot_per_sec=5)
-    async with FakeTelegram(token=TOKEN, clock=clock, limits=limits) as tg, client(tg) as bot:
-        for user_id in range(1, 7):
-            tg.private_user(user_id, f"User {user_id}")
-        for user_id in range(1, 6):
-            await bot.send_message(user_id, "hi")
-        with pytest.raises(RetryAfter) as flood:
-            await bot.send_message(6, "one too many for the bot")
-        assert seconds(flood.value) == 1
-        tg.limits = None
-        for _ in range(10):
-            await bot.send_message(6, "unlimited")
+        await bot.send_message(42, "after the penalty")
+        assert [m.text for m in tg.messages(42)] == ["after the penalty"]
 
 
 # --- failure injection ----------------------------------------------------------------------
@@ -539,18 +587,28 @@ async def test_injected_failures_surface_as_network_errors_and_timeouts(tg: Fake
         await bot.get_me()  # other methods are untouched
         with pytest.raises(NetworkError, match="Bad Gateway"):
             await bot.send_message(42, "through nginx")
-        tg.fail_next(1, 500, body="telegram")
+        tg.fail_next(1, 500, method="sendMessage", body="telegram")
         with pytest.raises(NetworkError, match="Internal Server Error"):
             await bot.send_message(42, "internal")
-        tg.reset_next(1)
+        tg.reset_next(1, method="sendMessage")
         with pytest.raises(NetworkError):
             await bot.send_message(42, "dropped")
-        tg.delay_next(1, 2.0)
+        tg.delay_next(1, 2.0, method="sendMessage")
         with pytest.raises(TimedOut):
             await bot.send_message(42, "slow")
         await bot.send_message(42, "fine again")
     await tg.wait_until(lambda: tg.text_of(42).endswith("fine again"), timeout=5)
     assert "through nginx" not in tg.text_of(42) and tg.stats.faults == 4
+    assert tg.pending_faults == []
+
+
+async def test_a_fault_that_never_met_its_call_fails_the_test() -> None:
+    expected = r"never met their calls: \['fail 502 x1 on sendMessage'\]"
+    with pytest.raises(AssertionError, match=expected):
+        async with FakeTelegram(token=TOKEN, limits=None) as tg, aiohttp.ClientSession() as http:
+            tg.fail_next(2, 502, method="sendMessage")
+            answer = await http.post(f"{tg.url}/bot{TOKEN}/sendMessage", json={"chat_id": 1})
+            assert answer.status == 502
 
 
 async def test_wait_until_times_out_with_a_summary_of_every_chat(

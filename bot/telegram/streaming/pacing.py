@@ -13,6 +13,11 @@ least what we spend.
 When several requests could go, a chat's first message of an answer goes before final edits
 and continuation messages, which go before intermediate edits; among equals the chat served
 least recently goes first, so hundreds of streaming chats all keep getting updates.
+
+Callers hold a slot with `async with budget.slot(chat, is_group=..., priority=...)` around
+the one request it is for; the rate limiter every Bot API request passes through
+(`limiter.BudgetRateLimiter`) lets such a request go at once and paces any other itself.
+A chat of `None` is a request Telegram counts against the bot alone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import itertools
 import math
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -38,6 +46,8 @@ _WINDOW = 1.0
 _STUCK = 60.0
 # Chat records idle this long are forgotten; they hold no reservation any more.
 _FORGET_AFTER = 120.0
+# The lane of requests charged to the bot alone; no Telegram chat has id 0.
+_BOT_ONLY = 0
 
 
 class Priority(IntEnum):
@@ -68,11 +78,16 @@ class MonotonicClock:
 
 @dataclass
 class _ChatPace:
-    """One chat's spacing: when it may be served next, and when it was served last."""
+    """One chat's spacing: when it may be served next, and when it was served last.
+
+    `borrowed_at` is when a slot was taken ahead of the spacing (`slot_if_free`), to be
+    paid back by the request after next.
+    """
 
     interval: float
     next_free: float = -math.inf
     last_served: int = -1
+    borrowed_at: float | None = None
 
 
 @dataclass(order=True)
@@ -83,6 +98,25 @@ class _Waiter:
     chat_id: int = field(compare=False)
     future: asyncio.Future[None] = field(compare=False)
     granted_at: float = field(default=math.nan, compare=False)
+
+
+@dataclass
+class _HeldSlot:
+    """A granted slot the running code holds, for one request to `chat_id`."""
+
+    budget: RateBudget
+    chat_id: int | None
+    spent: bool = False
+
+
+_HELD: ContextVar[_HeldSlot | None] = ContextVar("phi4bot_held_slot", default=None)
+
+
+def held_slot_spent(budget: RateBudget) -> bool:
+    """Whether the running code sends a request in a slot of `budget` (what a request
+    reaching the network must be doing)."""
+    held = _HELD.get()
+    return held is not None and held.budget is budget and held.spent
 
 
 class RateBudget:
@@ -132,7 +166,72 @@ class RateBudget:
         if self._timer is not None or self._ready or self._blocked:
             self._dispatch()
 
-    async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
+    @asynccontextmanager
+    async def slot(
+        self, chat_id: int | None, *, is_group: bool, priority: Priority
+    ) -> AsyncIterator[None]:
+        """Wait for a slot for one request to `chat_id` and hold it while the block runs;
+        the request sent in the block passes the rate limiter at once. Released on exit,
+        whatever happened."""
+        await self.acquire(chat_id, is_group=is_group, priority=priority)
+        try:
+            with self.granted(chat_id):
+                yield
+        finally:
+            self.release()
+
+    @contextmanager
+    def slot_if_free(
+        self, chat_id: int | None, *, is_group: bool, priority: Priority = Priority.EDIT
+    ) -> Iterator[bool]:
+        """A slot only if one is free this instant and nobody waits for the budget: for
+        requests worth sending only now (the typing indicator). Yields whether it was
+        granted; a granted one is held and released like `slot`'s.
+
+        The slot is borrowed from the chat's spacing, so it never delays what follows: the
+        chat's next request may go at once, and the one after it waits an interval longer.
+        Any span of the chat's requests thus holds no more than the spacing allows, plus
+        one request early.
+        """
+        if not self._grant_now(chat_id, is_group=is_group, priority=priority):
+            yield False
+            return
+        try:
+            with self.granted(chat_id):
+                yield True
+        finally:
+            self.release()
+
+    @contextmanager
+    def granted(self, chat_id: int | None) -> Iterator[None]:
+        """Mark the block as holding a slot acquired by hand for one request to `chat_id`
+        (the streamer acquires first and renders what to send once granted)."""
+        token = _HELD.set(_HeldSlot(self, chat_id))
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+    def claim(self, chat_id: int | None) -> bool:
+        """Whether the running code holds an unspent slot of this budget for a request to
+        `chat_id`; asking spends it, so one slot lets exactly one request through."""
+        held = _HELD.get()
+        if held is None or held.budget is not self or held.spent or held.chat_id != chat_id:
+            return False
+        held.spent = True
+        return True
+
+    def claim_held(self) -> tuple[bool, int | None]:
+        """Like `claim`, for a request that names no chat although it is about one (a guest
+        message, edited by its inline id): the slot held is spent whatever chat it was
+        granted for. Returns whether one was, and that chat."""
+        held = _HELD.get()
+        if held is None or held.budget is not self or held.spent:
+            return False, None
+        held.spent = True
+        return True, held.chat_id
+
+    async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         """Wait for a slot for one request to `chat_id`; it is spent when this returns.
 
         Call `release()` once the request has its answer (or was not sent after all).
@@ -140,9 +239,10 @@ class RateBudget:
         Cancelling the wait withdraws the request; if the slot had already been granted,
         it is handed back, so a cancelled acquire reserves nothing.
         """
-        lane = self._lane(chat_id, is_group=is_group)
+        key = _BOT_ONLY if chat_id is None else chat_id
+        lane = self._lane(key, is_group=is_group)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(priority, lane.last_served, next(self._seq), chat_id, future)
+        waiter = _Waiter(priority, lane.last_served, next(self._seq), key, future)
         heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
         self._dispatch()
         try:
@@ -154,12 +254,17 @@ class RateBudget:
             self._dispatch()
             raise
 
-    def penalize(self, chat_id: int, retry_after: float, *, bot_wide: bool | None = None) -> None:
+    def penalize(
+        self, chat_id: int | None, retry_after: float, *, bot_wide: bool | None = None
+    ) -> None:
         """Telegram answered 429: block the chat (or, when it looks bot-wide, everyone).
 
         `bot_wide=None` guesses: 429s for several chats within a short window mean the
-        bot-wide limit was hit, since each chat on its own was paced.
+        bot-wide limit was hit, since each chat on its own was paced. A request without a
+        chat (`None`) met the bot-wide limit.
         """
+        if chat_id is None:
+            chat_id, bot_wide = _BOT_ONLY, True
         now = self.clock.now()
         until = now + max(0.0, retry_after)
         self._penalty_until = max(self._penalty_until, until)
@@ -221,12 +326,41 @@ class RateBudget:
 
     # -- scheduling -------------------------------------------------------------------
 
-    def _lane(self, chat_id: int, *, is_group: bool) -> _ChatPace:
+    def _lane(self, chat_id: int | None, *, is_group: bool) -> _ChatPace:
+        if chat_id is None:
+            chat_id = _BOT_ONLY
         lane = self._lanes.get(chat_id)
         if lane is None:
-            interval = self._group_interval if is_group else self._private_interval
+            if chat_id == _BOT_ONLY:
+                interval = 0.0
+            else:
+                interval = self._group_interval if is_group else self._private_interval
             lane = self._lanes[chat_id] = _ChatPace(interval)
         return lane
+
+    def _grant_now(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> bool:
+        """Grant a slot at once if the chat is free and nobody waits; False otherwise."""
+        now = self.clock.now()
+        self._promote(now)
+        lane = self._lane(chat_id, is_group=is_group)
+        if self._ready or lane.borrowed_at is not None or lane.next_free > now + _EPSILON:
+            return False
+        if now + _EPSILON < self._bot_free_at(now, priority):
+            return False
+        self._grants += 1
+        lane.borrowed_at = now
+        lane.last_served = self._grants
+        self._in_flight.append(now)
+        return True
+
+    def _grant(self, lane: _ChatPace, now: float) -> None:
+        self._grants += 1
+        lane.next_free = now + lane.interval
+        if lane.borrowed_at is not None:  # the borrowed slot is paid back now
+            lane.next_free = max(now, lane.borrowed_at + lane.interval) + lane.interval
+            lane.borrowed_at = None
+        lane.last_served = self._grants
+        self._in_flight.append(now)
 
     def _dispatch(self) -> None:
         """Grant every slot that is due now, then wake up again when the next one is."""
@@ -242,11 +376,8 @@ class RateBudget:
             if lane.next_free > now + _EPSILON:
                 heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
                 continue
-            self._grants += 1
             waiter.granted_at = now
-            lane.next_free = now + lane.interval
-            lane.last_served = self._grants
-            self._in_flight.append(now)
+            self._grant(lane, now)
             waiter.future.set_result(None)
         if now >= self._forget_at:
             self._forget_idle(now)

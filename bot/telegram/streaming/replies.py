@@ -19,13 +19,17 @@ from bot.telegram.streaming import guest_codes as codes
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
 from bot.telegram.streaming.guest_sink import GuestSink, OneMessage
 from bot.telegram.streaming.pacing import Priority, RateBudget
-from bot.telegram.streaming.sink import FloodWait, SinkError, TelegramSink
+from bot.telegram.streaming.sink import SinkError, TelegramSink
 from bot.telegram.streaming.streamer import ReplyStreamer
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
 
+TYPING_AFTER = 1.0
+"""Typing is shown once the model has been silent this long: an answer that starts sooner
+needs none, and each indicator spends one of the chat's request slots."""
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for about 5 s
+TYPING_RETRY = 0.25  # after finding no free slot for it (trying costs no request)
 # Callback data of the buttons under answers.
 STOP = "stop"
 REGENERATE = "regenerate"
@@ -213,17 +217,14 @@ class TelegramReplies:
 
     async def _set_buttons(self, target: ReplyTarget, message_id: int, buttons: Keyboard) -> None:
         key = target.key
-        await self.budget.acquire(key.chat_id, is_group=target.is_group, priority=Priority.FINAL)
+        sink = TelegramSink(self.bot, key.chat_id, key.thread_id)
         try:
-            await TelegramSink(self.bot, key.chat_id, key.thread_id).edit_buttons(
-                message_id, buttons
-            )
-        except FloodWait as exc:
-            self.budget.penalize(key.chat_id, exc.retry_after)
-        except SinkError as exc:
+            async with self.budget.slot(
+                key.chat_id, is_group=target.is_group, priority=Priority.FINAL
+            ):
+                await sink.edit_buttons(message_id, buttons)
+        except SinkError as exc:  # a 429 among them: the budget has been told
             log.info("chat %s: buttons of message %s left: %s", key.chat_id, message_id, exc)
-        finally:
-            self.budget.release()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -232,8 +233,8 @@ class TelegramReplies:
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:
-        """Renew "typing…" in the chat until the block ends (not as a guest: a chat the bot
-        is not a member of shows nothing of it)."""
+        """Show "typing…" in the chat from `TYPING_AFTER` seconds on until the block ends
+        (not as a guest: a chat the bot is not a member of shows nothing of it)."""
         if target.guest is not None:
             yield
             return
@@ -244,13 +245,19 @@ class TelegramReplies:
             renewing.cancel()
 
     async def _keep_typing(self, target: ReplyTarget) -> None:
+        """Typing is shown only in a slot nobody else wants this instant: it must never
+        delay a message, so a busy chat or bot tries again shortly instead of queueing."""
         key = target.key
+        await asyncio.sleep(TYPING_AFTER)
         while True:
+            shown = False
             try:
                 async with self._typing_slots:  # cancelled while waiting: never sent, not needed
-                    await self.bot.send_chat_action(
-                        key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
-                    )
+                    with self.budget.slot_if_free(key.chat_id, is_group=target.is_group) as shown:
+                        if shown:
+                            await self.bot.send_chat_action(
+                                key.chat_id, ChatAction.TYPING, message_thread_id=key.thread_id
+                            )
             except TelegramError as exc:
                 log.debug("typing indicator failed: %s", exc)
-            await asyncio.sleep(TYPING_EVERY)
+            await asyncio.sleep(TYPING_EVERY if shown else TYPING_RETRY)

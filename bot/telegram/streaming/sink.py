@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dtm
-import warnings
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -16,9 +14,9 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
+from bot.telegram.streaming.limiter import retry_after_seconds
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -185,7 +183,7 @@ def markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
 def translate(exc: TelegramError) -> SinkError:
     """The streamer's view of a python-telegram-bot error."""
     if isinstance(exc, RetryAfter):
-        return FloodWait(_seconds(exc))
+        return FloodWait(retry_after_seconds(exc))
     if isinstance(exc, BadRequest):
         text = exc.message.lower()
         if "message is not modified" in text:
@@ -201,14 +199,3 @@ def translate(exc: TelegramError) -> SinkError:
         # TimedOut is a NetworkError; PTB raises NetworkError for 5xx answers as well.
         return TransientSendError(exc.message)
     return SinkError(exc.message)
-
-
-def _seconds(exc: RetryAfter) -> float:
-    """`retry_after` in seconds, whichever type this PTB version hands out."""
-    with warnings.catch_warnings():
-        # PTB warns that the attribute will become a timedelta; both are handled here.
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    if isinstance(value, dtm.timedelta):
-        return value.total_seconds()
-    return float(value)

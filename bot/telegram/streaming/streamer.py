@@ -237,7 +237,8 @@ class ReplyStreamer:
         """Perform `op` in a granted slot, and give the slot back to the budget after."""
         try:
             if op is not None:
-                await self._perform(op)
+                with self._budget.granted(self._chat_id):
+                    await self._perform(op)
         finally:
             self._budget.release()
 

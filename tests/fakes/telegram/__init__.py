@@ -16,7 +16,7 @@ What it enforces (and where): message text and entity rules (`text`), parse_mode
 from __future__ import annotations
 
 from .errors import ApiError
-from .limits import Limits, ManualClock
+from .limits import Limits, ManualClock, Window
 from .server import FakeTelegram
 from .state import BotMessage, Chat, ChatAction, Draft, SentDocument, User
 from .stats import ChatRequest, Stats
@@ -34,4 +34,5 @@ __all__ = [
     "SentDocument",
     "Stats",
     "User",
+    "Window",
 ]

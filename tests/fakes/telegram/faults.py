@@ -15,18 +15,22 @@ Body = Literal["nginx", "telegram"]
 
 @dataclass
 class Fault:
-    """The next `remaining` calls (of `method`, or any call if None) meet this failure."""
+    """The next `remaining` calls of `method` meet this failure."""
 
     kind: FaultKind
     remaining: int
-    method: str | None = None
+    method: str
     status: int = 502
     body: Body = "nginx"
     retry_after: int = 1
     seconds: float = 0.0
 
     def matches(self, method: str) -> bool:
-        return self.method is None or self.method.lower() == method.lower()
+        return self.method.lower() == method.lower()
+
+    def describe(self) -> str:
+        what = f"{self.kind} {self.status}" if self.kind == "fail" else self.kind
+        return f"{what} x{self.remaining} on {self.method}"
 
 
 class FaultPlan:
@@ -38,6 +42,10 @@ class FaultPlan:
     def add(self, fault: Fault) -> None:
         if fault.remaining > 0:
             self._faults.append(fault)
+
+    def pending(self) -> list[str]:
+        """The faults still waiting for their calls."""
+        return [fault.describe() for fault in self._faults]
 
     def take(self, method: str) -> Fault | None:
         for fault in self._faults:

@@ -1,25 +1,28 @@
-"""Telegram's flood control modelled as token buckets per chat and for the whole bot.
+"""Telegram's flood control modelled as sliding windows per chat and for the whole bot.
 
-The model (`Limits()` defaults are the documented Telegram figures):
+The model (`Limits()` defaults are the documented Telegram figures, strictly read):
 
-* every private chat has a bucket of `private_burst` tokens refilled at `private_per_sec`;
-* every group or supergroup has a bucket of `group_per_min` tokens refilled at
-  `group_per_min / 60` per second (20 in a burst, then one every 3 s);
-* the bot as a whole has a bucket of `bot_per_sec` tokens refilled at `bot_per_sec`.
+* a private chat takes about one message a second: at most 3 in any 1 s (a short burst)
+  and at most 10 in any 10 s;
+* a group or supergroup takes at most 20 in any 60 s;
+* the bot as a whole sends at most 30 in any 1 s.
 
-A counted request (see `COUNTED_METHODS`) needs one token from its chat's bucket and one
-from the bot's. Without them it is refused with 429 and `retry_after` = the whole seconds
-until a token is back (at least 1); that window is a penalty for the refusing bucket.
-A request sent *during* a penalty is refused too and still spends a token, driving the
-bucket into debt: each one extends the penalty by one refill period (1 s in a private chat,
-3 s in a group). A bot that honours `retry_after` is never penalised twice; a bot that keeps
-hammering sees penalties grow without bound, as on Telegram.
+A counted request (see `COUNTED_METHODS`) is charged to its chat's windows and to the
+bot's; `BOT_WIDE_METHODS` (and counted ones without a chat, such as edits of inline
+messages) only to the bot's. A request that would overfill a window is refused with 429
+and `retry_after` = the whole seconds until the window has room (at least 1), and that
+span becomes a *penalty*: every request before it ends is refused as well and pushes the
+end one second further, as Telegram does with a bot that keeps hammering. Refused
+requests are not charged to the windows. An injected 429 (`FakeTelegram.fail_next`)
+imposes its `retry_after` as a penalty the same way. A bot that honours `retry_after` is
+never refused twice.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,26 +31,39 @@ COUNTED_METHODS = frozenset(
         "sendmessage",
         "editmessagetext",
         "editmessagereplymarkup",
+        "editmessagecaption",
         "sendmessagedraft",
         "senddocument",
         "deletemessage",
-        "answerguestquery",
+        "sendchataction",
     }
 )
+"""Methods charged to their chat and to the bot (lower-case, as the fake looks them up)."""
+BOT_WIDE_METHODS = frozenset({"answercallbackquery", "answerguestquery", "answerinlinequery"})
+"""Methods with no chat of their own, charged to the bot's window only."""
 # Tolerance for float drift, so a bot waiting exactly `retry_after` is not refused again.
 _EPSILON = 1e-9
+# How far each request sent during a penalty pushes its end.
+_HAMMER_EXTENSION = 1.0
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `count` counted requests in any span of `seconds`."""
+
+    count: int
+    seconds: float
 
 
 @dataclass(frozen=True)
 class Limits:
     """The flood limits to enforce; pass `limits=None` to the fake to disable them."""
 
-    private_per_sec: float = 1.0
-    private_burst: int = 3
-    group_per_min: float = 20.0
-    bot_per_sec: float = 30.0
+    private: tuple[Window, ...] = (Window(3, 1.0), Window(10, 10.0))
+    group: tuple[Window, ...] = (Window(20, 60.0),)
+    bot: tuple[Window, ...] = (Window(30, 1.0),)
 
 
 TELEGRAM_LIMITS = Limits()
@@ -71,62 +87,78 @@ def real_clock() -> float:
     return time.monotonic()
 
 
-class TokenBucket:
-    """`capacity` tokens refilled continuously at `rate` per second, with a penalty window."""
+class SlidingWindows:
+    """The admission times of one scope (a chat or the bot) checked against its windows."""
 
-    __slots__ = ("capacity", "penalty_until", "rate", "stamp", "tokens")
+    __slots__ = ("penalty_until", "times", "windows")
 
-    def __init__(self, capacity: float, rate: float, now: float) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.tokens = capacity
-        self.stamp = now
-        self.penalty_until = now
+    def __init__(self, windows: tuple[Window, ...]) -> None:
+        self.windows = windows
+        self.times: deque[float] = deque()  # admitted requests, oldest first
+        self.penalty_until = -math.inf
 
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+    def wait(self, now: float) -> float:
+        """Seconds until one more request fits every window and any penalty is over."""
+        longest = max((w.seconds for w in self.windows), default=0.0)
+        while self.times and self.times[0] <= now - longest + _EPSILON:
+            self.times.popleft()
+        wait = max(0.0, self.penalty_until - now)
+        for window in self.windows:
+            inside = [t for t in self.times if t > now - window.seconds + _EPSILON]
+            if len(inside) >= window.count:
+                # room comes back when the oldest request that overfills the window leaves it
+                oldest = inside[len(inside) - window.count]
+                wait = max(wait, oldest + window.seconds - now)
+        return wait
 
-    def ready(self, now: float) -> bool:
-        return now >= self.penalty_until and self.tokens >= 1 - _EPSILON
+    def penalize(self, now: float, seconds: float) -> None:
+        self.penalty_until = max(self.penalty_until, now + seconds)
 
-    def refuse(self, now: float) -> int:
-        """Record a refused request and return its `retry_after` in whole seconds."""
-        if now < self.penalty_until:
-            self.tokens -= 1
-            earliest = now + (1 - self.tokens) / self.rate
-            self.penalty_until = max(self.penalty_until, earliest)
-        else:
-            self.penalty_until = now + math.ceil((1 - self.tokens) / self.rate - _EPSILON)
-        return max(1, math.ceil(self.penalty_until - now - _EPSILON))
+    def hammered(self, now: float) -> None:
+        """A request arrived during the penalty: the penalty grows."""
+        self.penalty_until += _HAMMER_EXTENSION
 
 
 class FloodControl:
-    """Decides, in O(1), whether a counted request to a chat is admitted right now."""
+    """Decides whether a counted request is admitted right now, and charges it if so."""
 
     def __init__(self, limits: Limits, clock: Clock) -> None:
         self.limits = limits
         self._clock = clock
-        self._chats: dict[int, TokenBucket] = {}
-        self._bot = TokenBucket(limits.bot_per_sec, limits.bot_per_sec, clock())
+        self._chats: dict[int, SlidingWindows] = {}
+        self._bot = SlidingWindows(limits.bot)
 
-    def admit(self, chat_id: int, private: bool) -> int | None:
-        """None if the request may go ahead (tokens spent), else its `retry_after`."""
+    def admit(self, chat_id: int | None, private: bool = False) -> int | None:
+        """None if the request may go ahead (it is charged), else its `retry_after`.
+
+        `chat_id=None` is a request charged to the bot alone.
+        """
         now = self._clock()
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = self._chats[chat_id] = self._new_bucket(private, now)
-        chat.refill(now)
-        self._bot.refill(now)
-        if chat.ready(now) and self._bot.ready(now):
-            chat.tokens -= 1
-            self._bot.tokens -= 1
+        scopes = [self._bot]
+        if chat_id is not None:
+            scopes.append(self._scope(chat_id, private))
+        waits = [(scope, scope.wait(now)) for scope in scopes]
+        if all(wait <= _EPSILON for _, wait in waits):
+            for scope in scopes:
+                scope.times.append(now)
             return None
-        waits = [bucket.refuse(now) for bucket in (chat, self._bot) if not bucket.ready(now)]
-        return max(waits)
+        for scope, wait in waits:
+            if wait <= _EPSILON:
+                continue
+            if scope.penalty_until > now + _EPSILON:
+                scope.hammered(now)
+            else:
+                scope.penalize(now, math.ceil(wait - _EPSILON))
+        return max(1, math.ceil(max(s.penalty_until for s, _ in waits) - now - _EPSILON))
 
-    def _new_bucket(self, private: bool, now: float) -> TokenBucket:
-        if private:
-            return TokenBucket(self.limits.private_burst, self.limits.private_per_sec, now)
-        per_min = self.limits.group_per_min
-        return TokenBucket(per_min, per_min / 60.0, now)
+    def penalize(self, chat_id: int | None, private: bool, seconds: float) -> None:
+        """An injected 429: nothing more is admitted to the chat (or bot) for `seconds`."""
+        scope = self._bot if chat_id is None else self._scope(chat_id, private)
+        scope.penalize(self._clock(), seconds)
+
+    def _scope(self, chat_id: int, private: bool) -> SlidingWindows:
+        scope = self._chats.get(chat_id)
+        if scope is None:
+            windows = self.limits.private if private else self.limits.group
+            scope = self._chats[chat_id] = SlidingWindows(windows)
+        return scope

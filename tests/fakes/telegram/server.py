@@ -14,8 +14,16 @@ from aiohttp import web
 from .api import BY_LOWER_NAME, Handler
 from .errors import ApiError
 from .faults import Body, Fault, FaultPlan, failure_response
-from .guest import FloodSubject, GuestDriver, flood_subject
-from .limits import COUNTED_METHODS, TELEGRAM_LIMITS, Clock, FloodControl, Limits, real_clock
+from .guest import GuestDriver, flood_subject
+from .limits import (
+    BOT_WIDE_METHODS,
+    COUNTED_METHODS,
+    TELEGRAM_LIMITS,
+    Clock,
+    FloodControl,
+    Limits,
+    real_clock,
+)
 from .media_driver import MediaDriver
 from .observe import ChatObserver
 from .params import Params, Upload
@@ -84,29 +92,38 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
         n: int = 1,
         status: int = 502,
         *,
-        method: str | None = None,
+        method: str,
         body: Body = "nginx",
         retry_after: int = 1,
     ) -> None:
-        """Answer the next `n` calls (of `method`, or any) with `status` instead of running them.
+        """Answer the next `n` calls of `method` with `status` instead of running them.
 
         The body is nginx's HTML error page (what a gateway in front of Telegram sends) or,
-        with `body="telegram"`, Telegram's JSON; status 429 always carries `retry_after`.
-        `method="download"` targets file downloads.
+        with `body="telegram"`, Telegram's JSON; status 429 always carries `retry_after` and
+        imposes it as a penalty on the call's chat (or the bot, for a call without a chat):
+        counted calls before it ends are refused too. `method="download"` targets file
+        downloads. A fault still waiting when the fake closes fails the test.
         """
         self._faults.add(Fault("fail", n, method, status, body, retry_after))
 
-    def reset_next(self, n: int = 1, *, method: str | None = None) -> None:
-        """Close the connection of the next `n` calls without answering (the call is not run)."""
+    def reset_next(self, n: int = 1, *, method: str) -> None:
+        """Close the connection of the next `n` calls of `method` without answering (the
+        call is not run)."""
         self._faults.add(Fault("reset", n, method))
 
-    def delay_next(self, n: int, seconds: float, *, method: str | None = None) -> None:
-        """Hold the next `n` calls for `seconds` before running them (a slow network).
+    def delay_next(self, n: int, seconds: float, *, method: str) -> None:
+        """Hold the next `n` calls of `method` for `seconds` before running them (a slow
+        network).
 
         A client that gives up first (a read timeout) closes the connection, and the call
         is then never run.
         """
         self._faults.add(Fault("delay", n, method, seconds=seconds))
+
+    @property
+    def pending_faults(self) -> list[str]:
+        """The injected faults that have not met their calls yet, described."""
+        return self._faults.pending()
 
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=MAX_UPLOAD)
@@ -135,6 +152,8 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if exc is None and self.pending_faults:
+            raise AssertionError(f"injected faults never met their calls: {self.pending_faults}")
 
     async def _method(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
@@ -144,11 +163,11 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
             return _reply(404, ApiError(404, "Not Found").body())
         name, handler = found
         self.stats.requests[name] += 1
-        faulted = await self._fault(request, name)
-        if faulted is not None:
-            return faulted
         try:
             params = await _read_params(request)
+            faulted = await self._fault(request, name, params)
+            if faulted is not None:
+                return faulted
             result = await self._call(name, handler, params)
         except ApiError as error:
             self.stats.errors[(name, error.status)] += 1
@@ -157,21 +176,35 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
             self.world.notify()
         return _reply(200, {"ok": True, "result": result})
 
+    def _charged_to(self, name: str, params: Params) -> tuple[bool, int | None, bool, int]:
+        """Whether a call counts against flood limits, the windows it is charged to (a
+        chat's; None: the bot's alone), whether they are a private chat's, and the chat
+        `stats` record it under. A call about a guest message is charged to that message's
+        own windows, like a group's (`guest`), and recorded under its chat."""
+        lower = name.lower()
+        if lower in COUNTED_METHODS or lower in BOT_WIDE_METHODS:
+            subject = flood_subject(self.world, params)
+            if subject is not None:
+                return True, subject.key, False, subject.chat_id
+        if lower in BOT_WIDE_METHODS or (lower in COUNTED_METHODS and "chat_id" not in params):
+            return True, None, False, 0
+        if lower not in COUNTED_METHODS:
+            return False, None, False, 0
+        chat = self.world.chat(params.chat_id())
+        return True, chat.id, chat.private, chat.id
+
     async def _call(self, name: str, handler: Handler, params: Params) -> Any:
-        """Run one method, charging flood-counted ones to their chat first."""
-        if name.lower() not in COUNTED_METHODS:
+        """Run one method, charging flood-counted ones to their chat and the bot first."""
+        counted, chat_id, private, recorded_as = self._charged_to(name, params)
+        if not counted:
             result = handler(self.world, params)
             return await result if inspect.isawaitable(result) else result
-        subject = flood_subject(self.world, params)
-        if subject is None:
-            chat = self.world.chat(params.chat_id())
-            subject = FloodSubject(chat.id, chat.private, chat.id)
         status = 200
         try:
-            retry_after = self._flood.admit(subject.key, subject.private) if self._flood else None
+            retry_after = self._flood.admit(chat_id, private) if self._flood else None
             if retry_after is not None:
                 self.stats.flood_429 += 1
-                self.stats.flood_429_by_chat[subject.chat_id] += 1
+                self.stats.flood_429_by_chat[recorded_as] += 1
                 raise ApiError(
                     429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
                 )
@@ -180,11 +213,11 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
             status = error.status
             raise
         finally:
-            self.stats.chat_requests[subject.chat_id].append(
-                ChatRequest(self.clock(), name, status)
-            )
+            self.stats.chat_requests[recorded_as].append(ChatRequest(self.clock(), name, status))
 
-    async def _fault(self, request: web.Request, name: str) -> web.StreamResponse | None:
+    async def _fault(
+        self, request: web.Request, name: str, params: Params | None = None
+    ) -> web.StreamResponse | None:
         """Apply the next injected fault for this call, if any; a response means "stop here"."""
         fault = self._faults.take(name)
         if fault is None:
@@ -197,6 +230,9 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=204)
+        if fault.status == 429 and params is not None and self._flood is not None:
+            _, chat_id, private = self._charged_to(name, params)
+            self._flood.penalize(chat_id, private, fault.retry_after)
         return failure_response(fault)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:

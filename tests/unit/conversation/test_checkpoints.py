@@ -15,6 +15,8 @@ from bot.conversation.checkpoints import TEXT_EVERY, TICK, CheckpointWriter
 from storage import AnswerCheckpoint, Store
 from tests.fake_clock import FakeClock
 
+pytestmark = pytest.mark.virtual_time
+
 
 class View:
     """The two things the writer reads of an answer being shown."""

@@ -11,6 +11,9 @@ import pytest
 
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from tests.fake_clock import FakeClock
+from tests.fakes.telegram.limits import FloodControl, Limits, ManualClock
+
+pytestmark = pytest.mark.virtual_time
 
 
 @pytest.fixture
@@ -295,3 +298,102 @@ async def test_three_live_processes_each_keep_a_third_of_the_bot_wide_rate(
     assert most_in_window(grants, 1.0) == 9, "three such processes stay under Telegram's 30"
     budget.share(1)
     assert budget.window_cap == 28
+
+
+# -- slots: what the rate limiter lets through ----------------------------------------------
+
+
+async def test_a_slot_lets_exactly_one_request_to_its_chat_through(clock: FakeClock) -> None:
+    budget, other = RateBudget(clock=clock), RateBudget(clock=clock)
+    assert not budget.claim(7), "no slot held outside a block"
+
+    async def inside() -> list[bool]:
+        async with budget.slot(7, is_group=False, priority=Priority.FIRST):
+            return [other.claim(7), budget.claim(8), budget.claim(7), budget.claim(7)]
+
+    assert await clock.run(inside()) == [False, False, True, False]
+    assert not budget.claim(7)
+    assert budget.window_used() == 1, "released on leaving the block, still in the window"
+
+
+async def test_a_slot_is_released_when_its_block_fails(clock: FakeClock) -> None:
+    budget = RateBudget(clock=clock)
+
+    async def failing() -> None:
+        async with budget.slot(7, is_group=False, priority=Priority.FIRST):
+            raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await clock.run(failing())
+    start = clock.now()
+    await clock.run(budget.acquire(8, is_group=False, priority=Priority.FIRST))
+    assert clock.now() == start, "nothing stays held"
+
+
+async def test_requests_without_a_chat_share_only_the_bot_wide_budget(clock: FakeClock) -> None:
+    budget = RateBudget(bot_rate=30, clock=clock)
+    grants: list[float] = []
+
+    async def answer() -> None:
+        async with budget.slot(None, is_group=False, priority=Priority.FIRST):
+            assert budget.claim(None)
+        grants.append(clock.now())
+
+    await clock.run(asyncio.gather(*(answer() for _ in range(40))))
+    assert sorted(grants)[27] == grants[0], "no per-chat spacing: 28 at once"
+    assert most_in_window(grants, 1.0) <= 28
+    budget.penalize(None, 5)
+    start = clock.now()
+    await clock.run(budget.acquire(9, is_group=False, priority=Priority.FIRST))
+    assert clock.now() >= start + 5, "a 429 without a chat is bot-wide"
+
+
+async def test_a_slot_if_free_never_waits_and_never_delays_others(clock: FakeClock) -> None:
+    budget = RateBudget(clock=clock)
+    start = clock.now()
+    with budget.slot_if_free(7, is_group=False) as typing:
+        assert typing and budget.claim(7)
+    with budget.slot_if_free(7, is_group=False) as again:
+        assert not again, "one slot ahead of the spacing at most"
+    assert not budget.claim(7)
+    grants = []
+    for _ in range(3):
+        await clock.run(budget.acquire(7, is_group=False, priority=Priority.FIRST))
+        budget.release()
+        grants.append(clock.now() - start)
+    assert grants == pytest.approx([0, 2.1, 3.15]), "the next request at once, then paid back"
+    for n in range(28):  # first messages hold the whole bot-wide window of this second
+        await clock.run(budget.acquire(100 + n, is_group=False, priority=Priority.FIRST))
+    with budget.slot_if_free(9, is_group=False) as typing:
+        assert not typing, "no room left in this second"
+    for _ in range(28):
+        budget.release()
+    await clock.run_for(1.0)
+    with budget.slot_if_free(9, is_group=False) as typing:
+        assert typing, "room again a second later"
+
+
+@pytest.mark.parametrize("chat_id", [7, -7])
+async def test_typing_before_each_answer_stays_within_telegrams_limits(
+    clock: FakeClock, chat_id: int
+) -> None:
+    budget = RateBudget(clock=clock)
+    sent: list[float] = []
+
+    async def answers() -> None:
+        for turn in range(12):
+            with budget.slot_if_free(chat_id, is_group=chat_id < 0) as typing:
+                if typing:
+                    sent.append(clock.now())
+            await clock.sleep(0.1 * (turn % 4))  # the model's first chunk
+            for _ in range(turn % 5 + 1):
+                await budget.acquire(chat_id, is_group=chat_id < 0, priority=Priority.FIRST)
+                budget.release()
+                sent.append(clock.now())
+
+    await clock.run(answers())
+    telegram = ManualClock()
+    flood = FloodControl(Limits(), telegram)
+    for at in sent:
+        telegram.now = at
+        assert flood.admit(chat_id, chat_id > 0) is None, f"refused at {at - sent[0]:.2f} s"

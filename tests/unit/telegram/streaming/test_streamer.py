@@ -34,8 +34,10 @@ from bot.telegram.streaming.sink import (
     TransientSendError,
 )
 from bot.telegram.streaming.streamer import EMPTY_ANSWER, ReplyStreamer
-from tests.fake_clock import FakeClock
+from tests.fake_clock import FakeClock, run_virtual
 from tests.fakes.telegram.limits import FloodControl, Limits
+
+pytestmark = pytest.mark.virtual_time
 
 CHAT = 42
 LATENCY = 0.05
@@ -55,7 +57,7 @@ class MemorySink:
     """A chat held in memory that answers like Telegram, with scripted refusals.
 
     `script(kind, content)` may return an exception to raise for that request (after it is
-    recorded); `flood` applies Telegram's token buckets and answers 429 when they are empty.
+    recorded); `flood` applies Telegram's flood limits and answers 429 beyond them.
     """
 
     clock: FakeClock
@@ -161,7 +163,7 @@ class SpyBudget(RateBudget):
         super().__init__(clock=clock)
         self.asked: list[Priority] = []
 
-    async def acquire(self, chat_id: int, *, is_group: bool, priority: Priority) -> None:
+    async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         self.asked.append(priority)
         await super().acquire(chat_id, is_group=is_group, priority=priority)
 
@@ -706,7 +708,7 @@ def test_the_final_state_is_exact_whatever_telegram_answers_on_the_way(
         )
         return await clock.run(streamer.finish(note=note))
 
-    ids = asyncio.run(scenario())
+    ids = run_virtual(scenario())
     expected = pieces_of(answer, italic(note) if note else None)
     assert sorted(ids) == sorted(sink.messages), "no stray or missing messages"
     shown = [sink.messages[i] for i in ids]

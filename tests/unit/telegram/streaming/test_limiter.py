@@ -1,0 +1,112 @@
+"""BudgetRateLimiter: every request a real python-telegram-bot client sends passes the budget."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram.error import RetryAfter
+from telegram.ext import ExtBot
+
+from bot.telegram.streaming.limiter import BudgetRateLimiter, chat_of, priority_of
+from bot.telegram.streaming.pacing import Priority, RateBudget
+from tests.fakes.telegram import FakeTelegram
+
+TOKEN = "123:ABC"
+INTERVAL = 0.2  # a private chat's spacing, short to keep the tests fast
+# PTB 22 warns that RetryAfter.retry_after will become a timedelta.
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+
+class CountingBudget(RateBudget):
+    """A RateBudget that counts the slots it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(private_interval=INTERVAL, group_interval=INTERVAL)
+        self.acquired: list[int | None] = []
+
+    async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
+        self.acquired.append(chat_id)
+        await super().acquire(chat_id, is_group=is_group, priority=priority)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(token=TOKEN) as fake:
+        fake.private_user(42, "Alice")
+        fake.private_user(43, "Bob")
+        yield fake
+
+
+@pytest.fixture
+def budget() -> CountingBudget:
+    return CountingBudget()
+
+
+@pytest.fixture
+async def bot(tg: FakeTelegram, budget: CountingBudget) -> AsyncIterator[ExtBot[None]]:
+    ptb = ExtBot(
+        TOKEN,
+        base_url=f"{tg.url}/bot",
+        base_file_url=f"{tg.url}/file/bot",
+        rate_limiter=BudgetRateLimiter(budget),
+    )
+    async with ptb:
+        budget.acquired.clear()  # getMe, on the way in
+        yield ptb
+
+
+def test_requests_are_charged_to_their_chat_or_to_the_bot_alone() -> None:
+    assert chat_of("sendMessage", {"chat_id": 42, "text": "hi"}) == 42
+    assert chat_of("editMessageText", {"chat_id": -100, "message_id": 1}) == -100
+    assert chat_of("sendChatAction", {"chat_id": 42, "action": "typing"}) == 42
+    assert chat_of("editMessageText", {"inline_message_id": "AbC"}) is None
+    assert chat_of("getChatMember", {"chat_id": -100, "user_id": 5}) is None
+    assert chat_of("answerCallbackQuery", {"callback_query_id": "1"}) is None
+    assert [priority_of(m) for m in ("sendMessage", "editMessageText", "sendChatAction")] == [
+        Priority.FIRST,
+        Priority.FINAL,
+        Priority.EDIT,
+    ]
+
+
+async def test_requests_nobody_paced_wait_for_their_own_slot(
+    tg: FakeTelegram, bot: ExtBot[None], budget: CountingBudget
+) -> None:
+    await asyncio.gather(*(bot.send_message(42, str(n)) for n in range(3)), bot.get_me())
+    times = [r.time for r in tg.stats.chat_requests[42]]
+    assert len(times) == 3
+    assert min(b - a for a, b in itertools.pairwise(times)) >= INTERVAL * 0.9
+    assert sorted(budget.acquired, key=str) == [42, 42, 42, None]
+
+
+async def test_a_request_in_a_held_slot_is_not_paced_twice(
+    tg: FakeTelegram, bot: ExtBot[None], budget: CountingBudget
+) -> None:
+    async with budget.slot(42, is_group=False, priority=Priority.FIRST):
+        await bot.send_message(42, "in its slot")
+        started = time.monotonic()
+        await bot.send_message(42, "a second request needs a slot of its own")
+    assert time.monotonic() - started >= INTERVAL
+    assert budget.acquired == [42, 42]
+    async with budget.slot(42, is_group=False, priority=Priority.FIRST):
+        await bot.send_message(43, "another chat's request is paced for that chat")
+    assert budget.acquired[-1] == 43
+
+
+async def test_a_429_penalises_the_chat_and_the_request_goes_again_after_it(
+    tg: FakeTelegram, bot: ExtBot[None], budget: CountingBudget
+) -> None:
+    tg.fail_next(1, 429, method="sendMessage", retry_after=1)
+    started = time.monotonic()
+    sent = await bot.send_message(42, "patient")
+    assert time.monotonic() - started >= 1.0
+    assert [m.text for m in tg.messages(42)] == ["patient"] and sent.text == "patient"
+    assert tg.stats.flood_429 == 0, "the penalty was waited out, not hammered"
+    tg.fail_next(1, 429, method="sendChatAction", retry_after=1)
+    with pytest.raises(RetryAfter):  # stale by the time it could go again
+        await bot.send_chat_action(43, "typing")
+    assert tg.stats.requests["sendChatAction"] == 1
