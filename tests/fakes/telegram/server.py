@@ -231,7 +231,7 @@ class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
                 request.transport.close()
             return web.Response(status=204)
         if fault.status == 429 and params is not None and self._flood is not None:
-            _, chat_id, private = self._charged_to(name, params)
+            _, chat_id, private, _ = self._charged_to(name, params)
             self._flood.penalize(chat_id, private, fault.retry_after)
         return failure_response(fault)
 
