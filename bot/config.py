@@ -45,9 +45,18 @@ class Settings(Phi4Settings):
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
     """Seconds an arriving message is held, its storing tried again, while the database is
     locked, full or out of reach; then its sender is asked to send it again."""
+    retention_days: float | None = Field(None, alias="PHI4BOT_RETENTION_DAYS", gt=0)
+    """Conversations untouched this many days are deleted whole; None keeps them forever."""
+    media_retention_days: float | None = Field(None, alias="PHI4BOT_MEDIA_RETENTION_DAYS", gt=0)
+    """Stored files no turn of the last this many days shows lose their bytes (the turn keeps
+    a placeholder); None keeps them."""
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)
+    image_max_side: int = Field(2048, alias="PHI4BOT_IMAGE_MAX_SIDE", ge=64)
+    """Longest side of an image given to the model (and stored); larger ones are scaled down."""
+    decode_concurrency: int = Field(2, alias="PHI4BOT_DECODE_CONCURRENCY", ge=1)
+    """Downloaded files decoded at once, whatever arrives: what bounds the bot's memory."""
     media_wait: float = Field(3.0, alias="PHI4BOT_MEDIA_WAIT", ge=0)
     """Seconds a photo, album, video or document sent without a caption waits for its
     sender's next message (text or voice), which is then its question in the same turn."""

@@ -21,6 +21,7 @@ from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
+from bot.conversation.retention import RetentionSweeper
 from bot.conversation.sharing import SharedAnswering
 from bot.conversation.turns import GuestPlace, guest_message_setting
 from bot.logs import RedactingFormatter
@@ -37,6 +38,7 @@ from bot.telegram.guest.door import GuestDoor
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
+from bot.telegram.polling_request import PollingRequest
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
@@ -80,7 +82,7 @@ def build_application(settings: Settings) -> BotApplication:
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(True)
         .request(requests)
-        .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .get_updates_request(PollingRequest(pulse, connection_pool_size=1, read_timeout=45.0))
         .rate_limiter(BudgetRateLimiter(budget))
         .post_init(_start_services)
         .post_stop(_stop_answers)
@@ -156,7 +158,9 @@ async def _start_services(application: BotApplication) -> None:
                 max_document_chars=settings.max_document_chars,
                 max_pdf_pages=settings.max_pdf_pages if "image" in backend.accepts else 0,
                 sound="audio" in backend.accepts,
+                image_max_side=settings.image_max_side,
             ),
+            decode_concurrency=settings.decode_concurrency,
         ),
         backend.accepts,
         daily_quota=settings.user_daily_quota,
@@ -216,6 +220,9 @@ async def _start_services(application: BotApplication) -> None:
     await _start_ops(application, store=store, backend=backend)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
+    RetentionSweeper(
+        store, conversation_days=settings.retention_days, media_days=settings.media_retention_days
+    ).start(tasks)  # a minute from now, then hourly; off unless a setting asks for it
     if peers is not None:
         await peers.start()  # answers what others left, as they would
         log.info("instance %s shares the database with any others", coordination.instance_id)
