@@ -1,5 +1,5 @@
 """The `phi4bot` command: run the bot, chat from a terminal, check the configuration, or
-copy the database."""
+copy and measure the database."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import secrets
 import sys
+from datetime import UTC
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
@@ -18,7 +19,8 @@ from bot.telegram.app import run_bot
 from bot.telegram.refusal import TokenRefused
 from bot.terminal import run_chat, run_check
 from bot.uncaught import route_uncaught_through_logging
-from storage.errors import StorageError
+from storage import DatabaseStats
+from storage.errors import StorageError, megabytes
 
 TOKEN_MISSING = (
     "phi4bot: TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather and set it "
@@ -46,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     copy = db.add_parser("copy", help="copy every conversation from one database to another")
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="source URL")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="target URL")
+    stats = db.add_parser("stats", help="each table's rows and size, and the oldest conversation")
+    stats.add_argument("--url", metavar="URL", help="the database (default: DATABASE_URL)")
     return parser
 
 
@@ -80,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "db":
+    if args.command == "db" and args.db_command == "copy":
         return _copy_database(args.source, args.target)
+    if args.command == "db":
+        return _database_stats(args.url or _settings().database_url)
     settings = _settings()
     if args.command == "run" and args.webhook_url:
         settings = with_webhook_secret(settings)  # before logging: it masks the secret too
@@ -119,6 +125,39 @@ def _copy_database(source: str, target: str) -> int:
         return 2
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
+
+
+def _database_stats(url: str) -> int:
+    """`phi4bot db stats`: rows and size per table, and the conversation untouched longest."""
+    from storage import open_store
+    from storage.url import redact
+
+    async def read() -> DatabaseStats:
+        store = await open_store(url, max_attachment_bytes=1)
+        try:
+            return await store.database_stats()
+        finally:
+            await store.close()
+
+    try:
+        stats = asyncio.run(read())
+    except StorageError as exc:
+        print(f"phi4bot: {exc}", file=sys.stderr)
+        return 2
+    print(f"database: {redact(url)}")
+    print(f"{'table':<18} {'rows':>9} {'size':>11}")
+    for table in stats.tables:
+        size = "?" if table.size is None else megabytes(table.size)
+        print(f"{table.name:<18} {table.rows:>9} {size:>11}")
+    if stats.oldest_touched is None:
+        print("oldest conversation: none yet")
+    else:
+        touched = stats.oldest_touched.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        print(
+            f"oldest conversation: {stats.oldest_conversation} in chat {stats.oldest_chat}, "
+            f"last written {touched}"
+        )
+    return 0
 
 
 if __name__ == "__main__":

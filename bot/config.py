@@ -45,6 +45,11 @@ class Settings(Phi4Settings):
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
     """Seconds an arriving message is held, its storing tried again, while the database is
     locked, full or out of reach; then its sender is asked to send it again."""
+    retention_days: float | None = Field(None, alias="PHI4BOT_RETENTION_DAYS", gt=0)
+    """Conversations untouched this many days are deleted whole; None keeps them forever."""
+    media_retention_days: float | None = Field(None, alias="PHI4BOT_MEDIA_RETENTION_DAYS", gt=0)
+    """Stored files no turn of the last this many days shows lose their bytes (the turn keeps
+    a placeholder); None keeps them."""
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)

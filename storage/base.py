@@ -12,7 +12,9 @@ from storage.models import (
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    DatabaseStats,
     EditedTurn,
+    Forgotten,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -172,3 +174,16 @@ class Store(Protocol):
 
     async def count_user_turns_since(self, user_id: int, since_epoch: float) -> int:
         """For per-user quotas."""
+
+    # retention -----------------------------------------------------------
+    async def forget(
+        self, *, conversations_before: float | None, media_before: float | None, batch: int
+    ) -> Forgotten:
+        """One small batch of retention: up to `batch` whole conversations untouched since
+        `conversations_before` deleted, and the bytes of up to `batch` files no turn since
+        `media_before` shows dropped (epoch seconds; None leaves that kind alone). Attachments
+        whose bytes were dropped keep their metadata and come back from history without
+        bytes. Call again while `Forgotten.more`."""
+
+    async def database_stats(self) -> DatabaseStats:
+        """Rows and bytes per table, and the conversation untouched the longest."""

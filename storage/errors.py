@@ -78,6 +78,9 @@ _POSTGRES_STATES = {
     "40001": Unavailability.LOCKED,  # serialization_failure
     "40P01": Unavailability.LOCKED,  # deadlock_detected
     "55P03": Unavailability.LOCKED,  # lock_not_available (lock_timeout)
+    # foreign_key_violation: the conversation a turn went into was being deleted by retention
+    # (untouched for days) at that very moment; tried again, the turn starts a new one.
+    "23503": Unavailability.LOCKED,
 }
 """SQLSTATEs (a class by its two characters, or one state) that may pass."""
 

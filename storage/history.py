@@ -67,7 +67,8 @@ async def load_last_user_turn(db: Session, conversation_id: int) -> HistoryTurn 
     if row is None:
         return None
     attachments = await db.fetch(
-        f"SELECT {ATTACHMENT_COLUMNS}, b.data FROM attachments a "
+        f"SELECT {ATTACHMENT_COLUMNS}, CASE WHEN b.dropped_at IS NULL THEN b.data END "
+        "FROM attachments a "
         "JOIN blobs b ON b.sha256 = a.sha256 WHERE a.turn_id = ? ORDER BY a.position",
         row[0],
     )
@@ -143,7 +144,9 @@ async def _blob_data(db: Session, hashes: Sequence[str]) -> dict[str, bytes]:
     if not hashes:
         return {}
     condition, values = db.dialect.any_of("sha256", sorted(set(hashes)))
-    rows = await db.fetch(f"SELECT sha256, data FROM blobs WHERE {condition}", *values)
+    rows = await db.fetch(
+        f"SELECT sha256, data FROM blobs WHERE {condition} AND dropped_at IS NULL", *values
+    )
     return {row[0]: row[1] for row in rows}
 
 

@@ -140,3 +140,37 @@ class EditedTurn:
     changed: bool  # the text differed from the stored one (an edit seen twice changes nothing)
     newest: bool  # no later user turn in its conversation
     answer_message_ids: tuple[int, ...]  # the messages of its newest answer, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What one batch of retention removed; a count equal to `batch` means there may be more."""
+
+    conversations: int
+    media: int
+    batch: int
+
+    @property
+    def more(self) -> bool:
+        return self.conversations >= self.batch or self.media >= self.batch
+
+
+@dataclass(frozen=True, slots=True)
+class TableSize:
+    """A table's rows, and its bytes on disk with its indexes (None where unknown)."""
+
+    name: str
+    rows: int
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """What `phi4bot db stats` prints: the tables' sizes and the conversation untouched the
+    longest (None in an empty database)."""
+
+    engine: str
+    tables: tuple[TableSize, ...]
+    oldest_conversation: int | None
+    oldest_chat: int | None
+    oldest_touched: datetime | None

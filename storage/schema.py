@@ -26,6 +26,10 @@ FIRST_INDEXES = (
 )
 """The first migration's indexes, the same on both engines."""
 
+RETENTION_INDEX = "CREATE INDEX attachments_by_blob ON attachments (sha256)"
+"""Attachments by file, which `prepare_retention` adds on both engines: a file is deleted or
+dropped only when no attachment (or no recent one) shows it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Migration(Generic[Db]):

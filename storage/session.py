@@ -91,6 +91,9 @@ class Dialect(Protocol):
         """Inside a transaction: take turns with other processes creating the key's first
         conversation."""
 
+    async def table_sizes(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
+        """Bytes on disk of each table with its indexes, where the engine can tell."""
+
     def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
         """Statements to run once rows were copied in with their ids (`phi4bot db copy`):
         ids the database gives next continue after the copied ones."""
@@ -109,6 +112,10 @@ class Engine(Protocol):
 
     def session(self) -> AbstractAsyncContextManager[Session]:
         """A session for one operation; `StorageError` when the engine is not open."""
+
+    async def reclaim(self) -> None:
+        """After rows were deleted: give the freed space back to the file system where the
+        engine does not do that by itself."""
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,9 @@ from storage.models import (
     AnswerStatus,
     ChatStats,
     ConversationKey,
+    DatabaseStats,
     EditedTurn,
+    Forgotten,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -32,6 +34,7 @@ from storage.models import (
     RecordedTurn,
 )
 from storage.recovery import collect_unfinished, interrupt_orphans
+from storage.retention import database_stats, forget
 from storage.revisions import claim_command, load_latest_answer, rewrite_user_turn
 from storage.session import Engine, Observer, Session, timed
 from storage.turns import (
@@ -284,3 +287,22 @@ class SQLStore:
                 db.dialect.time(since_epoch),
             )
         return int(found)
+
+    # retention -----------------------------------------------------------
+    async def forget(
+        self, *, conversations_before: float | None, media_before: float | None, batch: int
+    ) -> Forgotten:
+        async with self._session("forget") as db:
+            forgotten = await forget(
+                db,
+                conversations_before=conversations_before,
+                media_before=media_before,
+                batch=batch,
+            )
+        if forgotten.conversations or forgotten.media:
+            await self.engine.reclaim()
+        return forgotten
+
+    async def database_stats(self) -> DatabaseStats:
+        async with self._session("database_stats") as db:
+            return await database_stats(db)

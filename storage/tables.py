@@ -47,7 +47,10 @@ TABLES = (
         (("chat_id", "plain"), ("name", "plain"), ("value", "plain")),
     ),
     Table(
-        "blobs", ("sha256",), (("sha256", "plain"), ("size", "plain"), ("data", "plain")), page=16
+        "blobs",
+        ("sha256",),
+        (("sha256", "plain"), ("size", "plain"), ("data", "plain"), ("dropped_at", "time")),
+        page=16,
     ),
     Table(
         "turns",

@@ -77,7 +77,8 @@ async def write_user_turn(
     attachments: Sequence[NewAttachment],
     hashes: Sequence[str],
 ) -> int | None:
-    """Inside the caller's transaction: the turn row, then its media (each blob once)."""
+    """Inside the caller's transaction: the turn row, then its media (each blob once; a file
+    whose bytes retention dropped gets them back)."""
     found = await db.fetchval(INSERT_USER_TURN, *values)
     if found is None:
         return None
@@ -87,7 +88,8 @@ async def write_user_turn(
     pairs = list(zip(attachments, hashes, strict=True))
     blobs = {sha: attachment.data for attachment, sha in pairs}
     await db.executemany(
-        "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        "INSERT INTO blobs (sha256, size, data) VALUES (?, ?, ?) ON CONFLICT (sha256) "
+        "DO UPDATE SET data = excluded.data, dropped_at = NULL WHERE blobs.dropped_at IS NOT NULL",
         [(sha, len(data), data) for sha, data in sorted(blobs.items())],
     )
     await db.executemany(

@@ -21,6 +21,7 @@ from bot.conversation.notices import Notices
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
+from bot.conversation.retention import RetentionSweeper
 from bot.conversation.sharing import SharedAnswering
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness
@@ -200,6 +201,9 @@ async def _start_services(application: BotApplication) -> None:
     await _start_ops(application, store=store, backend=backend)
     log.info("@%s is up, backend %s", identity.username, backend.name)
     health.start()  # in the background: updates are taken meanwhile
+    RetentionSweeper(
+        store, conversation_days=settings.retention_days, media_days=settings.media_retention_days
+    ).start(tasks)  # a minute from now, then hourly; off unless a setting asks for it
     if peers is not None:
         await peers.start()  # answers what others left, as they would
         log.info("instance %s shares the database with any others", coordination.instance_id)

@@ -174,6 +174,15 @@ class PostgresDialect:
         namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
         await session.execute("SELECT pg_advisory_xact_lock(?, ?)", namespace, lock)
 
+    async def table_sizes(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
+        rows = await session.fetch(
+            "SELECT c.relname::text, pg_total_relation_size(c.oid) FROM pg_class c "
+            "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
+            "AND c.relname = ANY(?::text[])",
+            list(tables),
+        )
+        return {str(name): int(size) for name, size in rows}
+
     def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
         """Identity sequences continue after the largest copied id, so the next turn the
         bot stores does not collide with a copied one; and the planner learns how large the

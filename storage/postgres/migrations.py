@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from storage.postgres.locks import LockNamespace
-from storage.schema import FIRST_INDEXES, Migration, SchemaTooNew, registered
+from storage.schema import FIRST_INDEXES, RETENTION_INDEX, Migration, SchemaTooNew, registered
 
 if TYPE_CHECKING:
     from storage.postgres.connection import Db
@@ -190,3 +190,10 @@ async def add_answer_owner(db: Db) -> None:
         "ALTER TABLE turns ADD COLUMN owner text",
         "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'",
     )
+
+
+@migration
+async def prepare_retention(db: Db) -> None:
+    """When a file's bytes were dropped by retention, and the indexes deleting old
+    conversations needs; see `storage.sqlite.migrations.prepare_retention`."""
+    await _run(db, RETENTION_INDEX, "ALTER TABLE blobs ADD COLUMN dropped_at timestamptz")

@@ -80,6 +80,9 @@ class PostgresEngine:
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as db:
             yield db
 
+    async def reclaim(self) -> None:
+        """Nothing to do: autovacuum makes deleted rows' space reusable by itself."""
+
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         async with self.connection() as db:

@@ -27,6 +27,10 @@ from storage.session import Dialect, Row, Session
 from storage.url import MEMORY
 
 BUSY_TIMEOUT_SECONDS = 5.0
+INCREMENTAL_VACUUM = 2  # what `PRAGMA auto_vacuum` reads for INCREMENTAL
+RECLAIM_PAGES = 2048
+"""Pages (4 KiB each by default) given back to the file system after one retention batch:
+a batch frees a few megabytes at most, and a bounded step keeps the write lock short."""
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -58,9 +62,12 @@ def check_database_file(path: Path) -> None:
 
 async def connect(path: Path) -> aiosqlite.Connection:
     """A connection in autocommit mode (transactions are explicit) with WAL, foreign keys
-    and a busy timeout, so another process holding the lock briefly is waited for."""
+    and a busy timeout, so another process holding the lock briefly is waited for. A new
+    file is made with incremental `auto_vacuum`, so space retention frees can be given back
+    (see `make_space_reclaimable`)."""
     db = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
     try:
+        await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
@@ -69,6 +76,15 @@ async def connect(path: Path) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+async def make_space_reclaimable(db: aiosqlite.Connection) -> None:
+    """A file made before incremental `auto_vacuum` was asked for is rewritten once (`VACUUM`
+    applies the setting), so later retention can give freed pages back a few at a time."""
+    rows = list(await db.execute_fetchall("PRAGMA auto_vacuum"))
+    if int(rows[0][0]) != INCREMENTAL_VACUUM:
+        await db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        await db.execute("VACUUM")
 
 
 @contextlib.asynccontextmanager
@@ -131,6 +147,17 @@ class SQLiteDialect:
 
     async def lock_key(self, session: Session, key: ConversationKey) -> None:
         """Nothing to take: the transaction's write lock keeps every other writer out."""
+
+    async def table_sizes(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
+        """From the `dbstat` table, where this SQLite has it."""
+        try:
+            rows = await session.fetch(
+                "SELECT s.tbl_name, sum(d.pgsize) FROM dbstat d "
+                "JOIN sqlite_schema s ON s.name = d.name GROUP BY s.tbl_name"
+            )
+        except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
+            return {}
+        return {str(name): int(size) for name, size in rows if name in tables}
 
     def after_copy(self, identity_tables: Sequence[str], tables: Sequence[str]) -> list[str]:
         """Nothing: SQLite gives a new row the largest id plus one by itself."""

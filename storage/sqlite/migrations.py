@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
-from storage.schema import FIRST_INDEXES, Migration, SchemaTooNew, registered
+from storage.schema import FIRST_INDEXES, RETENTION_INDEX, Migration, SchemaTooNew, registered
 from storage.sqlite.connection import transaction
 
 MigrationStep = Callable[[aiosqlite.Connection], Awaitable[None]]
@@ -172,4 +172,18 @@ async def add_answer_owner(db: aiosqlite.Connection) -> None:
         db,
         "ALTER TABLE turns ADD COLUMN owner TEXT",
         "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'",
+    )
+
+
+@migration
+async def prepare_retention(db: aiosqlite.Connection) -> None:
+    """When a file's bytes were dropped by retention (its attachments stay, as placeholders);
+    and the indexes deleting old conversations needs: attachments by file, and answers by the
+    turn they reply to (each deleted turn is looked up there; PostgreSQL has it from the
+    start)."""
+    await _run(
+        db,
+        RETENTION_INDEX,
+        "CREATE INDEX turns_by_reply ON turns (reply_to) WHERE reply_to IS NOT NULL",
+        "ALTER TABLE blobs ADD COLUMN dropped_at REAL",
     )

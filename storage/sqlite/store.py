@@ -15,10 +15,12 @@ from storage.errors import StorageError
 from storage.schema import SchemaTooNew
 from storage.session import Dialect, Session
 from storage.sqlite.connection import (
+    RECLAIM_PAGES,
     SQLiteDialect,
     SQLiteSession,
     check_database_file,
     connect,
+    make_space_reclaimable,
     unusable,
 )
 from storage.sqlite.migrations import apply_migrations
@@ -50,6 +52,7 @@ class SQLiteEngine:
             raise unusable(self.path, exc) from exc
         try:
             await apply_migrations(db)
+            await make_space_reclaimable(db)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, SchemaTooNew):
@@ -70,6 +73,14 @@ class SQLiteEngine:
             with contextlib.suppress(sqlite3.Error):
                 await db.execute("PRAGMA optimize")
             await db.close()
+
+    async def reclaim(self) -> None:
+        """Up to `RECLAIM_PAGES` free pages go back to the file system (`auto_vacuum` is
+        incremental, see `connect`). Run as a script: a plain statement would be stepped
+        once, and free one page."""
+        async with self._lock:
+            if self.db is not None:
+                await self.db.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES:d})")
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
