@@ -1,27 +1,39 @@
 """Measures how fast and how lean media becomes model input: `python -m bench.media`.
 
 Voice notes → 16 kHz WAV; a 60 s 720p video → frames and WAV; a 50-page text PDF; a 20-page
-scanned PDF. The video and PDF rows must each stay under 2 s and 300 MB of peak RSS: the
-bench exits non-zero on a miss.
+scanned PDF; an album of ten 36-megapixel photos. The video and PDF rows must each stay under
+2 s and 300 MB of peak RSS, the album under 400 MB: the bench exits non-zero on a miss.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
+from PIL import Image
+
+from bench.harness import BOT_USERNAME, bot_env, proc_figures, start_bot, stop_bot, wait_for
 from bench.harness import verdict as report
 from bot.media import MediaTooLong, decode_audio_to_wav
 from bot.media.pdf import read_pdf
 from bot.media.video import decode_video
+from tests.e2e.bot_process import TOKEN
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import (
     make_mp4,
     make_ogg_opus,
+    make_photo,
     make_scanned_pdf,
     make_text_pdf,
     ogg_with_false_duration,
@@ -166,6 +178,70 @@ def kind_rows() -> bool:
     return ok
 
 
+ALBUM_PHOTOS = 10
+ALBUM_SIZE = (7360, 4912)  # 36 megapixels each, a full-frame camera's photos
+ALBUM_TARGET_RSS_MIB = 400.0
+ALBUM_ANSWER = "Ten landscapes."
+
+
+async def album_through_the_bot(photos: list[bytes], workdir: Path) -> tuple[float, int, str]:
+    """The real bot answers one album of `photos` (fake Telegram, fake model): seconds from
+    sending to the answer (or to its failure), the bot's peak RSS (KiB) and what the model
+    received (or why it was not answered)."""
+    async with (
+        FakeTelegram(token=TOKEN, bot_username=BOT_USERNAME) as tg,
+        FakeOpenAIServer() as model,
+    ):
+        model.answer = ALBUM_ANSWER
+        bot = await start_bot(tg, bot_env(tg, model, workdir), workdir)
+        try:
+            user = tg.private_user(42, "Alice")
+            start = time.monotonic()
+            for n, photo in enumerate(photos):
+                caption = "What are these?" if n == 0 else None
+                tg.send_photo(user.chat, user, photo, caption=caption, media_group_id="album")
+            ended = await wait_for(
+                tg,
+                lambda: tg.text_of(42) == ALBUM_ANSWER or bot.log_lines("answer failed"),
+                timeout=300,
+            )
+            elapsed = time.monotonic() - start
+            assert bot.proc is not None
+            figures = proc_figures(bot.proc.pid)
+        finally:
+            await stop_bot(bot)
+    if not ended or figures is None:
+        raise RuntimeError(f"the album was not answered:\n{bot.log()[-3000:]}")
+    if tg.text_of(42) != ALBUM_ANSWER:
+        return elapsed, figures.hwm_kib, f"not answered: {bot.log_lines('answer failed')[0]}"
+    images = [
+        p["image_url"]["url"]
+        for m in model.chat_requests[-1].json["messages"]
+        if isinstance(m["content"], list)
+        for p in m["content"]
+        if p["type"] == "image_url"
+    ]
+    sizes = {Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size for url in images}
+    shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
+    return elapsed, figures.hwm_kib, f"{len(images)} images of {shown} px to the model"
+
+
+def album_row() -> bool:
+    """Ten 36 MP photos in one album through the real bot; False when peak RSS misses."""
+    print(f"An album of {ALBUM_PHOTOS} photos of 36 megapixels, answered by the bot process")
+    photos = [make_photo(*ALBUM_SIZE, seed=n) for n in range(ALBUM_PHOTOS)]
+    with tempfile.TemporaryDirectory() as folder:
+        seconds, hwm_kib, what = asyncio.run(album_through_the_bot(photos, Path(folder)))
+    rss_mib = hwm_kib / 1024
+    hit = rss_mib < ALBUM_TARGET_RSS_MIB and not what.startswith("not answered")
+    mb = sum(len(p) for p in photos) / 1e6
+    print(
+        f"  {mb:.0f} MB of JPEG: over in {seconds:.1f} s, bot's peak RSS {rss_mib:.0f} MiB "
+        f"(target <{ALBUM_TARGET_RSS_MIB:.0f} MiB) {'ok' if hit else 'MISS'}: {what}"
+    )
+    return hit
+
+
 def main() -> int:
     print("OGG/Opus voice notes (mono, 48 kHz, 32 kbit/s) -> 16 kHz mono s16 WAV")
     header = (
@@ -216,6 +292,9 @@ def main() -> int:
     print()
     if not kind_rows():
         missed.append("videos and PDFs (see above)")
+    print()
+    if not album_row():
+        missed.append("an album of 36 MP photos (see above)")
     return report(missed)
 
 

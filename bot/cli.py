@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the Telegram bot (long polling, or a webhook)")
     run.add_argument("--webhook-url", help="public HTTPS URL Telegram should post updates to")
-    run.add_argument("--listen", default="0.0.0.0", help="address the webhook server binds")
+    run.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        help="address the webhook server binds (behind a reverse proxy on this machine)",
+    )
     run.add_argument("--port", type=int, default=8443, help="port the webhook server binds")
     chat = sub.add_parser("chat", help="talk to the configured model from this terminal")
     chat.add_argument("--image", action="append", type=Path, default=[], help="attach an image")

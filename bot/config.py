@@ -53,6 +53,10 @@ class Settings(Phi4Settings):
     max_video_seconds: float = Field(120.0, alias="PHI4BOT_MAX_VIDEO_SECONDS", gt=0)
     max_document_chars: int = Field(40_000, alias="PHI4BOT_MAX_DOCUMENT_CHARS", gt=0)
     max_pdf_pages: int = Field(8, alias="PHI4BOT_MAX_PDF_PAGES", ge=0)
+    image_max_side: int = Field(2048, alias="PHI4BOT_IMAGE_MAX_SIDE", ge=64)
+    """Longest side of an image given to the model (and stored); larger ones are scaled down."""
+    decode_concurrency: int = Field(2, alias="PHI4BOT_DECODE_CONCURRENCY", ge=1)
+    """Downloaded files decoded at once, whatever arrives: what bounds the bot's memory."""
     media_wait: float = Field(3.0, alias="PHI4BOT_MEDIA_WAIT", ge=0)
     """Seconds a photo, album, video or document sent without a caption waits for its
     sender's next message (text or voice), which is then its question in the same turn."""

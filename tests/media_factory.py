@@ -12,7 +12,7 @@ import zlib
 from typing import Any
 
 import av
-from PIL import Image
+from PIL import Image, ImageChops
 
 Color = tuple[int, int, int]
 
@@ -35,6 +35,24 @@ def make_noisy_image(
     pixels = random.Random(seed).randbytes(width * height * 3)
     out = io.BytesIO()
     Image.frombytes("RGB", (width, height), pixels).save(out, image_format)
+    return out.getvalue()
+
+
+def make_photo(width: int, height: int, *, seed: int = 0, quality: int = 85) -> bytes:
+    """A JPEG that compresses like a camera's photo (gradients under grain, about a byte for
+    every 4 pixels), not like a flat test card; `seed` varies the grain."""
+    gradient = Image.linear_gradient("L").resize((width, height))
+    grain = Image.effect_noise((width, height), 24 + seed % 7)
+    image = Image.merge(
+        "RGB",
+        (
+            gradient,
+            ImageChops.blend(gradient, grain, 0.5),
+            ImageChops.blend(gradient.transpose(Image.Transpose.ROTATE_180), grain, 0.3),
+        ),
+    )
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 

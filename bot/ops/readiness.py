@@ -13,6 +13,7 @@ from storage import Store
 TELEGRAM_FRESH = 60.0  # Telegram must have answered within this many seconds
 CHECK_TIMEOUT = 5.0  # each check gives up after this long
 BACKEND_RECHECK = 5.0  # a backend probe's result is reused for this long
+REPORT_TTL = 5.0  # a whole report is reused for this long: scrapes cost nothing more
 OK = "ok"
 
 
@@ -40,8 +41,11 @@ class Readiness:
 
     Telegram counts as answering when any request got an HTTP answer within the last
     minute (long polling asks every 30 s); when none did, as behind a quiet webhook, the
-    check asks Telegram itself (`ask_telegram`, e.g. getMe) before saying no. Backend
-    probes are reused for a few seconds, so frequent probes cost the backend little.
+    check asks Telegram itself (`ask_telegram`, e.g. getMe) before saying no.
+
+    However many ask at once, one check is in flight and its report is reused for
+    `REPORT_TTL` seconds: fifty scrapes make one database query, at most one getMe and one
+    backend probe, not fifty of each.
     """
 
     store: Store
@@ -51,8 +55,25 @@ class Readiness:
     redact: Callable[[str], str] = lambda text: text
     clock: Callable[[], float] = time.monotonic
     _backend_result: tuple[float, str] | None = field(default=None, init=False)
+    _report: tuple[float, ReadinessReport] | None = field(default=None, init=False)
+    _checking: asyncio.Future[ReadinessReport] | None = field(default=None, init=False)
 
     async def check(self) -> ReadinessReport:
+        """The latest report if it is fresh, else the one being made (made now if none is)."""
+        if self._report is not None and self.clock() - self._report[0] < REPORT_TTL:
+            return self._report[1]
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._check_now())
+            self._checking.add_done_callback(self._checked)
+        # shielded: one caller giving up must not cancel the check the others wait for
+        return await asyncio.shield(self._checking)
+
+    def _checked(self, done: asyncio.Future[ReadinessReport]) -> None:
+        self._checking = None
+        if not done.cancelled() and done.exception() is None:
+            self._report = (self.clock(), done.result())
+
+    async def _check_now(self) -> ReadinessReport:
         names = ("database", "telegram", "backend")
         results = await asyncio.gather(
             self._bounded(self._database()),

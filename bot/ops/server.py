@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 
@@ -69,5 +70,15 @@ class OpsServer:
         return web.json_response({"status": "ok", "uptime_seconds": uptime})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        """The checks and reasons for a caller on this machine; elsewhere only ready or not
+        (the reasons name servers and errors an outsider has no business reading)."""
         report = await self.readiness.check()
-        return web.json_response(report.as_json(), status=200 if report.ready else 503)
+        body = report.as_json() if _loopback(request.remote) else {"ready": report.ready}
+        return web.json_response(body, status=200 if report.ready else 503)
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False  # a unix socket or a name: not known to be this machine

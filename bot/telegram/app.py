@@ -36,6 +36,7 @@ from bot.telegram.downloads import MediaFetcher
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
+from bot.telegram.polling_request import PollingRequest
 from bot.telegram.preparation import MediaLimits
 from bot.telegram.refusal import run_refusing_tokens
 from bot.telegram.services import BotServices
@@ -79,7 +80,7 @@ def build_application(settings: Settings) -> BotApplication:
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(True)
         .request(requests)
-        .get_updates_request(MeteredRequest(pulse, connection_pool_size=1, read_timeout=45.0))
+        .get_updates_request(PollingRequest(pulse, connection_pool_size=1, read_timeout=45.0))
         .rate_limiter(BudgetRateLimiter(budget))
         .post_init(_start_services)
         .post_stop(_stop_answers)
@@ -147,7 +148,9 @@ async def _start_services(application: BotApplication) -> None:
                 max_document_chars=settings.max_document_chars,
                 max_pdf_pages=settings.max_pdf_pages if "image" in backend.accepts else 0,
                 sound="audio" in backend.accepts,
+                image_max_side=settings.image_max_side,
             ),
+            decode_concurrency=settings.decode_concurrency,
         ),
         backend.accepts,
         daily_quota=settings.user_daily_quota,

@@ -20,7 +20,7 @@ from bot.media import MediaTooLong
 from bot.media.errors import VideoTooLong
 from bot.media.sniff import document_form
 from bot.shared import MediaForm, MediaKind
-from bot.telegram.preparation import MediaLimits, prepare_attachment
+from bot.telegram.preparation import MediaLimits, MediaPreparer
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,13 @@ def check_size(ref: MediaRef, cap: int) -> None:
 class MediaFetcher:
     """Downloads message media and prepares it for the model (`preparation`)."""
 
-    def __init__(self, bot: Bot, *, max_bytes: int, limits: MediaLimits) -> None:
+    def __init__(
+        self, bot: Bot, *, max_bytes: int, limits: MediaLimits, decode_concurrency: int = 2
+    ) -> None:
         self._bot = bot
         self._max_bytes = max_bytes
         self._limits = limits
+        self._preparer = MediaPreparer(limits, decode_concurrency)
 
     async def fetch(self, refs: Sequence[MediaRef]) -> FetchedMedia:
         for ref in refs:
@@ -173,7 +176,7 @@ class MediaFetcher:
 
     async def _fetch_one(self, ref: MediaRef) -> FetchedMedia:
         data = await self._download(ref)
-        return await prepare_attachment(ref, data, self._limits)
+        return await self._preparer.prepare(ref, data)
 
     async def _download(self, ref: MediaRef) -> bytes:
         """getFile and the download, retried on network errors and 5xx (safe: they only read)."""

@@ -14,6 +14,8 @@ import contextlib
 import datetime as dtm
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from socket import socket
 from typing import Any
 
 from telegram.error import TelegramError
@@ -21,6 +23,7 @@ from telegram.ext import Updater
 
 from bot.conversation.sharing import SharedAnswering
 from bot.telegram.streaming.pacing import RateBudget
+from bot.telegram.webhook import GuardedWebhookApp, GuardedWebhookServer
 from storage import Coordination
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,8 @@ SHARE_EVERY = 1.0
 
 
 class LeaderUpdater(Updater):
-    """An `Updater` that long-polls only while this process holds the polling lease."""
+    """An `Updater` that long-polls only while this process holds the polling lease, and
+    serves its webhook through the guarded handler."""
 
     coordination: Coordination | None = None
 
@@ -60,6 +64,42 @@ class LeaderUpdater(Updater):
             return await super().start_polling(**self._polling)
         self._stand_by()
         return self.update_queue
+
+    async def _start_webhook(
+        self,
+        listen: str,
+        port: int,
+        url_path: str,
+        bootstrap_retries: int,
+        allowed_updates: Sequence[str] | None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        drop_pending_updates: bool | None = None,
+        webhook_url: str | None = None,
+        ready: asyncio.Event | None = None,
+        ip_address: str | None = None,
+        max_connections: int = 40,
+        secret_token: str | None = None,
+        unix: str | Path | socket | None = None,
+    ) -> None:
+        """PTB's own start, with the guarded server of `bot.telegram.webhook` (a wrong secret
+        or a big body refused from the headers). The bot serves plain HTTP on a TCP port
+        behind a reverse proxy: `cert`, `key` and `unix` are not used by `phi4bot run`."""
+        if cert is not None or key is not None or unix is not None:
+            raise ValueError("phi4bot's webhook serves plain HTTP on a TCP port")
+        path = url_path if url_path.startswith("/") else f"/{url_path}"
+        app = GuardedWebhookApp(path, self.bot, self.update_queue, secret_token)
+        self._httpd = GuardedWebhookServer(listen, port, app)
+        await self._bootstrap(
+            max_retries=bootstrap_retries,
+            drop_pending_updates=drop_pending_updates,
+            webhook_url=webhook_url,
+            allowed_updates=allowed_updates,
+            ip_address=ip_address,
+            max_connections=max_connections,
+            secret_token=secret_token,
+        )
+        await self._httpd.serve_forever(ready=ready)
 
     def _stand_by(self) -> None:
         self._leading = asyncio.create_task(self._lead(), name="polling-lease")

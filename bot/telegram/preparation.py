@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot import metrics
 from bot.conversation.turns import FetchedMedia, MediaRef
 from bot.media import decode_audio_to_wav_async, prepare_image
+from bot.media.image import MAX_SIDE
 from bot.media.pdf import read_pdf_async
 from bot.media.sticker import VIDEO_STICKER_FRAMES
 from bot.media.text_file import inline_text_file_async
@@ -38,10 +39,13 @@ class MediaLimits:
     """Scanned pages rendered as images (0 when the backend takes no images)."""
     sound: bool = True
     """Whether videos bring their sound track (False when the backend takes no audio)."""
+    image_max_side: int = MAX_SIDE
+    """Longest side of a photo or image file given to the model; larger ones are scaled."""
 
 
 async def prepare_attachment(ref: MediaRef, data: bytes, limits: MediaLimits) -> FetchedMedia:
-    """Images pass verified (re-encoded only if Phi-4 cannot read the format); audio → WAV;
+    """Images pass verified (re-encoded only if Phi-4 cannot read the format, or scaled down
+    past `image_max_side`); audio → WAV;
     videos → frames and WAV; PDFs → text and page images; text files → a fenced block.
 
     The time it takes is recorded in `phi4bot_media_decode_seconds`.
@@ -53,6 +57,22 @@ async def prepare_attachment(ref: MediaRef, data: bytes, limits: MediaLimits) ->
         metrics.observe_media_decode(ref.how, time.perf_counter() - started)
 
 
+class MediaPreparer:
+    """`prepare_attachment` for every download of the bot, at most `concurrency` at once.
+
+    Decoding a file costs tens of MB for a moment; an album of ten, or ten chats at once,
+    must not cost ten times that: downloads run side by side, decodes take turns.
+    """
+
+    def __init__(self, limits: MediaLimits, concurrency: int = 2) -> None:
+        self.limits = limits
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def prepare(self, ref: MediaRef, data: bytes) -> FetchedMedia:
+        async with self._slots:
+            return await prepare_attachment(ref, data, self.limits)
+
+
 def _stem(ref: MediaRef, fallback: str) -> str:
     return ref.filename.rsplit(".", 1)[0] or fallback
 
@@ -60,7 +80,9 @@ def _stem(ref: MediaRef, fallback: str) -> str:
 async def _prepare(ref: MediaRef, data: bytes, limits: MediaLimits) -> FetchedMedia:
     how = ref.how
     if how == "image":
-        image = await asyncio.to_thread(prepare_image, data, filename=ref.filename)
+        image = await asyncio.to_thread(
+            prepare_image, data, filename=ref.filename, max_side=limits.image_max_side
+        )
         name = image.filename or ref.filename
         return FetchedMedia(
             (NewAttachment("image", image.mime_type, image.data, name, ref.file_id),)

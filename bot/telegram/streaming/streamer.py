@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 EMPTY_ANSWER = Sentence("The model returned an empty answer.")
 # Network failures: wait 0.5, 1, 2, 4, 8, 8 ... seconds; the final state gives up after 8.
 BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 8.0
-FINAL_ATTEMPTS = 8
+BACKOFF_MAX = 2.0
+"""Capped low so an answer reaches the chat within 2 s of Telegram's return from an outage."""
+FINAL_ATTEMPTS = 18
+"""Tries of a final text before giving up: 0.5 + 1 + 15 × 2 s, about 30 s of outage."""
 
 
 class ReplyStreamer:

@@ -62,6 +62,7 @@ class FakeTelegram(MediaDriver, ChatObserver):
         self.stats = Stats()
         self.limits = limits
         self._faults = FaultPlan()
+        self._down: Fault | None = None
         self._port = port
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
@@ -104,6 +105,15 @@ class FakeTelegram(MediaDriver, ChatObserver):
         downloads. A fault still waiting when the fake closes fails the test.
         """
         self._faults.add(Fault("fail", n, method, status, body, retry_after))
+
+    def go_down(self, status: int = 502) -> None:
+        """From now on answer every Bot API call (any method) with nginx's `status`
+        page, as a gateway in front of a Telegram that is away does, until `come_back`."""
+        self._down = Fault("fail", 1, "*", status)
+
+    def come_back(self) -> None:
+        """Telegram is back: calls are answered normally again."""
+        self._down = None
 
     def reset_next(self, n: int = 1, *, method: str) -> None:
         """Close the connection of the next `n` calls of `method` without answering (the
@@ -162,6 +172,9 @@ class FakeTelegram(MediaDriver, ChatObserver):
             return _reply(404, ApiError(404, "Not Found").body())
         name, handler = found
         self.stats.requests[name] += 1
+        if self._down is not None:
+            self.stats.faults += 1
+            return failure_response(self._down)
         try:
             params = await _read_params(request)
             faulted = await self._fault(request, name, params)

@@ -40,6 +40,7 @@ from tests.media_factory import (
     make_noisy_image,
     make_ogg_opus,
     make_ogg_vorbis,
+    make_photo,
     make_png,
     make_png_bomb,
     make_silent_video,
@@ -278,13 +279,61 @@ def test_damaged_or_foreign_images_are_unreadable(data: bytes) -> None:
         prepare_image(data)
 
 
-@pytest.mark.parametrize(
-    ("width", "height"), [(8_000, 7_000), (14_000, 14_000)], ids=["over our cap", "pillow bomb"]
-)
-def test_decompression_bombs_are_refused_by_pixel_count(width: int, height: int) -> None:
+def test_more_than_100_megapixels_is_refused_from_the_header() -> None:
+    with pytest.raises(UnreadableMedia) as refused:
+        prepare_image(make_png_bomb(14_000, 14_000))
+    assert "at most 100 megapixels" in refused.value.user_message
+
+
+@pytest.mark.parametrize(("width", "height"), [(7_000, 7_000), (4_000, 4_000)])
+def test_more_pixels_per_byte_than_any_picture_is_refused_as_a_bomb(
+    width: int, height: int
+) -> None:
     with pytest.raises(UnreadableMedia) as refused:
         prepare_image(make_png_bomb(width, height))
-    assert "at most 50 megapixels" in refused.value.user_message
+    assert "far more pixels than its file size allows" in refused.value.user_message
+
+
+def test_a_small_flat_png_is_no_bomb_and_is_scaled_down() -> None:
+    prepared = prepare_image(make_png(3_000, 2_000), filename="flat.png", max_side=600)
+    assert (prepared.mime_type, prepared.width, prepared.height) == ("image/png", 600, 400)
+    assert prepared.filename == "flat.png"
+
+
+def test_a_60_megapixel_jpeg_is_taken_and_scaled_to_the_longest_side() -> None:
+    prepared = prepare_image(make_jpeg(9_000, 6_700), filename="camera.JPG")
+    assert (prepared.mime_type, prepared.width, prepared.height) == ("image/jpeg", 2048, 1525)
+    assert prepared.filename == "camera.JPG"
+    with Image.open(io.BytesIO(prepared.data)) as image:
+        assert (image.format, image.size) == ("JPEG", (2048, 1525))
+        assert image.getpixel((1000, 700)) == pytest.approx((200, 40, 30), abs=3)
+
+
+def test_a_photo_that_fits_passes_byte_for_byte() -> None:
+    data = make_photo(2048, 1536)
+    assert prepare_image(data).data == data
+
+
+def test_a_scaled_photo_is_upright_as_its_exif_said() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    out = io.BytesIO()
+    Image.new("RGB", (3_000, 1_000), (0, 0, 255)).save(out, "JPEG", exif=exif)
+    prepared = prepare_image(out.getvalue(), max_side=900)
+    assert (prepared.width, prepared.height) == (300, 900)
+    with Image.open(io.BytesIO(prepared.data)) as image:
+        assert image.size == (300, 900)
+
+
+def test_a_scaled_png_keeps_its_transparency() -> None:
+    out = io.BytesIO()
+    Image.new("RGBA", (1_200, 300), (10, 20, 30, 0)).save(out, "PNG")
+    prepared = prepare_image(out.getvalue(), max_side=400)
+    assert (prepared.mime_type, prepared.width, prepared.height) == ("image/png", 400, 100)
+    with Image.open(io.BytesIO(prepared.data)) as image:
+        assert image.mode == "RGBA"
+        pixel = image.getpixel((5, 5))
+        assert isinstance(pixel, tuple) and pixel[3] == 0, "still transparent"
 
 
 @settings(max_examples=80, deadline=None)

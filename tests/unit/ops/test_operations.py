@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
 from bot import metrics
-from bot.ops import Readiness
-from bot.ops.readiness import BACKEND_RECHECK, TELEGRAM_FRESH
+from bot.ops import OpsServer, Readiness
+from bot.ops.readiness import BACKEND_RECHECK, REPORT_TTL, TELEGRAM_FRESH
 from bot.phi4 import BackendUnavailable, Conversation, Turn
 from bot.phi4.backend import QueueListener
 from bot.phi4.chain import FallbackChain
@@ -173,8 +176,12 @@ async def test_each_replica_of_a_pool_is_counted_by_url_and_watched_in_service()
 class MemoryStore:
     def __init__(self) -> None:
         self.fail = False
+        self.reads = 0
+        self.delay = 0.0
 
     async def get_setting(self, chat_id: int, name: str) -> str | None:
+        self.reads += 1
+        await asyncio.sleep(self.delay)
         if self.fail:
             raise RuntimeError("database is locked")
         return None
@@ -322,3 +329,64 @@ async def test_the_budget_reports_its_penalty_and_its_use_of_the_window() -> Non
     clock.t += 1.5
     assert budget.window_used() == 0
     assert budget.penalty_remaining() == pytest.approx(1.5)
+
+
+async def test_fifty_scrapes_at_once_make_one_check_reused_for_a_few_seconds() -> None:
+    clock = Clock()
+    check, store, backend, asked = readiness(clock, answered_at=None)
+    reports = await asyncio.gather(*(check.check() for _ in range(50)))
+    assert all(r.ready for r in reports)
+    assert (store.reads, backend.probes, len(asked)) == (1, 1, 1)
+    clock.now += REPORT_TTL - 0.1
+    await check.check()
+    assert (store.reads, backend.probes) == (1, 1), "a fresh report is reused"
+    clock.now += 0.2
+    await check.check()
+    assert store.reads == 2, "a stale one is made again"
+
+
+async def test_a_scraper_giving_up_does_not_cancel_the_check_others_wait_for() -> None:
+    clock = Clock()
+    check, store, _, _ = readiness(clock, answered_at=clock.now)
+    store.delay = 0.05
+    first = asyncio.ensure_future(check.check())
+    second = asyncio.ensure_future(check.check())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert (await second).ready
+    assert store.reads == 1
+
+
+def _outward_address() -> str | None:
+    """This machine's own non-loopback IPv4 address, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+async def test_readyz_tells_the_reasons_only_to_a_caller_on_this_machine() -> None:
+    outward = _outward_address()
+    if outward is None:
+        pytest.skip("this machine has no address but loopback")
+    clock = Clock()
+    check, store, _, _ = readiness(clock, answered_at=clock.now)
+    store.fail = True
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        port = int(sock.getsockname()[1])
+    server = OpsServer("0.0.0.0", port, check)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as local:
+                assert local.status == 503
+                assert "database is locked" in (await local.json())["reason"]
+            async with session.get(f"http://{outward}:{port}/readyz") as remote:
+                assert remote.status == 503
+                assert await remote.json() == {"ready": False}
+    finally:
+        await server.stop()
