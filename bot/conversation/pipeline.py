@@ -220,7 +220,7 @@ class TurnPipeline:
         conversation = build_conversation(
             inputs.history,
             system_prompt=self._or_default(inputs.system_prompt),
-            label_senders=target.is_group,
+            label_senders=target.is_group and target.guest is None,  # a guest's is one caller's
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()

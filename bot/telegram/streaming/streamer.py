@@ -57,6 +57,8 @@ class ReplyStreamer:
     while the answer is written and `final_buttons` once it is finished, and they change
     with the edits the text needs anyway (or with one paced edit of their own). An answer
     may `take_over` the messages of an earlier one: they are edited into the new answer.
+    `split` cuts a rendering into the messages that show it (`split_for_telegram` at
+    `limit` unless given: a guest answer has one message only).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class ReplyStreamer:
         take_over: Sequence[int] = (),
         on_finished: Callable[[list[int]], None] | None = None,
         translate: Callable[[str], str] = str,
+        split: Callable[[RenderedText], list[RenderedText]] | None = None,
     ) -> None:
         self._sink = sink
         self._budget = budget
@@ -87,7 +90,7 @@ class ReplyStreamer:
         self._mode: Literal["edit", "draft"] = "edit" if is_group else mode
         self._clock = clock or budget.clock
         self._draft_id = draft_id or random.randrange(1, 2**31)
-        self._limit = limit
+        self._split = split or partial(split_for_telegram, limit=limit)
         self._parts: list[str] = []
         self._text = ""
         self._has_text = False
@@ -175,7 +178,7 @@ class ReplyStreamer:
             final = join(answer, note) if note is not None else answer
             if not final.text:
                 final = italic(self._translate(EMPTY_ANSWER))
-            self._final = split_for_telegram(final, self._limit)
+            self._final = self._split(final)
             self._failures = 0
             self._finishing.set()
             self._wake()
@@ -269,10 +272,10 @@ class ReplyStreamer:
             self._rendered_version = self._version
             pieces: list[RenderedText] = []
             if self._has_text:
-                pieces = split_for_telegram(render_markdown(self.text), self._limit)
+                pieces = self._split(render_markdown(self.text))
             self._desired_is_answer = bool(pieces)
             if not pieces and self._status:
-                pieces = split_for_telegram(plain(self._status), self._limit)[:1]
+                pieces = self._split(plain(self._status))[:1]
             self._desired = pieces
         return self._desired
 
