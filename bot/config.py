@@ -98,12 +98,12 @@ class Settings(Phi4Settings):
     def _csv(cls, value: object) -> object:
         return split_csv(value)
 
-    @property
-    def history_read_chars(self) -> int:
-        """Characters of history to read from the store for one answer: more than the
-        configured window can hold, capped by `PHI4BOT_HISTORY_CHARS` when it is set. The
-        window fitting (`bot.phi4.fitting`) then keeps what really fits."""
-        most = self.context_tokens * READ_CHARS_PER_TOKEN
+    def history_read_chars(self, window: int | None = None) -> int:
+        """Characters of history to read from the store for one answer: more than `window`
+        (the largest the backend fits prompts to; else `PHI4_CONTEXT_TOKENS`) can hold,
+        capped by `PHI4BOT_HISTORY_CHARS` when it is set. The window fitting
+        (`bot.phi4.fitting`) then keeps what really fits."""
+        most = (window or self.context_tokens) * READ_CHARS_PER_TOKEN
         return min(most, self.history_chars) if self.history_chars else most
 
     @field_validator("metrics_port", "history_chars", mode="before")

@@ -27,6 +27,7 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.phi4.errors import AnswerCutAtLength
+from bot.phi4.fitting import fitted_window
 from bot.shared import Sentence, UserFacingError
 from bot.shared.tasks import TaskSupervisor
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
@@ -39,6 +40,11 @@ STOP_NOTES = {
         "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
     ),
 }
+CUT_NOTE = Sentence(
+    "✂️ The answer was cut at the model's length limit: press Continue "
+    "(or send /continue) for the rest."
+)
+"""Under an answer the server ended at its length limit, which is kept as it stands."""
 OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
     AnswerStatus.COMPLETE: "answered",
     AnswerStatus.STOPPED: "stopped",
@@ -205,7 +211,7 @@ class TurnPipeline:
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
-            char_budget=self.settings.history_read_chars,
+            char_budget=self.settings.history_read_chars(fitted_window(self.backend)),
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )
@@ -223,7 +229,7 @@ class TurnPipeline:
         conversation = build_conversation(
             inputs.history,
             system_prompt=self._or_default(inputs.system_prompt),
-            label_senders=target.is_group,
+            label_senders=target.is_group and target.guest is None,  # a guest's is one caller's
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
@@ -281,7 +287,7 @@ class TurnPipeline:
         if status is AnswerStatus.COMPLETE:
             if self.health is not None:
                 self.health.answered()
-            message_ids = await view.finish(note=cut.user_message if cut else None)
+            message_ids = await view.finish(note=CUT_NOTE if cut else None)
             if cut is not None and message_ids:
                 await self.replies.offer_continue(target, message_ids[-1])
         elif status is AnswerStatus.STOPPED:

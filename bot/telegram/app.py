@@ -23,6 +23,7 @@ from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
 from bot.conversation.retention import RetentionSweeper
 from bot.conversation.sharing import SharedAnswering
+from bot.conversation.turns import GuestPlace, guest_message_setting
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness
 from bot.phi4 import Backend, create_backend
@@ -33,6 +34,7 @@ from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
+from bot.telegram.guest.door import GuestDoor
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
@@ -109,6 +111,8 @@ async def _start_services(application: BotApplication) -> None:
     coordination = store.coordination()
     me = application.bot
     identity = BotIdentity(me.id, me.username)
+    if me.bot.supports_guest_queries is False:
+        log.info("guest mode is off for @%s (BotFather): no summons from other chats", me.username)
     budget = application.bot_data.budget
     assert budget is not None
     metrics.watch_budget(
@@ -117,6 +121,11 @@ async def _start_services(application: BotApplication) -> None:
         limit=budget.window_cap,
     )
     lanes = ConversationLanes()
+
+    async def remember_guest(place: GuestPlace, inline_message_id: str) -> None:
+        setting = guest_message_setting(place.caller_id)
+        await store.set_setting(place.chat_id, setting, inline_message_id)
+
     tasks = TaskSupervisor()
     replies = TelegramReplies(
         application.bot,
@@ -125,6 +134,7 @@ async def _start_services(application: BotApplication) -> None:
         edit_interval=settings.edit_interval,
         group_edit_interval=settings.group_edit_interval,
         private_streaming=settings.private_streaming,
+        remember_guest=remember_guest,
     )
     health = BackendHealth(backend=backend, replies=replies, settings=settings, tasks=tasks)
     pipeline = TurnPipeline(
@@ -192,6 +202,12 @@ async def _start_services(application: BotApplication) -> None:
             max_input_chars=settings.max_input_chars,
             media_wait=settings.media_wait,
             speech_notice=SpeechNotice(store, pipeline.say),
+        ),
+        guests=GuestDoor(
+            identity=identity,
+            access=access,
+            dispatcher=dispatcher,
+            max_input_chars=settings.max_input_chars,
         ),
         peers=peers,
     )
@@ -312,7 +328,7 @@ def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: i
     raise_open_files_limit()
     log.info("event loop: %s", "uvloop" if use_uvloop(settings.uvloop) else "asyncio")
     application = build_application(settings)
-    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.GUEST_MESSAGE]
 
     def polling() -> None:
         application.run_polling(

@@ -82,6 +82,8 @@ class ReplyStreamer:
 
     Its life is a `Phase` (waiting, status, streaming, finishing, finished, broken), moved
     only through `phases.advance`; what the chat has shown so far is a `Shown`.
+    `split` cuts a rendering into the messages that show it (`split_for_telegram` at
+    `limit` unless given: a guest answer has one message only).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class ReplyStreamer:
         clock: Clock | None = None,
         on_finished: Callable[[list[int]], None] | None = None,
         translate: Callable[[str], str] = str,
+        split: Callable[[RenderedText], list[RenderedText]] | None = None,
     ) -> None:
         self._sink = sink
         self._budget = budget
@@ -103,7 +106,7 @@ class ReplyStreamer:
         self._mode: Literal["edit", "draft"] = "edit" if options.is_group else options.mode
         self._clock = clock or budget.clock
         self._draft_id = options.draft_id or random.randrange(1, 2**31)
-        self._limit = options.limit
+        self._split = split or partial(split_for_telegram, limit=options.limit)
         self._phase = Phase.WAITING
         self._shown = Shown.NOTHING
         self._parts: list[str] = []
@@ -200,7 +203,7 @@ class ReplyStreamer:
             final = join(answer, note) if note is not None else answer
             if not final.text:
                 final = italic(self._translate(EMPTY_ANSWER))
-            self._final = split_for_telegram(final, self._limit)
+            self._final = self._split(final)
             self._failures = 0
             if self._phase is not Phase.BROKEN:
                 self._enter(Phase.FINISHING)
@@ -297,10 +300,10 @@ class ReplyStreamer:
             self._rendered_version = self._version
             pieces: list[RenderedText] = []
             if self._phase is Phase.STREAMING:
-                pieces = split_for_telegram(render_markdown(self.text), self._limit)
+                pieces = self._split(render_markdown(self.text))
             self._desired_is_answer = bool(pieces)
             if not pieces and self._status:
-                pieces = split_for_telegram(plain(self._status), self._limit)[:1]
+                pieces = self._split(plain(self._status))[:1]
             self._desired = pieces
         return self._desired
 
