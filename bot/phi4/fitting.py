@@ -27,8 +27,9 @@ from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
 
-ASK_AGAIN_AFTER = 300.0
-"""Seconds before a server that stated no window is asked again (it may have restarted)."""
+ASK_AGAIN_AFTER = 1800.0
+"""Seconds before a server that stated no window is asked again (it may have restarted with
+one); a refusal teaches the window sooner when it changed."""
 NEAR_THE_WINDOW = 0.5
 """An empty answer to a prompt over this share of a stated window is taken as an overflow."""
 SAFETY = 0.9

@@ -174,3 +174,20 @@ async def test_the_history_to_read_follows_the_largest_window_behind_the_backend
     finally:
         await single.aclose()
         await pool.aclose()
+
+
+async def test_a_message_too_long_for_one_backend_of_a_chain_goes_to_a_larger_one(
+    srv: FakeOpenAIServer,
+) -> None:
+    from bot.phi4.chain import FallbackChain
+
+    srv.window = None  # the second server: Phi-4's whole window
+    long = Conversation((Turn("user", LONG * 30),))  # ~1,200 estimated tokens, 900 fit
+    async with FakeOpenAIServer() as small:
+        small.window, small.shape = WINDOW, "vllm"
+        async with FallbackChain([fitted(small), fitted(srv)]) as chain:
+            assert "".join([c async for c in chain.stream(long)]) == srv.answer
+        assert small.chat_requests == []  # refused before any request to it
+        async with FallbackChain([fitted(small, window=600), fitted(srv, window=600)]) as chain:
+            with pytest.raises(TurnTooLong):
+                [c async for c in chain.stream(long)]
