@@ -6,8 +6,9 @@ serves its metrics port and the bench scrapes `/metrics` once a second (Promethe
 every 15 s by default), so the two settings show what metrics cost: bot CPU and first-visible
 times within 5 % of each other.
 
-The real `phi4bot run` process talks to the fake Telegram (Telegram's default flood limits:
-1/s per private chat with a burst of 3, 20/min per group, 30/s per bot) and to a fake
+The real `phi4bot run` process talks to the fake Telegram (Telegram's flood limits as sliding
+windows: 3 in any 1 s and 10 in any 10 s per private chat, 20 in any 60 s per group, 30 in
+any 1 s per bot; chat actions count) and to a fake
 OpenAI-compatible server that streams each chat its own Markdown answer at ~30 chunks/s of
 4 characters (`--shape fixed`), or at 50 chunks/s of 2–8 characters, the shape vLLM streams
 tokens in (`--shape vllm`; its targets add: every backend request within 1 s of its message,

@@ -1,4 +1,5 @@
-"""The terminal commands `phi4bot chat` and `phi4bot check`: the model without Telegram."""
+"""The terminal commands `phi4bot chat` and `phi4bot check`: the model without Telegram
+(`check` also asks Telegram who the bot is, when a token is set)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.logs import RedactingFormatter
+from bot.ops.bot_account import describe_bot_account
 from bot.phi4 import (
     AnswerCutAtLength,
     Attachment,
@@ -214,6 +216,10 @@ async def run_check(settings: Settings, *, stdout: TextIO | None = None) -> int:
     for name, info in Settings.model_fields.items():
         shown = describe_setting(getattr(settings, name))
         print(_redact(f"  {info.alias or name.upper()} = {shown}", secrets), file=out)
+    if settings.telegram_bot_token is not None:
+        token = settings.telegram_bot_token.get_secret_value()
+        account = await describe_bot_account(settings.telegram_api_url, token)
+        print(_redact(f"telegram: {account}", secrets), file=out)
     backend = create_backend(settings)
     try:
         results = await survey(backend, timeout=settings.connect_timeout + settings.stream_timeout)

@@ -26,6 +26,9 @@ FIRST_INDEXES = (
 )
 """The first migration's indexes, the same on both engines."""
 
+WAITING_INDEX = "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'"
+"""User turns by time, which `add_answer_owner` adds on both engines."""
+
 RETENTION_INDEX = "CREATE INDEX attachments_by_blob ON attachments (sha256)"
 """Attachments by file, which `prepare_retention` adds on both engines: a file is deleted or
 dropped only when no attachment (or no recent one) shows it."""
@@ -40,9 +43,19 @@ class Migration(Generic[Db]):
     step: Callable[[Db], Awaitable[None]]
 
 
-def registered(migrations: list[Migration[Any]], step: Callable[[Db], Awaitable[None]]) -> None:
-    """Add `step` to `migrations` as the next one, named after the function."""
-    migrations.append(Migration(len(migrations) + 1, step.__name__, step))
+Step = TypeVar("Step", bound=Callable[..., Awaitable[None]])
+
+
+def registrar(migrations: Callable[[], list[Migration[Any]]]) -> Callable[[Step], Step]:
+    """An engine's `@migration` decorator: it adds each step, named after its function, at
+    the end of the list `migrations()` returns (looked up at each use)."""
+
+    def migration(step: Step) -> Step:
+        found = migrations()
+        found.append(Migration(len(found) + 1, step.__name__, step))
+        return step
+
+    return migration
 
 
 class SchemaTooNew(StorageError):

@@ -134,6 +134,8 @@ class TurnRecorder:
             await self._refuse(turn, DailyQuotaReached())
             return None
         problem, fetched = await self._fetch(turn)
+        if turn.fresh:
+            await self._retry.run(what, partial(self._store.new_conversation, turn.key))
         attachments = list(fetched.attachments)
         text = "\n\n".join(t for t in (fetched.text, turn.text) if t)
         if problem is not None and turn.media:

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from functools import partial
 
 from bot.conversation.errors import QueueFull
+from bot.conversation.guest_recovery import mark_guest_interrupted
 from bot.conversation.lanes import ConversationLanes, Job, StopReason
 from bot.conversation.notices import by_conversation, notice_target, restart_notice
 from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.recorder import AcceptedTurn
-from bot.conversation.turns import IncomingTurn, ReplyTarget
+from bot.conversation.turns import IncomingTurn, ReplyTarget, guest_caller
 from storage import ConversationKey, Coordination, store_unavailable
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ class SharedAnswering:
                         break  # its answer failed before it was recorded; not again
                     tried.add(waiting.user_turn_id)
                     target = self._targets.pop(waiting.user_turn_id, None)
+                    if target is None and guest_caller(key) is not None:
+                        break  # a summon is answered by the process it reached, once known
                     if target is None:
                         target = ReplyTarget.for_stored(key, waiting.user_message_id)
                     try:
@@ -175,6 +178,9 @@ class SharedAnswering:
         every conversation with waiting turns that nobody holds."""
         cut = await self.coordination.orphaned_answers()
         for key, pending in by_conversation(cut).items():
+            if guest_caller(key) is not None:
+                await mark_guest_interrupted(self.pipeline, key, pending)
+                continue
             self._tell(ReplyTarget.for_stored(key, notice_target(pending)), restart_notice(pending))
         within = SWEEP_WITHIN if self._swept else None
         for key in await self.coordination.waiting_conversations(within):

@@ -10,6 +10,45 @@ from storage import ConversationKey, NewAttachment
 
 
 @dataclass(frozen=True, slots=True)
+class GuestPlace:
+    """Where a guest answer goes in a chat the bot is not a member of: the one message a
+    summon may be answered with (Telegram's guest mode).
+
+    The summon's `query_id` answers it once; from then on the message is edited by its
+    `inline_message_id` (known at once for a message that exists, such as one whose
+    Regenerate button was pressed). Nothing else can be sent into such a chat.
+    """
+
+    chat_id: int
+    caller_id: int
+    query_id: str | None = None
+    inline_message_id: str | None = None
+
+
+def guest_key(chat_id: int, caller_id: int) -> ConversationKey:
+    """The conversation of one caller's summons in one chat.
+
+    Guest conversations are per caller, so people summoning the bot in the same chat do not
+    share context. Forum topics use positive thread ids, so a negative one (minus the
+    caller's user id) never meets a topic, nor the chat's own conversation.
+    """
+    return ConversationKey(chat_id, -caller_id)
+
+
+def guest_caller(key: ConversationKey) -> int | None:
+    """The caller whose guest conversation `key` is; None for a chat's or a topic's."""
+    if key.thread_id is None or key.thread_id >= 0:
+        return None
+    return -key.thread_id
+
+
+def guest_message_setting(caller_id: int) -> str:
+    """The chat setting that holds the `inline_message_id` of `caller_id`'s newest guest
+    answer in a chat, so an answer cut off by a crash can be marked in its message."""
+    return f"guest_message:{caller_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyTarget:
     """Where an answer goes: the conversation, whether it is a group, the message replied to,
     and the language of the person it answers (a Telegram `language_code`; None: English).
@@ -23,6 +62,8 @@ class ReplyTarget:
     is_group: bool
     reply_to: int | None = None
     language: str | None = None
+    guest: GuestPlace | None = None
+    """Set for an answer in guest mode: it goes into that guest message, paced like a group's."""
 
     @classmethod
     def for_stored(cls, key: ConversationKey, reply_to: int | None) -> ReplyTarget:
@@ -34,7 +75,7 @@ class ReplyTarget:
         return cls(key, key.chat_id < 0, reply_to)
 
     def replying_to(self, message_id: int | None) -> ReplyTarget:
-        return ReplyTarget(self.key, self.is_group, message_id, self.language)
+        return ReplyTarget(self.key, self.is_group, message_id, self.language, self.guest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +125,9 @@ class IncomingTurn:
     rejection: UserFacingError | None = None
     # Media of the message replied to: context, taken along when it can still be downloaded.
     context_media: tuple[MediaRef, ...] = ()
+    # Start a new conversation before storing this turn (a guest summon that does not
+    # reply to the bot's earlier guest answer starts afresh).
+    fresh: bool = False
     received_at: float = field(default_factory=time.monotonic, compare=False)  # monotonic
 
     @property

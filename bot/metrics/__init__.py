@@ -35,6 +35,7 @@ UpdateKind = Literal[
     "command",
     "edited",
     "button",
+    "guest",
     "ignored",
     "other",
 ]

@@ -23,6 +23,7 @@ from bot.conversation.recorder import TurnRecorder
 from bot.conversation.recovery import resume_unfinished
 from bot.conversation.retention import RetentionSweeper
 from bot.conversation.sharing import SharedAnswering
+from bot.conversation.turns import GuestPlace, guest_message_setting
 from bot.logs import RedactingFormatter
 from bot.ops import OpsServer, Readiness
 from bot.phi4 import Backend, create_backend
@@ -33,6 +34,7 @@ from bot.telegram.admission import Admission
 from bot.telegram.commands import menu
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
+from bot.telegram.guest.door import GuestDoor
 from bot.telegram.handlers import register_handlers
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
@@ -48,8 +50,6 @@ from bot.telegram.triggers import BotIdentity
 from storage import Store, open_store
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_GRACE = 10.0
 
 
 def build_application(settings: Settings) -> BotApplication:
@@ -111,6 +111,8 @@ async def _start_services(application: BotApplication) -> None:
     coordination = store.coordination()
     me = application.bot
     identity = BotIdentity(me.id, me.username)
+    if me.bot.supports_guest_queries is False:
+        log.info("guest mode is off for @%s (BotFather): no summons from other chats", me.username)
     budget = application.bot_data.budget
     assert budget is not None
     metrics.watch_budget(
@@ -119,15 +121,22 @@ async def _start_services(application: BotApplication) -> None:
         limit=budget.window_cap,
     )
     lanes = ConversationLanes()
+
+    async def remember_guest(place: GuestPlace, inline_message_id: str) -> None:
+        setting = guest_message_setting(place.caller_id)
+        await store.set_setting(place.chat_id, setting, inline_message_id)
+
     tasks = TaskSupervisor()
     replies = TelegramReplies(
         application.bot,
         budget,
+        tasks=tasks,
         edit_interval=settings.edit_interval,
         group_edit_interval=settings.group_edit_interval,
         private_streaming=settings.private_streaming,
+        remember_guest=remember_guest,
     )
-    health = BackendHealth(backend=backend, replies=replies, settings=settings)
+    health = BackendHealth(backend=backend, replies=replies, settings=settings, tasks=tasks)
     pipeline = TurnPipeline(
         replies=replies,
         settings=settings,
@@ -135,6 +144,7 @@ async def _start_services(application: BotApplication) -> None:
         backend=backend,
         lanes=lanes,
         checkpoints=CheckpointWriter(store),
+        tasks=tasks,
         health=health,
     )
     recorder = TurnRecorder(
@@ -166,7 +176,7 @@ async def _start_services(application: BotApplication) -> None:
         shared = SharedAnswering(
             coordination=coordination, lanes=lanes, pipeline=pipeline, tell=notices.tell
         )
-        peers = Peers(coordination, shared, budget, application.updater)
+        peers = Peers(coordination, shared, budget, application.updater, tasks)
     dispatcher = TurnDispatcher(
         pipeline=pipeline,
         lanes=lanes,
@@ -192,6 +202,12 @@ async def _start_services(application: BotApplication) -> None:
             max_input_chars=settings.max_input_chars,
             media_wait=settings.media_wait,
             speech_notice=SpeechNotice(store, pipeline.say),
+        ),
+        guests=GuestDoor(
+            identity=identity,
+            access=access,
+            dispatcher=dispatcher,
+            max_input_chars=settings.max_input_chars,
         ),
         peers=peers,
     )
@@ -234,19 +250,28 @@ async def _start_ops(application: BotApplication, *, store: Store, backend: Back
 
 
 async def _stop_answers(application: BotApplication) -> None:
-    """On SIGTERM/SIGINT: answers being streamed end as "stopped" and are recorded so."""
+    """On SIGTERM/SIGINT, against one deadline (`PHI4BOT_SHUTDOWN_SECONDS`): stop every
+    answer being streamed, store each one's text so far at once, then give the answers'
+    last edits, the turns still being stored and the background work until the deadline."""
     services = application.bot_data.services
     if services is None:
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.shutdown_seconds
     services.admission.gathering.flush_all()  # what still gathers becomes a stored turn
-    if services.pipeline.health is not None:
-        await services.pipeline.health.aclose()
+    dispatcher = services.dispatcher
+    dispatcher.lanes.close()
+    await services.pipeline.checkpoints.flush()
     if services.peers is not None:
         await services.peers.stop()
-    dispatcher = services.dispatcher
-    await dispatcher.recorder.drain(SHUTDOWN_GRACE)
-    await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
-    await dispatcher.tasks.drain(asyncio.get_running_loop().time() + SHUTDOWN_GRACE)
+    await asyncio.gather(
+        dispatcher.recorder.drain(max(0.0, deadline - loop.time())),
+        dispatcher.lanes.drain(deadline),
+        dispatcher.tasks.drain(deadline),
+    )
+    await dispatcher.tasks.drain(deadline)  # whatever the last answers spawned
+    left = deadline - loop.time()
+    log.info("shutdown work ended with %.1f s of its deadline left", max(0.0, left))
 
 
 async def _close_services(application: BotApplication) -> None:
@@ -303,7 +328,7 @@ def run_bot(settings: Settings, *, webhook_url: str | None, listen: str, port: i
     raise_open_files_limit()
     log.info("event loop: %s", "uvloop" if use_uvloop(settings.uvloop) else "asyncio")
     application = build_application(settings)
-    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+    updates = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.GUEST_MESSAGE]
 
     def polling() -> None:
         application.run_polling(

@@ -20,6 +20,7 @@ from bot.shared.i18n import N_
 from bot.telegram.context import BotContext
 from bot.telegram.services import BotServices
 from bot.telegram.speech_commands import SPEECH_HANDLERS, SPEECH_MENU
+from bot.telegram.streaming.guest_codes import read_whole_answer
 from bot.telegram.streaming.pacing import Priority
 from bot.telegram.triggers import (
     conversation_key,
@@ -28,6 +29,7 @@ from bot.telegram.triggers import (
     language_of,
     reply_target,
 )
+from bot.telegram.whole_answer import show_whole_answer
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,12 @@ def _say(services: BotServices, message: Message, text: str) -> Coroutine[Any, A
 
 
 async def cmd_start(services: BotServices, message: Message, args: list[str]) -> None:
-    """What the bot does; an admin also reads whether the model server answers right now."""
+    """What the bot does (an admin also reads whether the model server answers right now),
+    or the whole of a guest answer its "read it all" link asks for."""
+    wanted = read_whole_answer(args[0]) if args and is_private(message) else None
+    if wanted is not None:
+        await show_whole_answer(services, message, wanted)
+        return
     await cmd_help(services, message, args)
     health = services.pipeline.health
     user_id = message.from_user.id if message.from_user else None

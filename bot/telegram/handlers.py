@@ -11,6 +11,7 @@ from bot import metrics
 from bot.telegram.callbacks import BUTTON_HANDLER
 from bot.telegram.commands import COMMAND_HANDLERS
 from bot.telegram.context import BotApplication, BotContext
+from bot.telegram.guest_handlers import GUEST_HANDLERS
 from bot.telegram.triggers import is_group, is_private, mentions_bot, replies_to_bot
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ async def on_error(update: object, context: BotContext) -> None:
 
 
 def register_handlers(application: BotApplication) -> None:
+    for handler in GUEST_HANDLERS:  # first: a summon is never taken for a command
+        application.add_handler(handler)
     application.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE, on_private_message),
         group=-2,  # its own group: in one group only the first matching handler runs

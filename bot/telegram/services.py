@@ -10,6 +10,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.loop_lag import LoopLagMonitor
 from bot.phi4 import Backend
 from bot.telegram.admission import Admission
+from bot.telegram.guest.door import GuestDoor
 from bot.telegram.instances import Peers
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.streaming.replies import TelegramReplies
@@ -29,6 +30,7 @@ class BotServices:
     replies: TelegramReplies
     dispatcher: TurnDispatcher
     admission: Admission
+    guests: GuestDoor
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     peers: Peers | None = None  # set when other processes share the database
 

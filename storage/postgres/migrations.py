@@ -5,29 +5,23 @@ registered by `@migration` in the order it appears here, and the table `schema_m
 records each one's version, name and time; the highest recorded version is the schema's.
 Version N means the same tables on both engines, so the steps carry the same names.
 Each step runs in its own transaction (PostgreSQL's DDL is transactional) under an advisory
-lock, so processes starting together apply it once. Never edit or reorder a released
-migration: add a new one at the end.
+lock, so processes starting together apply it once. A released step is never edited nor
+moved; a change is a new step at the end, here and in SQLite's list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from storage import schema
 from storage.postgres.locks import LockNamespace
-from storage.schema import FIRST_INDEXES, RETENTION_INDEX, Migration, SchemaTooNew, registered
+from storage.schema import Migration, SchemaTooNew
 
 if TYPE_CHECKING:
     from storage.postgres.connection import Db
 
-MigrationStep = Callable[["Db"], Awaitable[None]]
 MIGRATIONS: list[Migration[Db]] = []
-
-
-def migration(step: MigrationStep) -> MigrationStep:
-    """Register `step` as the next migration, named after the function."""
-    registered(MIGRATIONS, step)
-    return step
+migration = schema.registrar(lambda: MIGRATIONS)
 
 
 async def schema_version(db: Db) -> int:
@@ -126,7 +120,7 @@ async def create_conversations_and_turns(db: Db) -> None:
             created_at timestamptz NOT NULL,
             finished_at timestamptz
         )""",
-        *FIRST_INDEXES,
+        *schema.FIRST_INDEXES,
         "CREATE INDEX turns_by_reply ON turns (reply_to) WHERE reply_to IS NOT NULL",
     )
 
@@ -182,18 +176,13 @@ async def create_handled_commands(db: Db) -> None:
 
 @migration
 async def add_answer_owner(db: Db) -> None:
-    """Which process writes an answer (its instance id), so one process sharing the database
-    with others interrupts only the answers of processes that are gone; and user turns by
-    time, for finding the turns still waiting for an answer."""
-    await _run(
-        db,
-        "ALTER TABLE turns ADD COLUMN owner text",
-        "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'",
-    )
+    """Which process writes an answer, and user turns by time; see
+    `storage.sqlite.migrations.add_answer_owner`."""
+    await _run(db, "ALTER TABLE turns ADD COLUMN owner text", schema.WAITING_INDEX)
 
 
 @migration
 async def prepare_retention(db: Db) -> None:
     """When a file's bytes were dropped by retention, and the indexes deleting old
     conversations needs; see `storage.sqlite.migrations.prepare_retention`."""
-    await _run(db, RETENTION_INDEX, "ALTER TABLE blobs ADD COLUMN dropped_at timestamptz")
+    await _run(db, schema.RETENTION_INDEX, "ALTER TABLE blobs ADD COLUMN dropped_at timestamptz")

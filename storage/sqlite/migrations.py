@@ -10,21 +10,15 @@ migration: add a new one at the end.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
-from storage.schema import FIRST_INDEXES, RETENTION_INDEX, Migration, SchemaTooNew, registered
+from storage import schema
+from storage.schema import Migration, SchemaTooNew
 from storage.sqlite.connection import transaction
 
-MigrationStep = Callable[[aiosqlite.Connection], Awaitable[None]]
 MIGRATIONS: list[Migration[aiosqlite.Connection]] = []
-
-
-def migration(step: MigrationStep) -> MigrationStep:
-    """Register `step` as the next migration, named after the function."""
-    registered(MIGRATIONS, step)
-    return step
+migration = schema.registrar(lambda: MIGRATIONS)
 
 
 async def schema_version(db: aiosqlite.Connection) -> int:
@@ -111,7 +105,7 @@ async def create_conversations_and_turns(db: aiosqlite.Connection) -> None:
             created_at REAL NOT NULL,
             finished_at REAL
         )""",
-        *FIRST_INDEXES,
+        *schema.FIRST_INDEXES,
     )
 
 
@@ -168,11 +162,7 @@ async def add_answer_owner(db: aiosqlite.Connection) -> None:
     """Which process writes an answer (its instance id), so one process sharing the database
     with others interrupts only the answers of processes that are gone; and user turns by
     time, for finding the turns still waiting for an answer."""
-    await _run(
-        db,
-        "ALTER TABLE turns ADD COLUMN owner TEXT",
-        "CREATE INDEX turns_user_by_time ON turns (created_at) WHERE role = 'user'",
-    )
+    await _run(db, "ALTER TABLE turns ADD COLUMN owner TEXT", schema.WAITING_INDEX)
 
 
 @migration
@@ -183,7 +173,7 @@ async def prepare_retention(db: aiosqlite.Connection) -> None:
     start)."""
     await _run(
         db,
-        RETENTION_INDEX,
+        schema.RETENTION_INDEX,
         "CREATE INDEX turns_by_reply ON turns (reply_to) WHERE reply_to IS NOT NULL",
         "ALTER TABLE blobs ADD COLUMN dropped_at REAL",
     )

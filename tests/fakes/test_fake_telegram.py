@@ -495,6 +495,9 @@ async def test_groups_take_twenty_in_any_minute_however_they_are_spaced(
         with pytest.raises(RetryAfter) as flood:
             await bot.send_message(burst.id, "21st")
         assert seconds(flood.value) == 60
+        with pytest.raises(RetryAfter) as flood:  # hammering costs a group 3 s a request
+            await bot.send_message(burst.id, "22nd")
+        assert seconds(flood.value) == 63
         for n in range(20):  # every 2 s: fine for 40 s, then the minute is full
             await bot.send_message(spaced.id, str(n))
             clock.advance(2)

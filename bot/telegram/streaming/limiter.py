@@ -2,7 +2,8 @@
 
 Installed on the `Application`, this sees each request PTB sends (all but `getUpdates`, the
 long poll Telegram does not count). A request whose caller already holds a slot of the
-budget for it (`RateBudget.slot`, or the streamer's render-at-grant acquire) goes at once;
+budget for it (`RateBudget.slot`, or the streamer's render-at-grant acquire) goes at once
+(a request about a guest message, which names no chat, in the slot of the chat it is in);
 any other request waits for its own slot first: a chat's slot for what Telegram counts
 against the chat (sending, editing, deleting, chat actions), a bot-wide one for the rest.
 So nothing reaches Telegram unpaced, whoever sends it.
@@ -81,6 +82,10 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
         chat_id = chat_of(endpoint, data)
         if self.budget.claim(chat_id):  # the caller waited for this request's slot already
             return await self._send(callback, args, kwargs, chat_id)
+        if "inline_message_id" in data or "guest_query_id" in data:
+            claimed, held_for = self.budget.claim_held()  # a guest message's, paced as its chat
+            if claimed:
+                return await self._send(callback, args, kwargs, held_for)
         is_group, priority = chat_id is not None and chat_id < 0, priority_of(endpoint)
         attempt = 0
         while True:

@@ -6,9 +6,10 @@ a burst of first messages leaves at once instead of queueing behind an even spac
 intermediate edits may fill only part of it (24), so a new answer always finds a slot.
 In one private chat two requests are at least `private_interval` (1 s) apart, in one group
 at least `group_interval` (3 s, i.e. 20 a minute), each stretched by `margin` (5 %) so clock
-jitter between us and Telegram cannot add up to a burst. Telegram's own buckets (private:
-3 in a burst, then 1/s; group: 20, then 1 every 3 s; bot: 30, then 30/s) always hold at
-least what we spend.
+jitter between us and Telegram cannot add up to a burst. Telegram's limits, read as sliding
+windows (private: 3 in any second and 10 in any 10 s; group: 20 in any minute; bot: 30 in
+any second), always hold what we spend; a typing indicator borrows its chat's next slot
+(`slot_if_free`) and is paid back by the request after next.
 
 When several requests could go, a chat's first message of an answer goes before final edits
 and continuation messages, which go before intermediate edits; among equals the chat served
@@ -220,6 +221,16 @@ class RateBudget:
             return False
         held.spent = True
         return True
+
+    def claim_held(self) -> tuple[bool, int | None]:
+        """Like `claim`, for a request that names no chat although it is about one (a guest
+        message, edited by its inline id): the slot held is spent whatever chat it was
+        granted for. Returns whether one was, and that chat."""
+        held = _HELD.get()
+        if held is None or held.budget is not self or held.spent:
+            return False, None
+        held.spent = True
+        return True, held.chat_id
 
     async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         """Wait for a slot for one request to `chat_id`; it is spent when this returns.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import chats, keyboards, messages
+from . import chats, guest, keyboards, messages
 from .params import Params
 from .state import World
 from .updates import get_updates
@@ -27,8 +27,9 @@ METHODS: dict[str, Handler] = {
     "leaveChat": chats.leave_chat,
     "getFile": chats.get_file,
     "sendMessage": messages.send_message,
-    "editMessageText": messages.edit_message_text,
-    "editMessageReplyMarkup": messages.edit_message_reply_markup,
+    "editMessageText": guest.edit_text,
+    "editMessageReplyMarkup": guest.edit_reply_markup,
+    "answerGuestQuery": guest.answer_guest_query,
     "answerCallbackQuery": keyboards.answer_callback_query,
     "deleteMessage": messages.delete_message,
     "sendMessageDraft": messages.send_message_draft,

@@ -34,6 +34,7 @@ def get_me(world: World, params: Params) -> dict[str, Any]:
         "supports_inline_queries": False,
         "can_connect_to_business": False,
         "has_main_web_app": False,
+        "supports_guest_queries": world.guest_mode,
     }
 
 

@@ -257,7 +257,7 @@ class ChatDriver:
         `press(query_id)`. A button that is not there cannot be pressed (ValueError)."""
         record = chat.bot_index.get(message_id)
         buttons = [b for row in (record.keyboard or []) for b in row] if record else []
-        button = next((b for b in buttons if b["text"] == label), None)
+        button = next((b for b in buttons if b["text"] == label and "callback_data" in b), None)
         if button is None:
             shown = [b["text"] for b in buttons]
             raise ValueError(f"no button {label!r} under message {message_id}; there are {shown}")
@@ -312,6 +312,8 @@ class ChatDriver:
         return message
 
     def _deliver(self, message: Message) -> None:
+        if self.world.chats[message["chat"]["id"]].guest:
+            return  # the bot is not a member: it sees only the summons addressed to it
         self.world.updates.push("message", message)
         self.world.notify()
 

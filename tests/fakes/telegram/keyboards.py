@@ -1,9 +1,10 @@
 """Inline keyboards under the bot's messages, and the button presses that come back.
 
 A keyboard is checked as Telegram checks it (rows of buttons, each with a non-empty text and
-callback data of 1–64 bytes). Editing a message's text without `reply_markup` removes its
-keyboard, as on Telegram. A press becomes a `callback_query` update; the bot must answer each
-query once with `answerCallbackQuery` (text up to 200 characters).
+either callback data of 1–64 bytes or an http(s)/tg URL to open). Editing a message's text
+without `reply_markup` removes its keyboard, as on Telegram. A press becomes a
+`callback_query` update; the bot must answer each query once with `answerCallbackQuery`
+(text up to 200 characters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .state import World
 Keyboard = list[list[dict[str, Any]]]
 MAX_CALLBACK_DATA = 64
 MAX_ANSWER_TEXT = 200
+URL_SCHEMES = ("https://", "http://", "tg://")
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
 
 
@@ -31,6 +33,7 @@ class CallbackPress:
     user_id: int
     data: str
     answered: bool = False
+    inline_message_id: str | None = None  # a press under a guest (inline) message
     text: str | None = None
     show_alert: bool = False
 
@@ -51,6 +54,12 @@ def keyboard_of(params: Params) -> Keyboard | None:
         for button in row:
             if not isinstance(button, dict) or not button.get("text"):
                 raise bad_request("can't parse inline keyboard button: Text must be non-empty")
+            url = button.get("url")
+            if url is not None:
+                if not isinstance(url, str) or not url.startswith(URL_SCHEMES):
+                    raise bad_request("BUTTON_URL_INVALID")
+                clean_row.append({"text": button["text"], "url": url})
+                continue
             data = button.get("callback_data")
             if not isinstance(data, str) or not 1 <= len(data.encode()) <= MAX_CALLBACK_DATA:
                 raise bad_request("BUTTON_DATA_INVALID")

@@ -12,7 +12,8 @@ bot's; `BOT_WIDE_METHODS` (and counted ones without a chat, such as edits of inl
 messages) only to the bot's. A request that would overfill a window is refused with 429
 and `retry_after` = the whole seconds until the window has room (at least 1), and that
 span becomes a *penalty*: every request before it ends is refused as well and pushes the
-end one second further, as Telegram does with a bot that keeps hammering. Refused
+end one request's share of the window further (1 s in a private chat, 3 s in a group, 1/30 s
+for the bot), as Telegram does with a bot that keeps hammering. Refused
 requests are not charged to the windows. An injected 429 (`FakeTelegram.fail_next`)
 imposes its `retry_after` as a penalty the same way. A bot that honours `retry_after` is
 never refused twice.
@@ -43,8 +44,6 @@ BOT_WIDE_METHODS = frozenset({"answercallbackquery", "answerguestquery", "answer
 """Methods with no chat of their own, charged to the bot's window only."""
 # Tolerance for float drift, so a bot waiting exactly `retry_after` is not refused again.
 _EPSILON = 1e-9
-# How far each request sent during a penalty pushes its end.
-_HAMMER_EXTENSION = 1.0
 
 Clock = Callable[[], float]
 
@@ -115,8 +114,9 @@ class SlidingWindows:
         self.penalty_until = max(self.penalty_until, now + seconds)
 
     def hammered(self, now: float) -> None:
-        """A request arrived during the penalty: the penalty grows."""
-        self.penalty_until += _HAMMER_EXTENSION
+        """A request arrived during the penalty: the penalty grows by one request's share
+        of the strictest window."""
+        self.penalty_until += max((w.seconds / w.count for w in self.windows), default=1.0)
 
 
 class FloodControl:

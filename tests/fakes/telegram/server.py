@@ -14,6 +14,7 @@ from aiohttp import web
 from .api import BY_LOWER_NAME, Handler
 from .errors import ApiError
 from .faults import Body, Fault, FaultPlan, failure_response
+from .guest import GuestDriver, flood_subject
 from .limits import (
     BOT_WIDE_METHODS,
     COUNTED_METHODS,
@@ -38,7 +39,7 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
-class FakeTelegram(MediaDriver, ChatObserver):
+class FakeTelegram(GuestDriver, MediaDriver, ChatObserver):
     """A Bot API server on 127.0.0.1 (random port) for one bot token.
 
     `url` is the TELEGRAM_API_URL to give the bot: methods live at `{url}/bot{token}/{method}`
@@ -188,20 +189,26 @@ class FakeTelegram(MediaDriver, ChatObserver):
             self.world.notify()
         return _reply(200, {"ok": True, "result": result})
 
-    def _charged_to(self, name: str, params: Params) -> tuple[bool, int | None, bool]:
-        """Whether a call counts against flood limits, the chat it is charged to (None:
-        the bot's window alone), and whether that chat is private."""
+    def _charged_to(self, name: str, params: Params) -> tuple[bool, int | None, bool, int]:
+        """Whether a call counts against flood limits, the windows it is charged to (a
+        chat's; None: the bot's alone), whether they are a private chat's, and the chat
+        `stats` record it under. A call about a guest message is charged to that message's
+        own windows, like a group's (`guest`), and recorded under its chat."""
         lower = name.lower()
+        if lower in COUNTED_METHODS or lower in BOT_WIDE_METHODS:
+            subject = flood_subject(self.world, params)
+            if subject is not None:
+                return True, subject.key, False, subject.chat_id
         if lower in BOT_WIDE_METHODS or (lower in COUNTED_METHODS and "chat_id" not in params):
-            return True, None, False
+            return True, None, False, 0
         if lower not in COUNTED_METHODS:
-            return False, None, False
+            return False, None, False, 0
         chat = self.world.chat(params.chat_id())
-        return True, chat.id, chat.private
+        return True, chat.id, chat.private, chat.id
 
     async def _call(self, name: str, handler: Handler, params: Params) -> Any:
         """Run one method, charging flood-counted ones to their chat and the bot first."""
-        counted, chat_id, private = self._charged_to(name, params)
+        counted, chat_id, private, recorded_as = self._charged_to(name, params)
         if not counted:
             result = handler(self.world, params)
             return await result if inspect.isawaitable(result) else result
@@ -210,7 +217,7 @@ class FakeTelegram(MediaDriver, ChatObserver):
             retry_after = self._flood.admit(chat_id, private) if self._flood else None
             if retry_after is not None:
                 self.stats.flood_429 += 1
-                self.stats.flood_429_by_chat[chat_id or 0] += 1
+                self.stats.flood_429_by_chat[recorded_as] += 1
                 raise ApiError(
                     429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
                 )
@@ -219,7 +226,7 @@ class FakeTelegram(MediaDriver, ChatObserver):
             status = error.status
             raise
         finally:
-            self.stats.chat_requests[chat_id or 0].append(ChatRequest(self.clock(), name, status))
+            self.stats.chat_requests[recorded_as].append(ChatRequest(self.clock(), name, status))
 
     async def _fault(
         self, request: web.Request, name: str, params: Params | None = None
@@ -237,7 +244,7 @@ class FakeTelegram(MediaDriver, ChatObserver):
                 request.transport.close()
             return web.Response(status=204)
         if fault.status == 429 and params is not None and self._flood is not None:
-            _, chat_id, private = self._charged_to(name, params)
+            _, chat_id, private, _ = self._charged_to(name, params)
             self._flood.penalize(chat_id, private, fault.retry_after)
         return failure_response(fault)
 

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .limits import Clock
 from .text import Entity
 from .updates import UpdateQueue
@@ -65,6 +65,8 @@ class BotMessage:
     deleted: bool = False
     # The inline keyboard under the message (rows of {"text", "callback_data"}), if any.
     keyboard: list[list[dict[str, Any]]] | None = None
+    # Set for a guest message (posted through answerGuestQuery, edited by this id only).
+    inline_message_id: str | None = None
 
     @property
     def buttons(self) -> list[str]:
@@ -120,6 +122,8 @@ class Chat:
     topics: dict[int, str] = field(default_factory=dict)
     migrated_to: int | None = None
     left: bool = False
+    # A chat the bot is not a member of: it only sees guest summons there (see `guest`).
+    guest: bool = False
     next_message_id: int = 1
     messages: dict[int, Message] = field(default_factory=dict, repr=False)
     bot_messages: list[BotMessage] = field(default_factory=list, repr=False)
@@ -180,6 +184,9 @@ class World:
         self.changed = asyncio.Event()
         self.serial = itertools.count(1)
         self.presses: dict[str, Any] = {}  # callback query id -> keyboards.CallbackPress
+        self.guest_mode = True  # what getMe says in `supports_guest_queries`
+        self.guest_queries: dict[str, Any] = {}  # guest_query_id -> guest.GuestQuery
+        self.inline_messages: dict[str, BotMessage] = {}  # inline_message_id -> message
 
     def notify(self) -> None:
         """Wake everyone waiting for a change (O(1): one event swapped for a fresh one)."""
@@ -194,6 +201,8 @@ class World:
             found = self.chats.get(chat_id)
         if found is None or found.left:
             raise bad_request("chat not found")
+        if found.guest:
+            raise ApiError(403, f"Forbidden: bot is not a member of the {found.type} chat")
         if found.migrated_to is not None:
             raise bad_request(
                 "group chat was upgraded to a supergroup chat", migrate_to_chat_id=found.migrated_to
