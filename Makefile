@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.backends
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.shutdown
 	$(BIN)/python -m bench.context
 
 soak: $(STAMP)

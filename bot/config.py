@@ -45,6 +45,9 @@ class Settings(Phi4Settings):
     store_retry: float = Field(60.0, alias="PHI4BOT_STORE_RETRY", ge=0)
     """Seconds an arriving message is held, its storing tried again, while the database is
     locked, full or out of reach; then its sender is asked to send it again."""
+    shutdown_seconds: float = Field(20.0, alias="PHI4BOT_SHUTDOWN_SECONDS", gt=0)
+    """Seconds a SIGTERM leaves for everything under way: answers are stopped and their text
+    so far stored first, then the rest (final edits, notices) is waited for until then."""
     retention_days: float | None = Field(None, alias="PHI4BOT_RETENTION_DAYS", gt=0)
     """Conversations untouched this many days are deleted whole; None keeps them forever."""
     media_retention_days: float | None = Field(None, alias="PHI4BOT_MEDIA_RETENTION_DAYS", gt=0)
@@ -95,12 +98,12 @@ class Settings(Phi4Settings):
     def _csv(cls, value: object) -> object:
         return split_csv(value)
 
-    @property
-    def history_read_chars(self) -> int:
-        """Characters of history to read from the store for one answer: more than the
-        configured window can hold, capped by `PHI4BOT_HISTORY_CHARS` when it is set. The
-        window fitting (`bot.phi4.fitting`) then keeps what really fits."""
-        most = self.context_tokens * READ_CHARS_PER_TOKEN
+    def history_read_chars(self, window: int | None = None) -> int:
+        """Characters of history to read from the store for one answer: more than `window`
+        (the largest the backend fits prompts to; else `PHI4_CONTEXT_TOKENS`) can hold,
+        capped by `PHI4BOT_HISTORY_CHARS` when it is set. The window fitting
+        (`bot.phi4.fitting`) then keeps what really fits."""
+        most = (window or self.context_tokens) * READ_CHARS_PER_TOKEN
         return min(most, self.history_chars) if self.history_chars else most
 
     @field_validator("metrics_port", "history_chars", mode="before")

@@ -92,6 +92,11 @@ class CheckpointWriter:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Save at once every answer whose text or messages changed since its last save: at
+        shutdown, before the answers' last edits, so a missed deadline loses no text."""
         await self.write(self._changed(since=0.0))
 
     def watch(self, answer_id: int, view: ShownAnswer) -> None:

@@ -25,6 +25,7 @@ from bot.phi4 import Backend, BackendTimeout, Phi4Error
 from bot.phi4.diagnosis import next_step
 from bot.phi4.errors import FailureClass
 from bot.shared import Sentence
+from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class BackendHealth:
         backend: Backend,
         replies: ChatReplies,
         settings: Settings,
+        tasks: TaskSupervisor,
         notice_every: float = NOTICE_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,7 +59,7 @@ class BackendHealth:
         self._admins_told = False
         self._undelivered: dict[int, str] = {}
         """Per admin, the newest notice Telegram would not deliver (they never wrote first)."""
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = tasks
 
     @property
     def failing(self) -> Phi4Error | None:
@@ -98,12 +100,6 @@ class BackendHealth:
         """An answer failed; a failure of the request itself says nothing about the backend."""
         if error.failure_class is not FailureClass.REQUEST:
             self._report(error)
-
-    async def aclose(self) -> None:
-        """Stop the probe and any notice still being sent."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- telling ------------------------------------------------------------------------
 
@@ -192,9 +188,9 @@ class BackendHealth:
         return text
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Probes and admin notices run in the background; shutdown cancels them rather
+        than wait (a probe may take the whole connect timeout)."""
+        self.tasks.spawn(work, name="backend-health", cancel_at_shutdown=True)
 
 
 def admin_notice(reason: str, hint: str) -> str:

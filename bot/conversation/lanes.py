@@ -12,6 +12,7 @@ from enum import Enum
 from bot import metrics
 from bot.conversation.errors import QueueFull
 from bot.shared import Sentence
+from bot.shared.tasks import CANCEL_GRACE
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,14 @@ class ConversationLanes:
         return self._closing
 
     def set_generation(self, key: ConversationKey, task: asyncio.Task[None] | None) -> None:
+        """Register the task streaming the lane's answer; once the bot is closing, an answer
+        that starts anyway (its job was past the queue) is stopped at once."""
         lane = self._lanes.get(key)
         if lane is not None:
             lane.generation = task
             lane.stop_reason = None
+            if self._closing and task is not None:
+                self.stop(key, StopReason.SHUTDOWN)
 
     def stop_reason(self, key: ConversationKey) -> StopReason | None:
         lane = self._lanes.get(key)
@@ -136,16 +141,27 @@ class ConversationLanes:
         for key in list(self._lanes):
             self.stop(key, reason)
 
-    async def shutdown(self, timeout: float) -> None:
-        """Refuse new work, stop every generation and give the jobs `timeout` s to record it."""
+    def close(self) -> None:
+        """Shutdown's first step: refuse new work and stop every answer being generated
+        (each job goes on to record its answer as stopped)."""
         self._closing = True
         self.stop_all(StopReason.SHUTDOWN)
+
+    async def drain(self, deadline: float) -> None:
+        """Wait until `deadline` (the loop's clock) for the jobs to record their answers;
+        cancel those still running then."""
         workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
         if not workers:
             return
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
         _, pending = await asyncio.wait(workers, timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("%d answers did not finish before shutdown", len(pending))
-            await asyncio.wait(pending, timeout=2.0)
+            log.warning("%d answers did not finish before the shutdown deadline", len(pending))
+            await asyncio.wait(pending, timeout=CANCEL_GRACE)
+
+    async def shutdown(self, timeout: float) -> None:
+        """`close`, then `drain` for at most `timeout` seconds."""
+        self.close()
+        await self.drain(asyncio.get_running_loop().time() + timeout)

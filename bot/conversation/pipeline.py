@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from bot import metrics
 from bot.config import Settings
+from bot.conversation.answer_order import AnswerSteps, Step
 from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.errors import HistoryUnavailable, NothingToRetry, StoreStillUnavailable
 from bot.conversation.health import BackendHealth
@@ -26,7 +27,9 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
 from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
 from bot.phi4.errors import AnswerCutAtLength
+from bot.phi4.fitting import fitted_window
 from bot.shared import Sentence, UserFacingError
+from bot.shared.tasks import TaskSupervisor
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,11 @@ STOP_NOTES = {
         "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
     ),
 }
+CUT_NOTE = Sentence(
+    "✂️ The answer was cut at the model's length limit: press Continue "
+    "(or send /continue) for the rest."
+)
+"""Under an answer the server ended at its length limit, which is kept as it stands."""
 OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
     AnswerStatus.COMPLETE: "answered",
     AnswerStatus.STOPPED: "stopped",
@@ -63,8 +71,10 @@ class TurnPipeline:
         backend: Backend,
         lanes: ConversationLanes,
         checkpoints: CheckpointWriter,
+        tasks: TaskSupervisor,
         health: BackendHealth | None = None,
         store_retry: StoreRetry | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> None:
         self.replies = replies
         self.settings = settings
@@ -72,9 +82,12 @@ class TurnPipeline:
         self.backend = backend
         self.lanes = lanes
         self.checkpoints = checkpoints
+        self.tasks = tasks
         self.health = health
         self.store_retry = store_retry or StoreRetry(settings.store_retry)
         """Shared with the recorder, so an outage is logged once."""
+        self.on_step = on_step
+        """Sees every answer's steps (see `answer_order`) as they are taken."""
         self._writing: dict[ConversationKey, AnswerView] = {}
 
     # -- entry points (each runs inside the conversation's lane) -----------------------
@@ -189,6 +202,8 @@ class TurnPipeline:
         received_at: float | None,
     ) -> None:
         key = target.key
+        steps = AnswerSteps(self.on_step)
+        steps.reach(Step.TURN_STORED)
         # One read: under a flood each store call waits its turn behind every other chat's,
         # so fewer calls mean an earlier request to the model.
         read_inputs = partial(
@@ -196,7 +211,7 @@ class TurnPipeline:
             conversation_id,
             chat_id=key.chat_id,
             prompt_setting=ChatSetting.SYSTEM_PROMPT,
-            char_budget=self.settings.history_read_chars,
+            char_budget=self.settings.history_read_chars(fitted_window(self.backend)),
             media_limit=self.settings.history_media,
             until_turn_id=user_turn_id,
         )
@@ -218,7 +233,10 @@ class TurnPipeline:
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
         started_at, first_chunk = time.monotonic(), _FirstChunk()
-        generation = asyncio.create_task(self._generate(target, conversation, view, first_chunk))
+        generation = asyncio.create_task(
+            self._generate(target, conversation, view, first_chunk, steps)
+        )
+        steps.reach(Step.REQUESTED)
         self.lanes.set_generation(key, generation)
         self._writing[key] = view
         answer_id: int | None = None
@@ -238,7 +256,9 @@ class TurnPipeline:
             self._writing.pop(key, None)
             raise
         if answer_id is not None:
+            steps.reach(Step.ROW_STORED)
             self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
+            steps.reach(Step.WATCHED)
         status, failure, cut = AnswerStatus.COMPLETE, None, None
         metrics.answers_streaming(+1)
         try:
@@ -257,15 +277,17 @@ class TurnPipeline:
             status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
         finally:
             metrics.answers_streaming(-1)
+            steps.reach(Step.GENERATED)
             if answer_id is not None:
                 self.checkpoints.forget(answer_id)  # before its end is stored, never after
+                steps.reach(Step.UNWATCHED)
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
         if status is AnswerStatus.COMPLETE:
             if self.health is not None:
                 self.health.answered()
-            message_ids = await view.finish(note=cut.user_message if cut else None)
+            message_ids = await view.finish(note=CUT_NOTE if cut else None)
             if cut is not None and message_ids:
                 await self.replies.offer_continue(target, message_ids[-1])
         elif status is AnswerStatus.STOPPED:
@@ -281,6 +303,7 @@ class TurnPipeline:
             if self.health is not None:
                 self.health.failed(failure)
             message_ids = await view.fail(failure.user_message)
+        steps.reach(Step.SHOWN)
         await self._record_end(
             key,
             conversation_id,
@@ -291,6 +314,7 @@ class TurnPipeline:
             message_ids=message_ids,
             error=None if failure is None else type(failure).__name__,
         )
+        steps.reach(Step.RECORDED)
         metrics.record_answer(
             OUTCOMES[status],
             received_at=received_at,
@@ -345,18 +369,19 @@ class TurnPipeline:
         conversation: Conversation,
         view: AnswerView,
         first_chunk: _FirstChunk,
+        steps: AnswerSteps,
     ) -> None:
-        """Pump the model's chunks into the view; typing is shown until the first one."""
-        pending_status: set[asyncio.Task[None]] = set()
+        """Pump the model's chunks into the view; typing is shown until the first one.
+
+        A queue position is shown in the background (the view brings it up to date on its
+        own and ends that wait when it finishes), so the model's stream never waits for it.
+        """
 
         def on_queue(position: QueuePosition) -> None:
             if view.text:
                 return
-            task = asyncio.create_task(
-                view.show_status(Sentence("⏳ In queue: position {n}", n=position.rank + 1))
-            )
-            pending_status.add(task)
-            task.add_done_callback(pending_status.discard)
+            status = Sentence("⏳ In queue: position {n}", n=position.rank + 1)
+            self.tasks.spawn(view.show_status(status), name=f"queue-status-{target.key}")
 
         chunks = self.backend.stream(conversation, on_queue=on_queue)
         try:
@@ -364,12 +389,11 @@ class TurnPipeline:
                 first = await anext(chunks, None)
             if first is not None:
                 first_chunk.at = time.monotonic()
+                steps.reach(Step.FIRST_TEXT)
                 view.append(first)
                 async for chunk in chunks:
                     view.append(chunk)
         finally:
-            for task in list(pending_status):
-                task.cancel()
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from bot.phi4.backend import AsyncClosing, Backend, QueueListener
 from bot.phi4.conversation import Conversation
-from bot.phi4.errors import MediaNotSupported, Phi4Error
+from bot.phi4.errors import MediaNotSupported, Phi4Error, TurnTooLong
 from bot.phi4.failover import close_stream, may_fail_over
 from bot.shared import MediaKind
 
@@ -89,8 +89,9 @@ class FallbackChain(AsyncClosing):
 
 
 def _worth_another(exc: Phi4Error, kinds: frozenset[MediaKind], later: Sequence[Backend]) -> bool:
-    """Whether a later backend might answer: it is not the request's fault, or it is media
-    this backend refused and a later one takes."""
-    if may_fail_over(exc):
+    """Whether a later backend might answer: it is not the request's fault, it is media
+    this backend refused and a later one takes, or a message too long for this backend's
+    window (a later one's may be larger; one that is not says so before any request)."""
+    if may_fail_over(exc) or isinstance(exc, TurnTooLong):
         return True
     return isinstance(exc, MediaNotSupported) and any(kinds <= b.accepts for b in later)

@@ -169,10 +169,7 @@ class AnswerCutAtLength(Phi4Error):
     can keep it, tell the user it was cut, and offer to continue.
     """
 
-    user_message = Sentence(
-        "✂️ The answer was cut at the model's length limit: press Continue "
-        "(or send /continue) for the rest."
-    )
+    user_message = Sentence("The answer was cut at the model's length limit.")
     failure_class = FailureClass.REQUEST
 
     def __init__(self, detail: str, *, text: str = "") -> None:

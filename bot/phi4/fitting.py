@@ -17,16 +17,19 @@ from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from bot.phi4.backend import AsyncClosing, Backend, QueueListener
+from bot.phi4.chain import FallbackChain
 from bot.phi4.conversation import Conversation
 from bot.phi4.errors import ContextOverflow, EmptyStream, Phi4Error, TurnTooLong
 from bot.phi4.failover import close_stream
+from bot.phi4.replicas import ReplicaPool
 from bot.phi4.window import Fitted, answer_room, fit
 from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
 
-ASK_AGAIN_AFTER = 300.0
-"""Seconds before a server that stated no window is asked again (it may have restarted)."""
+ASK_AGAIN_AFTER = 1800.0
+"""Seconds before a server that stated no window is asked again (it may have restarted with
+one); a refusal teaches the window sooner when it changed."""
 NEAR_THE_WINDOW = 0.5
 """An empty answer to a prompt over this share of a stated window is taken as an overflow."""
 SAFETY = 0.9
@@ -157,10 +160,32 @@ class WindowFitting(AsyncClosing):
         return int(min(self.budget(window), fitted.tokens) * SAFETY)
 
     async def probe(self) -> str:
-        return await self.inner.probe()
+        """The server's answer to the probe, and the window its prompts are fitted to."""
+        answered = await self.inner.probe()
+        window = await self.window()
+        source = "as the server states" if self.stated_window else "PHI4_CONTEXT_TOKENS"
+        return f"{answered}; context window {window} tokens ({source})"
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def fitted_window(backend: Backend) -> int | None:
+    """The largest window any server behind `backend` fits prompts to (what it stated, else
+    the configured one), so the caller reads no more history than could be sent; None when
+    nothing behind it is fitted."""
+    if isinstance(backend, WindowFitting):
+        return backend.stated_window or backend.configured_window
+    members: list[Backend]
+    if isinstance(backend, FallbackChain):
+        members = list(backend.backends)
+    elif isinstance(backend, ReplicaPool):
+        members = [replica.backend for replica in backend.replicas]
+    else:  # a wrapper, such as the metrics' InstrumentedBackend
+        inner = getattr(backend, "inner", None)
+        members = [inner] if isinstance(inner, Backend) else []
+    windows = [w for w in map(fitted_window, members) if w is not None]
+    return max(windows) if windows else None
 
 
 def _log_kept(fitted: Fitted, window: int) -> None:

@@ -49,6 +49,9 @@ from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind
 
 log = logging.getLogger(__name__)
+
+WINDOW_LOOKUP_TIMEOUT = 3.0
+"""Seconds each of `/models` and `/props` may take to state the context window."""
 RETRY_ON_MEDIA = GATEWAY_STATUSES | {408, 409, 429}
 """What a request carrying media is retried on: answers that say nothing about the request."""
 
@@ -311,14 +314,18 @@ class OpenAIBackend(AsyncClosing):
         return self._payload(self.model_for(conversation.media_kinds), conversation)
 
     async def context_window(self) -> int | None:
-        """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`)."""
+        """The window the server states (vLLM's `max_model_len`, llama.cpp's `n_ctx`).
+
+        Asked before an answer when not known yet, so a server slow to say is not waited for
+        long: the configured window serves meanwhile.
+        """
         return await ask_window(
             self.session,
             root=self._root,
             query=self._query,
             headers=self._headers,
             model=self.model,
-            timeout=self.connect_timeout,
+            timeout=min(self.connect_timeout, WINDOW_LOOKUP_TIMEOUT),
         )
 
     async def overflow(self, conversation: Conversation) -> ContextOverflow | None:

@@ -145,16 +145,25 @@ async def ask_overflow(
     unstreamed one with 400 naming its window. None when the prompt fits (or no answer)."""
     request = body | {"stream": False, "max_tokens": 1}
     request.pop("stream_options", None)
-    try:
-        async with asyncio.timeout(timeout):
-            async with session.post(
-                url, data=orjson.dumps(request), params=query, headers=headers
-            ) as response:
-                if response.status == 200:
-                    return None
-                raw = await response.content.read(65536)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        log.debug("could not ask %s whether the prompt fits: %s", url, exc)
+    raw = b""
+    for attempt in (1, 2):
+        try:
+            async with asyncio.timeout(timeout):
+                async with session.post(
+                    url, data=orjson.dumps(request), params=query, headers=headers
+                ) as response:
+                    if response.status == 200:
+                        return None
+                    raw = await response.content.read(65536)
+            break
+        except aiohttp.ServerDisconnectedError as exc:
+            # llama.cpp's server drops the kept-alive connection after the empty answer
+            # this follows; the second attempt takes a fresh one
+            log.debug("asking %s whether the prompt fits, attempt %d: %s", url, attempt, exc)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.debug("could not ask %s whether the prompt fits: %s", url, exc)
+            return None
+    if not raw:
         return None
     try:
         error = orjson.loads(raw).get("error", {})

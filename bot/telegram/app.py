@@ -51,8 +51,6 @@ from storage import Store, open_store
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 10.0
-
 
 def build_application(settings: Settings) -> BotApplication:
     """The PTB application, pointed at `TELEGRAM_API_URL`, with our services wired in.
@@ -132,12 +130,13 @@ async def _start_services(application: BotApplication) -> None:
     replies = TelegramReplies(
         application.bot,
         budget,
+        tasks=tasks,
         edit_interval=settings.edit_interval,
         group_edit_interval=settings.group_edit_interval,
         private_streaming=settings.private_streaming,
         remember_guest=remember_guest,
     )
-    health = BackendHealth(backend=backend, replies=replies, settings=settings)
+    health = BackendHealth(backend=backend, replies=replies, settings=settings, tasks=tasks)
     pipeline = TurnPipeline(
         replies=replies,
         settings=settings,
@@ -145,6 +144,7 @@ async def _start_services(application: BotApplication) -> None:
         backend=backend,
         lanes=lanes,
         checkpoints=CheckpointWriter(store),
+        tasks=tasks,
         health=health,
     )
     recorder = TurnRecorder(
@@ -176,7 +176,7 @@ async def _start_services(application: BotApplication) -> None:
         shared = SharedAnswering(
             coordination=coordination, lanes=lanes, pipeline=pipeline, tell=notices.tell
         )
-        peers = Peers(coordination, shared, budget, application.updater)
+        peers = Peers(coordination, shared, budget, application.updater, tasks)
     dispatcher = TurnDispatcher(
         pipeline=pipeline,
         lanes=lanes,
@@ -250,19 +250,28 @@ async def _start_ops(application: BotApplication, *, store: Store, backend: Back
 
 
 async def _stop_answers(application: BotApplication) -> None:
-    """On SIGTERM/SIGINT: answers being streamed end as "stopped" and are recorded so."""
+    """On SIGTERM/SIGINT, against one deadline (`PHI4BOT_SHUTDOWN_SECONDS`): stop every
+    answer being streamed, store each one's text so far at once, then give the answers'
+    last edits, the turns still being stored and the background work until the deadline."""
     services = application.bot_data.services
     if services is None:
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.shutdown_seconds
     services.admission.gathering.flush_all()  # what still gathers becomes a stored turn
-    if services.pipeline.health is not None:
-        await services.pipeline.health.aclose()
+    dispatcher = services.dispatcher
+    dispatcher.lanes.close()
+    await services.pipeline.checkpoints.flush()
     if services.peers is not None:
         await services.peers.stop()
-    dispatcher = services.dispatcher
-    await dispatcher.recorder.drain(SHUTDOWN_GRACE)
-    await dispatcher.lanes.shutdown(SHUTDOWN_GRACE)
-    await dispatcher.tasks.drain(asyncio.get_running_loop().time() + SHUTDOWN_GRACE)
+    await asyncio.gather(
+        dispatcher.recorder.drain(max(0.0, deadline - loop.time())),
+        dispatcher.lanes.drain(deadline),
+        dispatcher.tasks.drain(deadline),
+    )
+    await dispatcher.tasks.drain(deadline)  # whatever the last answers spawned
+    left = deadline - loop.time()
+    log.info("shutdown work ended with %.1f s of its deadline left", max(0.0, left))
 
 
 async def _close_services(application: BotApplication) -> None:

@@ -22,6 +22,7 @@ from telegram.error import TelegramError
 from telegram.ext import Updater
 
 from bot.conversation.sharing import SharedAnswering
+from bot.shared.tasks import TaskSupervisor
 from bot.telegram.streaming.pacing import RateBudget
 from bot.telegram.webhook import GuardedWebhookApp, GuardedWebhookServer
 from storage import Coordination
@@ -146,13 +147,14 @@ class Peers:
         sharing: SharedAnswering,
         budget: RateBudget,
         updater: Updater | None,
+        tasks: TaskSupervisor,
     ) -> None:
         self.coordination = coordination
         self.sharing = sharing
         self.budget = budget
         self.updater = updater if isinstance(updater, LeaderUpdater) else None
         self._sharer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = tasks
 
     async def start(self) -> None:
         """Announce this process, take its part of the budget, then start claiming."""
@@ -181,9 +183,9 @@ class Peers:
     def _lost(self) -> None:
         self.sharing.lost()
         if self.updater is not None:
-            task = asyncio.create_task(self.updater.hand_back())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(
+                self.updater.hand_back(), name="polling-hand-back", cancel_at_shutdown=True
+            )
 
     async def _share(self) -> None:
         live = await self.coordination.live_instances()

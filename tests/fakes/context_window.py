@@ -65,7 +65,7 @@ def overflow_refusal(
 
     Each prompt's count is appended to `counted`, so tests can see what the server saw.
     `scale` stands for a tokenizer with a smaller vocabulary (the tiny llama.cpp test model
-    spends about three tokens where Phi-4 spends one).
+    spends three to six tokens where Phi-4 spends one).
     """
     prompt = int(count_prompt(body) * scale)
     counted.append(prompt)

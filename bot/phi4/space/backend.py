@@ -47,6 +47,7 @@ from bot.phi4.space.zerogpu import ZeroGpuAuth
 from bot.phi4.sse import SSEDataParser
 from bot.phi4.watchdog import StallWatchdog
 from bot.shared import MediaKind
+from bot.shared.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,14 @@ class SpaceBackend(AsyncClosing):
         self._setup: SpaceSetup | None = None
         self._setup_lock = asyncio.Lock()
         self._uploads = UploadCache()
-        self._cancels: set[asyncio.Task[None]] = set()
+        self._cancels = TaskSupervisor()
+        """Requests asking the Space to stop generating; the backend is used without the
+        bot too (`phi4bot chat`), so it owns them and `aclose` drains them."""
 
     async def aclose(self) -> None:
         """Let pending cancel requests finish briefly, then close the session we created."""
-        if self._cancels:
-            await asyncio.wait(self._cancels, timeout=self._wire.connect_timeout)
+        deadline = asyncio.get_running_loop().time() + self._wire.connect_timeout
+        await self._cancels.drain(deadline)
         await self._wire.aclose()
 
     async def probe(self) -> str:
@@ -246,8 +249,6 @@ class SpaceBackend(AsyncClosing):
             "event_id": event.event_id,
         }
         try:
-            task = asyncio.get_running_loop().create_task(self._wire.cancel(setup.prefix, body))
+            self._cancels.spawn(self._wire.cancel(setup.prefix, body), name="space-cancel")
         except RuntimeError:
             return
-        self._cancels.add(task)
-        task.add_done_callback(self._cancels.discard)

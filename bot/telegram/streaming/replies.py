@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -15,12 +15,13 @@ from telegram.error import TelegramError
 
 from bot.conversation.turns import GuestPlace, ReplyTarget
 from bot.shared import Sentence, translate
+from bot.shared.tasks import TaskSupervisor
 from bot.telegram.streaming import guest_codes as codes
 from bot.telegram.streaming.buttons import NO_BUTTONS, Button, Keyboard
 from bot.telegram.streaming.guest_sink import GuestSink, OneMessage
 from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.sink import SinkError, TelegramSink
-from bot.telegram.streaming.streamer import ReplyStreamer
+from bot.telegram.streaming.streamer import ReplyOptions, ReplyStreamer
 from storage import ConversationKey
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class TelegramReplies:
         bot: Bot,
         budget: RateBudget,
         *,
+        tasks: TaskSupervisor,
         edit_interval: float,
         group_edit_interval: float,
         private_streaming: Literal["edit", "draft"] = "edit",
@@ -75,7 +77,7 @@ class TelegramReplies:
         self._group_edit_interval = group_edit_interval
         self._private_streaming = private_streaming
         self._regenerable: dict[ConversationKey, int] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._tasks = tasks
         self._typing_slots = asyncio.Semaphore(TYPING_AT_ONCE)
 
     def open_answer(
@@ -97,15 +99,15 @@ class TelegramReplies:
             final = (Button(translate(REGENERATE_LABEL, target.language), REGENERATE),)
             previous = self._regenerable.pop(key, None)
             if previous is not None and previous not in take_over:
-                self._spawn(self.remove_buttons(target, previous))
+                self._tasks.spawn(
+                    self.remove_buttons(target, previous), name=f"remove-buttons-{key.chat_id}"
+                )
 
             def on_finished(message_ids: list[int]) -> None:
                 if message_ids:
                     self._regenerable[key] = message_ids[-1]
 
-        return ReplyStreamer(
-            TelegramSink(self.bot, key.chat_id, key.thread_id),
-            self.budget,
+        options = ReplyOptions(
             chat_id=key.chat_id,
             is_group=target.is_group,
             interval=self._group_edit_interval if target.is_group else self._edit_interval,
@@ -114,6 +116,11 @@ class TelegramReplies:
             streaming_buttons=streaming,
             final_buttons=final,
             take_over=take_over,
+        )
+        return ReplyStreamer(
+            TelegramSink(self.bot, key.chat_id, key.thread_id),
+            self.budget,
+            options,
             on_finished=on_finished,
             translate=partial(translate, language=target.language),
         )
@@ -145,7 +152,10 @@ class TelegramReplies:
 
         def on_answered(inline_message_id: str) -> None:
             if remember is not None and controls:  # answers only: a refusal stores nothing
-                self._spawn(self._remember(remember, place, inline_message_id))
+                self._tasks.spawn(
+                    self._remember(remember, place, inline_message_id),
+                    name=f"remember-guest-{place.chat_id}",
+                )
 
         sink = GuestSink(
             self.bot,
@@ -156,9 +166,7 @@ class TelegramReplies:
             more_url=more_url,
             on_answered=on_answered,
         )
-        view = ReplyStreamer(
-            sink,
-            self.budget,
+        options = ReplyOptions(
             chat_id=place.chat_id,
             is_group=True,
             interval=self._group_edit_interval,
@@ -166,11 +174,20 @@ class TelegramReplies:
             streaming_buttons=streaming,
             final_buttons=final,
             take_over=take_over,
+        )
+        view = ReplyStreamer(
+            sink,
+            self.budget,
+            options,
             translate=partial(translate, language=target.language),
             split=one_message,
         )
         if controls:
-            self._spawn(self._placeholder(view))
+            self._tasks.spawn(
+                self._placeholder(view),
+                name=f"guest-placeholder-{place.chat_id}",
+                cancel_at_shutdown=True,  # a placeholder matters only while answers stream
+            )
         return view
 
     @staticmethod
@@ -225,11 +242,6 @@ class TelegramReplies:
                 await sink.edit_buttons(message_id, buttons)
         except SinkError as exc:  # a 429 among them: the budget has been told
             log.info("chat %s: buttons of message %s left: %s", key.chat_id, message_id, exc)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     @asynccontextmanager
     async def typing(self, target: ReplyTarget) -> AsyncIterator[None]:

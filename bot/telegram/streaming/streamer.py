@@ -7,12 +7,14 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
 from bot.shared import Sentence
 from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
 from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
+from bot.telegram.streaming.phases import BEFORE_TEXT, Phase, Shown, advance
 from bot.telegram.streaming.render import (
     TELEGRAM_LIMIT,
     RenderedText,
@@ -44,6 +46,26 @@ FINAL_ATTEMPTS = 18
 """Tries of a final text before giving up: 0.5 + 1 + 15 × 2 s, about 30 s of outage."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyOptions:
+    """Where one reply goes and how it looks: fixed when it is opened."""
+
+    chat_id: int
+    is_group: bool
+    interval: float
+    """Minimum seconds between two visible updates."""
+    reply_to: int | None
+    """The message the reply's first message answers."""
+    mode: Literal["edit", "draft"] = "edit"
+    """`draft` streams a private chat's reply as a native draft (groups always edit)."""
+    draft_id: int | None = None
+    limit: int = TELEGRAM_LIMIT
+    streaming_buttons: Keyboard = NO_BUTTONS
+    final_buttons: Keyboard = NO_BUTTONS
+    take_over: Sequence[int] = ()
+    """Messages of an earlier answer, edited into this one."""
+
+
 class ReplyStreamer:
     """Shows one answer while it streams and guarantees its final state.
 
@@ -57,6 +79,9 @@ class ReplyStreamer:
     while the answer is written and `final_buttons` once it is finished, and they change
     with the edits the text needs anyway (or with one paced edit of their own). An answer
     may `take_over` the messages of an earlier one: they are edited into the new answer.
+
+    Its life is a `Phase` (waiting, status, streaming, finishing, finished, broken), moved
+    only through `phases.advance`; what the chat has shown so far is a `Shown`.
     `split` cuts a rendering into the messages that show it (`split_for_telegram` at
     `limit` unless given: a guest answer has one message only).
     """
@@ -65,52 +90,42 @@ class ReplyStreamer:
         self,
         sink: MessageSink,
         budget: RateBudget,
+        options: ReplyOptions,
         *,
-        chat_id: int,
-        is_group: bool,
-        interval: float,
-        reply_to: int | None,
-        mode: Literal["edit", "draft"] = "edit",
         clock: Clock | None = None,
-        draft_id: int | None = None,
-        limit: int = TELEGRAM_LIMIT,
-        streaming_buttons: Keyboard = NO_BUTTONS,
-        final_buttons: Keyboard = NO_BUTTONS,
-        take_over: Sequence[int] = (),
         on_finished: Callable[[list[int]], None] | None = None,
         translate: Callable[[str], str] = str,
         split: Callable[[RenderedText], list[RenderedText]] | None = None,
     ) -> None:
         self._sink = sink
         self._budget = budget
-        self._chat_id = chat_id
-        self._is_group = is_group
-        self._interval = interval
-        self._reply_to = reply_to
-        self._mode: Literal["edit", "draft"] = "edit" if is_group else mode
+        self._chat_id = options.chat_id
+        self._is_group = options.is_group
+        self._interval = options.interval
+        self._reply_to = options.reply_to
+        self._mode: Literal["edit", "draft"] = "edit" if options.is_group else options.mode
         self._clock = clock or budget.clock
-        self._draft_id = draft_id or random.randrange(1, 2**31)
-        self._split = split or partial(split_for_telegram, limit=limit)
+        self._draft_id = options.draft_id or random.randrange(1, 2**31)
+        self._split = split or partial(split_for_telegram, limit=options.limit)
+        self._phase = Phase.WAITING
+        self._shown = Shown.NOTHING
         self._parts: list[str] = []
         self._text = ""
-        self._has_text = False
         self._status: str | None = None
         self._version = 0  # bumped by every change that may alter what is shown
         self._rendered_version = -1
         self._desired: list[RenderedText] = []
         self._desired_is_answer = False
         self._final: list[RenderedText] | None = None
+        take_over = options.take_over
         self._view = ReplyView.taking_over(list(take_over)) if take_over else ReplyView()
-        self._streaming_buttons = streaming_buttons
-        self._final_buttons = final_buttons
+        self._streaming_buttons = options.streaming_buttons
+        self._final_buttons = options.final_buttons
         self._on_finished = on_finished
         self._translate = translate
-        self._anything_shown = False
-        self._answer_shown = False
         self.answer_shown_at: float | None = None
         self._last_request = -math.inf
         self._failures = 0
-        self._broken = False
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
         self._idle = asyncio.Event()
@@ -131,6 +146,13 @@ class ReplyStreamer:
         """Ids of the answer's messages, in reading order."""
         return self._view.message_ids
 
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    def _enter(self, phase: Phase) -> None:
+        self._phase = advance(self._phase, phase)
+
     def append(self, chunk: str) -> None:
         """Take the next chunk; O(len(chunk)), never waits (the worker does the sending)."""
         if not chunk or self._final is not None:
@@ -138,7 +160,8 @@ class ReplyStreamer:
         self._parts.append(chunk)
         if chunk.isspace():
             return  # trailing whitespace never changes the rendering (it is trimmed)
-        self._has_text = True
+        if self._phase in BEFORE_TEXT:
+            self._enter(Phase.STREAMING)
         self._version += 1
         self._wake()
 
@@ -148,11 +171,13 @@ class ReplyStreamer:
         Returns once it is shown (or made moot by the answer); cancelling the wait does not
         cancel the update, which the worker finishes on its own.
         """
-        if self._final is not None or self._has_text:
+        if self._phase not in BEFORE_TEXT:
             return
         text = self._translate(text)
         if text == self._status:
             return
+        if self._phase is Phase.WAITING:
+            self._enter(Phase.STATUS)
         self._status = text
         self._version += 1
         self._wake()
@@ -180,6 +205,8 @@ class ReplyStreamer:
                 final = italic(self._translate(EMPTY_ANSWER))
             self._final = self._split(final)
             self._failures = 0
+            if self._phase is not Phase.BROKEN:
+                self._enter(Phase.FINISHING)
             self._finishing.set()
             self._wake()
         assert self._worker is not None
@@ -199,10 +226,11 @@ class ReplyStreamer:
 
     async def _run(self) -> None:
         try:
-            while not self._broken:
-                if self._final is not None:
+            while self._phase is not Phase.BROKEN:
+                if self._phase is Phase.FINISHING:
                     op = self._next_op(render=True)
                     if op is None:
+                        self._enter(Phase.FINISHED)
                         return
                     await self._budget.acquire(
                         self._chat_id, is_group=self._is_group, priority=self._priority(op)
@@ -271,7 +299,7 @@ class ReplyStreamer:
         if render and self._rendered_version != self._version:
             self._rendered_version = self._version
             pieces: list[RenderedText] = []
-            if self._has_text:
+            if self._phase is Phase.STREAMING:
                 pieces = self._split(render_markdown(self.text))
             self._desired_is_answer = bool(pieces)
             if not pieces and self._status:
@@ -289,8 +317,8 @@ class ReplyStreamer:
 
     def _priority(self, op: Step | None) -> Priority:
         """First sight of the answer, then completing messages, then growing the last one."""
-        shows_answer = self._final is not None or self._has_text
-        if not self._anything_shown or (shows_answer and not self._answer_shown):
+        shows_answer = self._phase not in BEFORE_TEXT
+        if self._shown is Shown.NOTHING or (shows_answer and self._shown is not Shown.ANSWER):
             return Priority.FIRST
         if self._final is not None:
             return Priority.FINAL
@@ -346,10 +374,15 @@ class ReplyStreamer:
         self._view.done(op, message_id)
         self._failures = 0
         if op.kind != "delete":
-            self._anything_shown = True
-            self._answer_shown |= self._final is not None or self._desired_is_answer
-            if self._answer_shown and self.answer_shown_at is None:
-                self.answer_shown_at = self._clock.now()
+            answer = self._final is not None or self._desired_is_answer
+            self._show(Shown.ANSWER if answer else Shown.STATUS)
+
+    def _show(self, shown: Shown) -> None:
+        """The chat now shows `shown` (what it showed before stays counted)."""
+        if shown.at_least(self._shown):
+            self._shown = shown
+        if self._shown is Shown.ANSWER and self.answer_shown_at is None:
+            self.answer_shown_at = self._clock.now()
 
     async def _back_off(self, exc: TransientSendError) -> None:
         self._failures += 1
@@ -357,7 +390,7 @@ class ReplyStreamer:
             log.error(
                 "chat %s: giving up after %d failures: %s", self._chat_id, FINAL_ATTEMPTS, exc
             )
-            self._broken = True
+            self._enter(Phase.BROKEN)
             return
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
         log.warning("chat %s: %s; retrying in %g s", self._chat_id, exc, delay)
@@ -379,4 +412,4 @@ class ReplyStreamer:
             self._mode = "edit"
         else:
             log.error("chat %s: cannot send the answer: %s", self._chat_id, exc)
-            self._broken = True
+            self._enter(Phase.BROKEN)

@@ -199,3 +199,19 @@ async def test_an_answer_watched_while_a_batch_is_written_waits_for_the_next_tic
     gate.set()
     await clock.run_for(TICK)
     assert [[c.answer_id for c in batch] for _, batch in store.calls] == [[1], [2]]
+
+
+async def test_a_flush_saves_text_that_grew_at_once_without_waiting_for_its_timer(
+    clock: FakeClock, store: CheckpointStore, writer: CheckpointWriter
+) -> None:
+    view = View()
+    writer.watch(7, view)
+    view.text, view.message_ids = "first", [100]
+    await clock.run_for(TICK)
+    view.text = "first words, and more since"
+    started = clock.now()
+    await writer.flush()  # at shutdown: the text so far is stored before anything else
+    assert clock.now() == started
+    assert store.saved()[-1] == AnswerCheckpoint(7, "first words, and more since", (100,))
+    await writer.flush()
+    assert len(store.calls) == 2, "an answer that did not change since is not written again"

@@ -25,6 +25,7 @@ from bot.phi4.errors import (
 )
 from bot.phi4.failures import is_local
 from bot.shared import MediaKind
+from bot.shared.tasks import TaskSupervisor
 
 ADMINS = "7,8"
 KEY = "sk-admin-never-sees-this"
@@ -131,7 +132,11 @@ def make_health(
     settings = Settings(_env_file=None, **(values | env))
     replies, clock = RecordedReplies(), Clock()
     health = BackendHealth(
-        backend=ProbedBackend(failure), replies=replies, settings=settings, clock=clock
+        backend=ProbedBackend(failure),
+        replies=replies,
+        settings=settings,
+        tasks=TaskSupervisor(),
+        clock=clock,
     )
     return health, replies, clock
 
@@ -140,7 +145,7 @@ async def settle(health: BackendHealth) -> None:
     """Let the notices being sent finish."""
     for _ in range(20):
         await asyncio.sleep(0)
-    await health.aclose()
+    await health.tasks.drain(asyncio.get_running_loop().time())
 
 
 def refused() -> ConnectionRefused:

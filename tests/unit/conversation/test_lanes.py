@@ -117,3 +117,30 @@ async def test_shutdown_stops_generations_and_refuses_new_work() -> None:
     assert outcome == [str(StopReason.SHUTDOWN)]
     with pytest.raises(QueueFull):
         lanes.submit(B, job)
+
+
+async def test_an_answer_starting_after_the_close_is_stopped_at_once() -> None:
+    lanes = ConversationLanes()
+    reasons: list[StopReason | None] = []
+    reached = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def job() -> None:
+        reached.set()
+        await go_on.wait()  # still reading its history when SIGTERM comes
+        generation = asyncio.create_task(asyncio.sleep(10))
+        lanes.set_generation(A, generation)
+        try:
+            await generation
+        except asyncio.CancelledError:
+            reasons.append(lanes.stop_reason(A))
+
+    lanes.submit(A, job)
+    await reached.wait()
+    lanes.close()
+    go_on.set()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await lanes.drain(started + 5.0)
+    assert reasons == [StopReason.SHUTDOWN]
+    assert loop.time() - started < 1.0

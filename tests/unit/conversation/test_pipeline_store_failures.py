@@ -19,6 +19,7 @@ from bot.conversation.pipeline import TurnPipeline
 from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import ReplyTarget
 from bot.phi4 import Conversation
+from bot.shared.tasks import TaskSupervisor
 from storage import AnswerStatus, ConversationKey, SQLiteStore
 
 KEY = ConversationKey(42)
@@ -130,6 +131,7 @@ def pipeline(store: SQLiteStore, chat: Chat, model: Model) -> TurnPipeline:
         backend=model,
         lanes=ConversationLanes(),
         checkpoints=CheckpointWriter(store),
+        tasks=TaskSupervisor(),
         store_retry=StoreRetry(0.2, first_pause=0.01),
     )
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.phi4.backend import Backend
 from bot.phi4.conversation import Conversation, Turn
 from bot.phi4.errors import EmptyStream, TurnTooLong
 from bot.phi4.fitting import WindowFitting
@@ -38,7 +39,7 @@ def fitted(srv: FakeOpenAIServer, *, window: int = 131_072) -> WindowFitting:
     return WindowFitting(server, window=window, answer_tokens=4096)
 
 
-async def converse(backend: WindowFitting, turns: int) -> list[str]:
+async def converse(backend: Backend, turns: int) -> list[str]:
     """`turns` long questions, each answer added to the history as a chat would."""
     history: list[Turn] = []
     answers: list[str] = []
@@ -129,3 +130,64 @@ async def test_a_message_too_long_for_the_window_is_refused_before_any_request(
             [chunk async for chunk in backend.stream(huge)]
     assert "shorten its text" in caught.value.user_message
     assert srv.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "said"),
+    [
+        ("vllm", "context window 1200 tokens (as the server states)"),
+        ("llama-server", "context window 1200 tokens (as the server states)"),
+        ("llama-cpp-python", "context window 131072 tokens (PHI4_CONTEXT_TOKENS)"),
+    ],
+)
+async def test_the_probe_says_which_window_prompts_are_fitted_to(
+    srv: FakeOpenAIServer, shape: str, said: str
+) -> None:
+    srv.shape = shape
+    async with fitted(srv) as backend:
+        assert (await backend.probe()).endswith(said)
+
+
+async def test_the_history_to_read_follows_the_largest_window_behind_the_backend(
+    srv: FakeOpenAIServer,
+) -> None:
+    from bot.phi4 import Phi4Settings, create_backend
+    from bot.phi4.fitting import fitted_window
+    from bot.phi4.instrumented import instrument
+
+    srv.shape = "vllm"
+    one = Phi4Settings(
+        _env_file=None,
+        PHI4_BACKEND="openai",
+        OPENAI_BASE_URL=srv.base_url,
+        PHI4_CONTEXT_TOKENS="8000",
+    )
+    two = one.model_copy(update={"openai_base_url": f"{srv.base_url},{srv.base_url}"})
+    single = instrument(create_backend(one))  # as the bot wraps it, for its metrics
+    pool = create_backend(two)
+    try:
+        assert fitted_window(single) == fitted_window(pool) == 8000
+        await converse(single, 1)  # the server states its 1,200 tokens
+        assert fitted_window(single) == WINDOW
+        await converse(pool, 1)  # one replica learned it, the other still assumes 8,000
+        assert fitted_window(pool) == 8000
+    finally:
+        await single.aclose()
+        await pool.aclose()
+
+
+async def test_a_message_too_long_for_one_backend_of_a_chain_goes_to_a_larger_one(
+    srv: FakeOpenAIServer,
+) -> None:
+    from bot.phi4.chain import FallbackChain
+
+    srv.window = None  # the second server: Phi-4's whole window
+    long = Conversation((Turn("user", LONG * 30),))  # ~1,200 estimated tokens, 900 fit
+    async with FakeOpenAIServer() as small:
+        small.window, small.shape = WINDOW, "vllm"
+        async with FallbackChain([fitted(small), fitted(srv)]) as chain:
+            assert "".join([c async for c in chain.stream(long)]) == srv.answer
+        assert small.chat_requests == []  # refused before any request to it
+        async with FallbackChain([fitted(small, window=600), fitted(srv, window=600)]) as chain:
+            with pytest.raises(TurnTooLong):
+                [c async for c in chain.stream(long)]

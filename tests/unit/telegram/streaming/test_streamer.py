@@ -8,6 +8,7 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +34,7 @@ from bot.telegram.streaming.sink import (
     SinkError,
     TransientSendError,
 )
-from bot.telegram.streaming.streamer import EMPTY_ANSWER, ReplyStreamer
+from bot.telegram.streaming.streamer import EMPTY_ANSWER, ReplyOptions, ReplyStreamer
 from tests.fake_clock import FakeClock, run_virtual
 from tests.fakes.telegram.limits import FloodControl, Limits
 
@@ -183,15 +184,21 @@ def sink(clock: FakeClock) -> MemorySink:
     return MemorySink(clock)
 
 
-def make(sink: MemorySink, budget: RateBudget, **options: object) -> ReplyStreamer:
-    settings: dict[str, object] = {
+def make(
+    sink: MemorySink,
+    budget: RateBudget,
+    *,
+    on_finished: Callable[[list[int]], None] | None = None,
+    **options: Any,
+) -> ReplyStreamer:
+    settings: dict[str, Any] = {
         "chat_id": sink.chat_id,
         "is_group": sink.chat_id < 0,
         "interval": 1.0,
         "reply_to": 7,
     }
     settings.update(options)
-    return ReplyStreamer(sink, budget, **settings)  # type: ignore[arg-type]
+    return ReplyStreamer(sink, budget, ReplyOptions(**settings), on_finished=on_finished)
 
 
 async def feed(clock: FakeClock, streamer: ReplyStreamer, chunks: list[str], every: float) -> None:
