@@ -215,9 +215,13 @@ class RateBudget:
 
     def claim(self, chat_id: int | None) -> bool:
         """Whether the running code holds an unspent slot of this budget for a request to
-        `chat_id`; asking spends it, so one slot lets exactly one request through."""
+        `chat_id`; asking spends it, so one slot lets exactly one request through. A
+        request without a chat (`None`: an inline or guest message) may spend a chat's
+        slot, which was charged to the bot as well."""
         held = _HELD.get()
-        if held is None or held.budget is not self or held.spent or held.chat_id != chat_id:
+        if held is None or held.budget is not self or held.spent:
+            return False
+        if chat_id is not None and held.chat_id != chat_id:
             return False
         held.spent = True
         return True

@@ -315,6 +315,12 @@ async def test_a_slot_lets_exactly_one_request_to_its_chat_through(clock: FakeCl
     assert not budget.claim(7)
     assert budget.window_used() == 1, "released on leaving the block, still in the window"
 
+    async def guest_edit() -> bool:  # an inline message's edit names no chat
+        async with budget.slot(-7, is_group=True, priority=Priority.FINAL):
+            return budget.claim(None)
+
+    assert await clock.run(guest_edit()), "a chat's slot covers a request charged to the bot"
+
 
 async def test_a_slot_is_released_when_its_block_fails(clock: FakeClock) -> None:
     budget = RateBudget(clock=clock)
