@@ -29,7 +29,7 @@ check: $(STAMP)
 	$(BIN)/phi4bot check
 
 test: $(STAMP)
-	$(BIN)/coverage run -m pytest -q
+	$(BIN)/pytest -q --cov --cov-report=
 	@$(BIN)/coverage report > .coverage-report.txt || { cat .coverage-report.txt; exit 1; }
 	@echo "branch coverage of bot/ and storage/: $$($(BIN)/coverage report --format=total) %"
 
