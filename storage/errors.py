@@ -26,6 +26,16 @@ class AttachmentTooLarge(StorageError):
         super().__init__(self.user_message)
 
 
+class TooManyWaiting(StorageError):
+    """The sender already has `limit` messages waiting for an answer in the conversation:
+    the new one is refused before it is stored, as a lane in memory refuses it."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        self.waiting = waiting
+        self.limit = limit
+        super().__init__(f"{waiting} messages of the sender wait already (at most {limit})")
+
+
 def megabytes(size: int) -> str:
     """Sizes as people say them: `20 MB`, `1.5 MB`, `300 KB`."""
     if size >= 1024 * 1024:
