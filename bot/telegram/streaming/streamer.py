@@ -13,7 +13,8 @@ from typing import Literal
 
 from bot.shared import Sentence
 from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
-from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
+from bot.telegram.streaming.clock import Clock
+from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.phases import BEFORE_TEXT, Phase, Shown, advance
 from bot.telegram.streaming.render import (
     TELEGRAM_LIMIT,
