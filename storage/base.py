@@ -78,12 +78,18 @@ class Store(Protocol):
         sender_id: int | None = None,
         sender_name: str | None = None,
         attachments: Sequence[NewAttachment] = (),
+        max_waiting: int | None = None,
     ) -> RecordedTurn | None:
         """`current_conversation` then `add_user_turn`, as one operation: under a flood every
         store call waits its turn, so an arriving message is recorded in one. The same rules
         as `add_user_turn`: None when (chat_id, message_id) was stored before, and
         `AttachmentTooLarge` before anything is written (a key's first conversation
-        included)."""
+        included).
+
+        `max_waiting` caps the sender's turns waiting for an answer in the key's
+        conversations, as counted in the database (`storage.waiting`): with that many
+        waiting, `TooManyWaiting` is raised and nothing is written. Processes sharing the
+        database pass it, since none of them sees every waiting turn in memory."""
 
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:
         """Record an assistant turn in status `streaming`; returns its id."""

@@ -4,11 +4,14 @@ moment, and a turn arriving into it; a chat's settings; a chat that changed its 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
+from storage.errors import TooManyWaiting, refers_to_missing_row
 from storage.models import ConversationKey, NewAttachment, RecordedTurn
 from storage.session import Session
 from storage.turns import write_user_turn
+from storage.waiting import count_waiting
 
 
 def _insert_into_current(topic: str) -> str:
@@ -54,6 +57,7 @@ async def record_user_turn(
     sender_name: str | None,
     attachments: Sequence[NewAttachment],
     hashes: Sequence[str],
+    max_waiting: int | None = None,
 ) -> RecordedTurn | None:
     """The turn stored in the key's current conversation (created once on first use), or
     None when (chat_id, message_id) was stored before, by this process or another.
@@ -62,17 +66,71 @@ async def record_user_turn(
     trip: the conversation is looked up inside the insert. Otherwise (media, the key's first
     message, or a message seen before) it is one transaction, so the turn never exists
     without its attachments and a key never gets two first conversations.
+
+    With `max_waiting`, a sender who has that many turns waiting in the key's conversations
+    (see `storage.waiting`) gets `TooManyWaiting` and nothing is stored. The count and the
+    insert are one transaction under the key's lock, so two processes storing the same
+    sender's messages at once cannot both slip under the cap.
+
+    A conversation retention deletes at the very moment a turn goes into it (on PostgreSQL;
+    see `storage.retention`) makes the insert fail as referring to a row that is gone; the
+    turn then goes into a new conversation at once, as it would a moment later.
     """
     fields = (text, chat_id, message_id, sender_id, sender_name, db.dialect.time(time.time()))
-    if not attachments:
+    room = None
+    if max_waiting is not None and sender_id is not None:
+        room = partial(_check_room, db, key, sender_id, chat_id, message_id, max_waiting)
+    if not attachments and room is None:
         sql = _INSERT_INTO_CURRENT if key.thread_id is None else _INSERT_INTO_CURRENT_TOPIC
-        row = await db.fetchrow(sql, *fields, *_key_values(key))
+        try:
+            row = await db.fetchrow(sql, *fields, *_key_values(key))
+        except Exception as exc:
+            if not refers_to_missing_row(exc):
+                raise
+            row = None  # its conversation was being deleted: a new one is made below
         if row is not None:
             return RecordedTurn(conversation_id=int(row[1]), user_turn_id=int(row[0]))
+    write = partial(_write_turn, db, key, fields, attachments, hashes, room)
+    try:
+        return await write()
+    except Exception as exc:
+        if not refers_to_missing_row(exc):
+            raise
+    return await write()  # the conversation found was being deleted; now it is gone
+
+
+async def _write_turn(
+    db: Session,
+    key: ConversationKey,
+    fields: tuple[object, ...],
+    attachments: Sequence[NewAttachment],
+    hashes: Sequence[str],
+    room: Callable[[], Awaitable[None]] | None,
+) -> RecordedTurn | None:
+    """One transaction: the sender's `room` checked (with a cap), the key's conversation
+    found or created, the turn and its media written."""
     async with db.transaction():
+        if room is not None:
+            await room()
         conversation_id = await create_once(db, key)
         turn_id = await write_user_turn(db, (conversation_id, *fields), attachments, hashes)
     return None if turn_id is None else RecordedTurn(conversation_id, turn_id)
+
+
+async def _check_room(
+    db: Session,
+    key: ConversationKey,
+    sender_id: int,
+    chat_id: int,
+    message_id: int | None,
+    max_waiting: int,
+) -> None:
+    """Inside the transaction, under the key's lock: `TooManyWaiting` when the sender already
+    has `max_waiting` turns waiting (unless this message is one of them, delivered again)."""
+    await db.dialect.lock_key(db, key)
+    waiting = await count_waiting(db, key, sender_id)
+    if waiting >= max_waiting and not await stored_before(db, chat_id, message_id):
+        raise TooManyWaiting(waiting, max_waiting)
 
 
 async def create_once(db: Session, key: ConversationKey) -> int:
@@ -85,6 +143,17 @@ async def create_once(db: Session, key: ConversationKey) -> int:
     await db.dialect.lock_key(db, key)
     found = await find_current(db, key)
     return found if found is not None else await insert_conversation(db, key)
+
+
+async def stored_before(db: Session, chat_id: int, message_id: int | None) -> bool:
+    """Whether (chat_id, message_id) is a turn already: a message delivered again is not
+    refused for a full queue it is itself part of; storing it finds it instead."""
+    if message_id is None:
+        return False
+    found = await db.fetchval(
+        "SELECT 1 FROM turns WHERE chat_id = ? AND message_id = ?", chat_id, message_id
+    )
+    return found is not None
 
 
 async def find_current(db: Session, key: ConversationKey) -> int | None:

@@ -26,6 +26,16 @@ class AttachmentTooLarge(StorageError):
         super().__init__(self.user_message)
 
 
+class TooManyWaiting(StorageError):
+    """The sender already has `limit` messages waiting for an answer in the conversation:
+    the new one is refused before it is stored, as a lane in memory refuses it."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        self.waiting = waiting
+        self.limit = limit
+        super().__init__(f"{waiting} messages of the sender wait already (at most {limit})")
+
+
 def megabytes(size: int) -> str:
     """Sizes as people say them: `20 MB`, `1.5 MB`, `300 KB`."""
     if size >= 1024 * 1024:
@@ -78,9 +88,6 @@ _POSTGRES_STATES = {
     "40001": Unavailability.LOCKED,  # serialization_failure
     "40P01": Unavailability.LOCKED,  # deadlock_detected
     "55P03": Unavailability.LOCKED,  # lock_not_available (lock_timeout)
-    # foreign_key_violation: the conversation a turn went into was being deleted by retention
-    # (untouched for days) at that very moment; tried again, the turn starts a new one.
-    "23503": Unavailability.LOCKED,
 }
 """SQLSTATEs (a class by its two characters, or one state) that may pass."""
 
@@ -107,6 +114,26 @@ def store_unavailable(exc: BaseException) -> StoreUnavailable | None:
     if isinstance(exc, OSError):
         return StoreUnavailable(Unavailability.UNREACHABLE, exc.strerror or type(exc).__name__)
     return _postgres_unavailable(exc)
+
+
+def refers_to_missing_row(exc: BaseException) -> bool:
+    """Whether `exc` is a foreign-key violation: a row written to refer to one that is gone.
+
+    Tried again it fails again, so it is no `StoreUnavailable`; the one place it can arise in
+    the bot's own use (a message arriving into the conversation retention deletes at that
+    moment, on PostgreSQL) is handled where the turn is written (`storage.conversations`).
+    """
+    if isinstance(exc, sqlite3.IntegrityError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+        return "FOREIGN KEY constraint failed" in str(exc)
+    asyncpg = sys.modules.get("asyncpg")
+    return (
+        asyncpg is not None
+        and isinstance(exc, asyncpg.PostgresError)
+        and getattr(exc, "sqlstate", None) == "23503"  # foreign_key_violation
+    )
 
 
 def _sqlite_reason_from_text(text: str) -> Unavailability | None:

@@ -13,16 +13,16 @@ import time
 from storage.models import DatabaseStats, Forgotten, TableSize
 from storage.session import Session
 
-_STALE_CONVERSATIONS = (
+_STALE = (
     "SELECT c.id FROM conversations c "
     "LEFT JOIN turns t ON t.id = (SELECT max(n.id) FROM turns n WHERE n.conversation_id = c.id) "
     "WHERE c.created_at < ? AND (t.id IS NULL OR (t.created_at < ? "
     "AND (t.finished_at IS NULL OR t.finished_at < ?) "
     "AND (t.status IS NULL OR t.status != 'streaming'))) "
-    "ORDER BY c.id LIMIT ?"
 )
 """Conversations whose newest turn (or, without turns, whose start) is older than the cutoff;
 an answer still streaming keeps its conversation, however old."""
+_STALE_CONVERSATIONS = _STALE + "ORDER BY c.id LIMIT ?"
 
 _STALE_MEDIA = (
     "SELECT b.sha256 FROM blobs b WHERE b.dropped_at IS NULL AND NOT EXISTS "
@@ -42,7 +42,7 @@ async def forget_conversations(db: Session, before: float, batch: int) -> int:
     cutoff = db.dialect.time(before)
     async with db.transaction():
         found = await db.fetch(_STALE_CONVERSATIONS, cutoff, cutoff, cutoff, batch)
-        ids = [row[0] for row in found]
+        ids = await _still_stale(db, [row[0] for row in found], cutoff)
         if not ids:
             return 0
         in_conversations, values = db.dialect.any_of("conversation_id", ids)
@@ -62,6 +62,24 @@ async def forget_conversations(db: Session, before: float, batch: int) -> int:
                 *values,
             )
     return len(ids)
+
+
+async def _still_stale(db: Session, ids: list[int], cutoff: object) -> list[int]:
+    """Of the conversations chosen, those still stale once locked. Where other writers go on
+    meanwhile (PostgreSQL: SQLite's write lock keeps them out), a turn stored between the
+    choice and the lock touched its conversation, which is then kept, not deleted with the
+    new turn in it; a turn arriving after the lock waits for the deletion and then starts a
+    new conversation (`storage.conversations`)."""
+    if not ids:
+        return ids
+    in_ids, values = db.dialect.any_of("id", ids)
+    await db.fetch(
+        f"SELECT id FROM conversations WHERE {in_ids} ORDER BY id{db.dialect.for_update}",
+        *values,
+    )
+    in_ids, values = db.dialect.any_of("c.id", ids)
+    rows = await db.fetch(f"{_STALE}AND {in_ids} ORDER BY c.id", cutoff, cutoff, cutoff, *values)
+    return [row[0] for row in rows]
 
 
 async def forget_media(db: Session, before: float, batch: int) -> int:

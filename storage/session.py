@@ -89,7 +89,7 @@ class Dialect(Protocol):
 
     async def lock_key(self, session: Session, key: ConversationKey) -> None:
         """Inside a transaction: take turns with other processes creating the key's first
-        conversation."""
+        conversation, or counting a sender's waiting turns there before adding one."""
 
     async def table_sizes(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
         """Bytes on disk of each table with its indexes, where the engine can tell."""

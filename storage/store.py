@@ -164,6 +164,7 @@ class SQLStore:
         sender_id: int | None = None,
         sender_name: str | None = None,
         attachments: Sequence[NewAttachment] = (),
+        max_waiting: int | None = None,
     ) -> RecordedTurn | None:
         hashes = await check_and_hash(attachments, self.max_attachment_bytes)
         async with self._session("record_user_turn") as db:
@@ -177,6 +178,7 @@ class SQLStore:
                 sender_name=sender_name,
                 attachments=attachments,
                 hashes=hashes,
+                max_waiting=max_waiting,
             )
 
     async def start_answer(self, conversation_id: int, user_turn_id: int) -> int:

@@ -52,7 +52,7 @@ class CountingEventLoop(asyncio.SelectorEventLoop):
 
 
 class FakeClock:
-    """A pacing `Clock` (see `bot.telegram.streaming.pacing`) that runs in virtual time.
+    """A pacing `Clock` (see `bot.telegram.streaming.clock`) that runs in virtual time.
 
     Whenever the event loop has nothing left to run, the clock jumps to the earliest pending
     `sleep` deadline and wakes those sleepers. A run is therefore deterministic and takes

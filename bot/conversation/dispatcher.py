@@ -24,6 +24,9 @@ class TurnDispatcher:
 
     Refusals that cost nothing (rate, a full queue) are decided before anything is stored;
     an admitted turn is recorded at once and its answer queued in the conversation's lane.
+    With a database shared by several processes the lanes here hold only what this process
+    answers, so a full queue is counted by the database as the turn is stored (see
+    `TurnRecorder`), still before anything is written for it.
     Replies outside any lane (refusals) go out as `notices`; other work outside the lanes
     runs under the process's `tasks`, so shutdown waits for it.
     """

@@ -55,6 +55,11 @@ class ConversationLanes:
         """Wraps every submitted job (unless `guarded=False`): with a database shared by
         several processes, it holds the conversation's lease while the job runs."""
 
+    @property
+    def max_queued_per_user(self) -> int:
+        """How many turns one person may have waiting in a conversation (0: no limit)."""
+        return self._max_queued
+
     def check_room(self, key: ConversationKey, *, user_id: int | None = None) -> None:
         """Raise `QueueFull` when `user_id` already has the allowed number of turns waiting
         (or the bot is shutting down), before anything is stored for a new one."""

@@ -1,6 +1,8 @@
 """One answer from start to end: load history → stream from the model → store the answer.
 
-The user's turn is already stored when its lane reaches it (see `recorder`).
+The user's turn is already stored when its lane reaches it (see `recorder`); the model's
+chunks reach the chat through `generation`, and the answer's end is shown and stored by
+`answer_end`.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 from bot import metrics
 from bot.config import Settings
+from bot.conversation.answer_end import record_end, show_end
 from bot.conversation.answer_order import AnswerSteps, Step
 from bot.conversation.checkpoints import CheckpointWriter
 from bot.conversation.errors import HistoryUnavailable, NothingToRetry, StoreStillUnavailable
+from bot.conversation.generation import FirstChunk, generate, outcome
 from bot.conversation.health import BackendHealth
 from bot.conversation.lanes import ConversationLanes, StopReason
 from bot.conversation.ports import AnswerView, ChatReplies
@@ -25,38 +28,19 @@ from bot.conversation.recorder import AcceptedTurn
 from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.logs import log_ids
-from bot.phi4 import Backend, Conversation, Phi4Error, QueuePosition
-from bot.phi4.errors import AnswerCutAtLength
+from bot.phi4 import Backend
 from bot.phi4.fitting import fitted_window
-from bot.shared import Sentence, UserFacingError
+from bot.shared import UserFacingError
 from bot.shared.tasks import TaskSupervisor
 from storage import AnswerRecord, AnswerStatus, ConversationKey, Store, store_unavailable
 
 log = logging.getLogger(__name__)
 
-STOP_NOTES = {
-    StopReason.USER: Sentence("⏹ Stopped."),
-    StopReason.SHUTDOWN: Sentence(
-        "⏹ Stopped: the bot is restarting. Send /retry for a full answer."
-    ),
-}
-CUT_NOTE = Sentence(
-    "✂️ The answer was cut at the model's length limit: press Continue "
-    "(or send /continue) for the rest."
-)
-"""Under an answer the server ended at its length limit, which is kept as it stands."""
 OUTCOMES: dict[AnswerStatus, metrics.TurnOutcome] = {
     AnswerStatus.COMPLETE: "answered",
     AnswerStatus.STOPPED: "stopped",
     AnswerStatus.FAILED: "failed",
 }
-
-
-@dataclass(slots=True)
-class _FirstChunk:
-    """When the model's first chunk of an answer arrived (`time.monotonic()`), once it has."""
-
-    at: float | None = None
 
 
 class TurnPipeline:
@@ -110,7 +94,9 @@ class TurnPipeline:
     ) -> None:
         """Answer with the reason and record it, so the turn is not taken for unanswered."""
         message_ids = await self.say(target, problem.user_message)
-        await self._record_end(
+        await record_end(
+            self.store,
+            self.store_retry,
             target.key,
             stored.conversation_id,
             stored.user_turn_id,
@@ -232,9 +218,18 @@ class TurnPipeline:
             label_senders=target.is_group and target.guest is None,  # a guest's is one caller's
         )
         view = self.replies.open_answer(target, controls=True, take_over=take_over)
-        started_at, first_chunk = time.monotonic(), _FirstChunk()
+        started_at, first_chunk = time.monotonic(), FirstChunk()
         generation = asyncio.create_task(
-            self._generate(target, conversation, view, first_chunk, steps)
+            generate(
+                self.backend,
+                self.replies,
+                self.tasks,
+                target,
+                conversation,
+                view,
+                first_chunk,
+                steps,
+            )
         )
         steps.reach(Step.REQUESTED)
         self.lanes.set_generation(key, generation)
@@ -259,22 +254,9 @@ class TurnPipeline:
             steps.reach(Step.ROW_STORED)
             self.checkpoints.watch(answer_id, view)  # so a crash leaves the partial answer
             steps.reach(Step.WATCHED)
-        status, failure, cut = AnswerStatus.COMPLETE, None, None
         metrics.answers_streaming(+1)
         try:
-            await generation
-        except AnswerCutAtLength as exc:  # the answer stands as far as it went
-            cut = exc
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-            status = AnswerStatus.STOPPED
-        except Phi4Error as exc:
-            status, failure = AnswerStatus.FAILED, exc
-        except Exception as exc:
-            log.exception("the answer in chat %s failed", key.chat_id)
-            status, failure = AnswerStatus.FAILED, Phi4Error(str(exc))
+            ended = await outcome(generation, key.chat_id)
         finally:
             metrics.answers_streaming(-1)
             steps.reach(Step.GENERATED)
@@ -284,39 +266,23 @@ class TurnPipeline:
             reason = self.lanes.stop_reason(key) or StopReason.USER
             self.lanes.set_generation(key, None)
             self._writing.pop(key, None)
-        if status is AnswerStatus.COMPLETE:
-            if self.health is not None:
-                self.health.answered()
-            message_ids = await view.finish(note=CUT_NOTE if cut else None)
-            if cut is not None and message_ids:
-                await self.replies.offer_continue(target, message_ids[-1])
-        elif status is AnswerStatus.STOPPED:
-            message_ids = await view.finish(note=STOP_NOTES[reason])
-        else:
-            assert failure is not None
-            log.warning(
-                "answer failed in chat %s (%s): %s",
-                key.chat_id,
-                failure.failure_class.value,
-                failure,
-            )
-            if self.health is not None:
-                self.health.failed(failure)
-            message_ids = await view.fail(failure.user_message)
+        message_ids = await show_end(ended, view, reason, self.replies, target, self.health)
         steps.reach(Step.SHOWN)
-        await self._record_end(
+        await record_end(
+            self.store,
+            self.store_retry,
             key,
             conversation_id,
             user_turn_id,
             answer_id,
             text=view.text,
-            status=status,
+            status=ended.status,
             message_ids=message_ids,
-            error=None if failure is None else type(failure).__name__,
+            error=None if ended.failure is None else type(ended.failure).__name__,
         )
         steps.reach(Step.RECORDED)
         metrics.record_answer(
-            OUTCOMES[status],
+            OUTCOMES[ended.status],
             received_at=received_at,
             started_at=started_at,
             first_chunk_at=first_chunk.at,
@@ -324,79 +290,6 @@ class TurnPipeline:
             ended_at=time.monotonic(),
             length=len(view.text),
         )
-
-    async def _record_end(
-        self,
-        key: ConversationKey,
-        conversation_id: int,
-        user_turn_id: int,
-        answer_id: int | None,
-        *,
-        text: str,
-        status: AnswerStatus,
-        message_ids: list[int],
-        error: str | None,
-    ) -> None:
-        """Store how the answer ended (and, if its start could not be stored, the answer
-        itself), trying again through a passing outage; the chat has the answer whatever
-        happens here, so a failure is logged, never raised."""
-
-        async def record() -> None:
-            nonlocal answer_id
-            if answer_id is None:
-                answer_id = await self.store.start_answer(conversation_id, user_turn_id)
-            await self.store.finish_answer(
-                answer_id, text=text, status=status, message_ids=message_ids, error=error
-            )
-
-        try:
-            await self.store_retry.run(f"storing the answer in chat {key.chat_id}", record)
-        except Exception as exc:
-            problem = exc.problem if isinstance(exc, StoreStillUnavailable) else exc
-            log.error(
-                "the answer to turn %s in chat %s was sent but not stored (%d characters, %s): %s",
-                user_turn_id,
-                key.chat_id,
-                len(text),
-                status.value,
-                problem,
-                exc_info=problem is exc,  # a traceback for the unforeseen
-            )
-
-    async def _generate(
-        self,
-        target: ReplyTarget,
-        conversation: Conversation,
-        view: AnswerView,
-        first_chunk: _FirstChunk,
-        steps: AnswerSteps,
-    ) -> None:
-        """Pump the model's chunks into the view; typing is shown until the first one.
-
-        A queue position is shown in the background (the view brings it up to date on its
-        own and ends that wait when it finishes), so the model's stream never waits for it.
-        """
-
-        def on_queue(position: QueuePosition) -> None:
-            if view.text:
-                return
-            status = Sentence("⏳ In queue: position {n}", n=position.rank + 1)
-            self.tasks.spawn(view.show_status(status), name=f"queue-status-{target.key}")
-
-        chunks = self.backend.stream(conversation, on_queue=on_queue)
-        try:
-            async with self.replies.typing(target):
-                first = await anext(chunks, None)
-            if first is not None:
-                first_chunk.at = time.monotonic()
-                steps.reach(Step.FIRST_TEXT)
-                view.append(first)
-                async for chunk in chunks:
-                    view.append(chunk)
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     # -- small helpers --------------------------------------------------------------------
 

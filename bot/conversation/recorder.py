@@ -14,6 +14,7 @@ from bot.conversation.errors import (
     DailyQuotaReached,
     FileTooLarge,
     MediaUnavailable,
+    QueueFull,
     StoreStillUnavailable,
 )
 from bot.conversation.ports import MediaDownloader
@@ -27,6 +28,7 @@ from storage import (
     NewAttachment,
     RecordedTurn,
     Store,
+    TooManyWaiting,
     megabytes,
 )
 
@@ -59,6 +61,11 @@ class TurnRecorder:
     may find the turn stored already (the store's idempotency by message id): it is then not
     answered from here, and stays a waiting turn that recovery (or, with a shared database,
     the next sweep) answers once.
+
+    With `waiting_cap` (processes sharing the database), the store refuses a sender who has
+    that many turns waiting in the conversation already, counted in the database, since
+    the lanes of this process see only what it answers itself; the sender reads
+    `QueueFull`, as from a lane.
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class TurnRecorder:
         daily_quota: int = 0,
         refuse: Callable[[IncomingTurn, UserFacingError], Awaitable[object]],
         retry: StoreRetry | None = None,
+        waiting_cap: int | None = None,
     ) -> None:
         self._store = store
         self._media = media
@@ -77,6 +85,7 @@ class TurnRecorder:
         self._daily_quota = daily_quota
         self._refuse = refuse
         self._retry = retry if retry is not None else StoreRetry(60.0)
+        self._waiting_cap = waiting_cap
         self._tails: dict[ConversationKey, asyncio.Task[Any]] = {}
         self._under_way: set[asyncio.Task[Any]] = set()
 
@@ -122,6 +131,9 @@ class TurnRecorder:
         what = f"storing message {turn.message_id} in chat {turn.key.chat_id}"
         try:
             return await self._store_turn(turn, exempt=exempt, what=what)
+        except TooManyWaiting:
+            await self._refuse(turn, QueueFull())
+            return None
         except StoreStillUnavailable as failure:
             self._retry.refuse_turn(what, failure)
             await self._refuse(turn, failure)
@@ -147,6 +159,7 @@ class TurnRecorder:
             message_id=turn.message_id,
             sender_id=turn.sender_id,
             sender_name=turn.sender_name,
+            max_waiting=self._waiting_cap,
         )
 
         async def store_turn(text: str, attachments: list[NewAttachment]) -> RecordedTurn | None:

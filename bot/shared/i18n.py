@@ -59,17 +59,23 @@ def language_of(code: str | None) -> str:
 
 
 @cache
-def _catalog(language: str) -> gettext.NullTranslations:
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+def _catalogs() -> dict[str, gettext.NullTranslations]:
+    """Every compiled catalog, loaded once. Kept by the languages the bot speaks, not by the
+    codes its readers' clients send, so what it holds cannot grow with odd codes."""
+    return {
+        language: gettext.translation(DOMAIN, LOCALE_DIR, languages=[language])
+        for language in languages()
+        if language != SOURCE_LANGUAGE
+    }
 
 
 def translate(text: str, language: str | None) -> str:
     """`text` in `language` (a Telegram language code); values that are sentences
     themselves are translated too. Text no catalog knows is returned as it is."""
     lang = language_of(language)
-    if lang == SOURCE_LANGUAGE:
+    catalog = _catalogs().get(lang)
+    if catalog is None:  # English, or a language without a catalog
         return str(text)
-    catalog = _catalog(lang)
     if not isinstance(text, Sentence):
         return catalog.gettext(text) if text else str(text)
     translated = catalog.gettext(text.msgid)

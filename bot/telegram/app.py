@@ -168,6 +168,8 @@ async def _start_services(application: BotApplication) -> None:
             turn.target.replying_to(turn.message_id), problem.user_message
         ),
         retry=pipeline.store_retry,
+        # Shared: a sender's waiting turns may be in any process; only the database counts them.
+        waiting_cap=(lanes.max_queued_per_user or None) if coordination.shared else None,
     )
     access = AccessPolicy.from_settings(settings)
     notices = Notices(pipeline.say, tasks)

@@ -10,6 +10,7 @@ from telegram import Message
 from bot.conversation.prompt import ChatSetting
 from bot.conversation.turns import ReplyTarget
 from bot.shared import Sentence
+from bot.shared.bounded import BoundedDict
 from bot.telegram.speech import is_speech_language, speaks
 from bot.telegram.triggers import language_of
 from storage import Store
@@ -20,18 +21,28 @@ SPEECH_NOTICE = Sentence(
     "Note: I recognise speech well in English, Chinese, German, French, Italian, Japanese, "
     "Spanish and Portuguese; in other languages I may mishear what is said."
 )
+REMEMBERED_CHATS = 10_000
+"""Chats kept in memory as told; one forgotten costs a settings read, never a second notice."""
 
 
 class SpeechNotice:
     """Tells a chat, once, that Phi-4 may mishear a voice note in a language it was not
     trained on (judged by the speaker's Telegram language), so a poor transcript or answer
-    comes as no surprise. Remembered in the chat's settings, so a restart does not repeat it.
+    comes as no surprise. Remembered in the chat's settings, so a restart does not repeat it;
+    in memory only the `remember` chats told last are kept, so a bot met by ever more chats
+    does not keep ever more of them.
     """
 
-    def __init__(self, store: Store, say: Callable[[ReplyTarget, str], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        say: Callable[[ReplyTarget, str], Awaitable[object]],
+        *,
+        remember: int = REMEMBERED_CHATS,
+    ) -> None:
         self._store = store
         self._say = say
-        self._told: set[int] = set()
+        self._told: BoundedDict[int, bool] = BoundedDict(remember)
 
     def needed(self, message: Message) -> bool:
         """Whether `message` is speech in a language Phi-4 may mishear, in a chat not told."""
@@ -43,7 +54,7 @@ class SpeechNotice:
         chat_id = target.key.chat_id
         if chat_id in self._told:
             return
-        self._told.add(chat_id)
+        self._told[chat_id] = True
         try:
             if await self._store.get_setting(chat_id, ChatSetting.SPEECH_NOTICE) is not None:
                 return

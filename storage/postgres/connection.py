@@ -170,7 +170,7 @@ class PostgresDialect:
 
     async def lock_key(self, session: Session, key: ConversationKey) -> None:
         """The key's transaction-level advisory lock: processes creating its first
-        conversation at once take turns."""
+        conversation, or storing a turn under a sender's cap, take turns."""
         namespace, lock = conversation_lock_key(LockNamespace.CONVERSATION_CREATION, key)
         await session.execute("SELECT pg_advisory_xact_lock(?, ?)", namespace, lock)
 

@@ -20,7 +20,7 @@ class LockNamespace(IntEnum):
     """What an advisory lock guards; the first of its two keys."""
 
     MIGRATIONS = 0x70340001  # applying schema migrations
-    CONVERSATION_CREATION = 0x70340002  # creating a key's first conversation
+    CONVERSATION_CREATION = 0x70340002  # a key's first conversation; a capped turn in it
     CONVERSATION_LEASE = 0x70340003  # answering in a conversation (one process at a time)
     INSTANCE = 0x70340004  # a live process, by its instance id (hashtext of it)
     POLLING = 0x70340005  # the one process that long-polls Telegram

@@ -77,34 +77,9 @@ async def create_conversations_and_turns(db: aiosqlite.Connection) -> None:
     only inserts. Statuses are checked in Python, so adding one needs no table rebuild."""
     await _run(
         db,
-        """CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
-            chat_id INTEGER NOT NULL,
-            thread_id INTEGER,
-            created_at REAL NOT NULL
-        )""",
-        """CREATE TABLE chat_settings (
-            chat_id INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            value TEXT NOT NULL,
-            PRIMARY KEY (chat_id, name)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE turns (
-            id INTEGER PRIMARY KEY,
-            conversation_id INTEGER NOT NULL REFERENCES conversations (id),
-            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-            text TEXT NOT NULL,
-            chat_id INTEGER,
-            message_id INTEGER,
-            sender_id INTEGER,
-            sender_name TEXT,
-            reply_to INTEGER REFERENCES turns (id),
-            reply_message_ids TEXT NOT NULL DEFAULT '[]',
-            status TEXT,
-            error TEXT,
-            created_at REAL NOT NULL,
-            finished_at REAL
-        )""",
+        schema.CONVERSATIONS.sql(schema.SQLITE),
+        schema.CHAT_SETTINGS.sql(schema.SQLITE),
+        schema.TURNS.sql(schema.SQLITE),
         *schema.FIRST_INDEXES,
     )
 
@@ -115,22 +90,8 @@ async def create_attachments(db: aiosqlite.Connection) -> None:
     so reading metadata never touches the large pages."""
     await _run(
         db,
-        """CREATE TABLE blobs (
-            sha256 TEXT PRIMARY KEY,
-            size INTEGER NOT NULL,
-            data BLOB NOT NULL
-        )""",
-        """CREATE TABLE attachments (
-            id INTEGER PRIMARY KEY,
-            turn_id INTEGER NOT NULL REFERENCES turns (id),
-            position INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            mime_type TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            filename TEXT NOT NULL,
-            telegram_file_id TEXT,
-            sha256 TEXT NOT NULL REFERENCES blobs (sha256)
-        )""",
+        schema.BLOBS.sql(schema.SQLITE),
+        schema.ATTACHMENTS.sql(schema.SQLITE),
         "CREATE INDEX attachments_by_turn ON attachments (turn_id, position)",
     )
 
@@ -147,12 +108,7 @@ async def create_handled_commands(db: aiosqlite.Connection) -> None:
     crash (/new above all) is carried out once."""
     await _run(
         db,
-        """CREATE TABLE handled_commands (
-            chat_id INTEGER NOT NULL,
-            message_id INTEGER NOT NULL,
-            handled_at REAL NOT NULL,
-            PRIMARY KEY (chat_id, message_id)
-        ) WITHOUT ROWID""",
+        schema.HANDLED_COMMANDS.sql(schema.SQLITE),
         "CREATE INDEX handled_commands_by_time ON handled_commands (handled_at)",
     )
 

@@ -17,6 +17,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
 
 NOTICE = "Send /retry"
+QUEUE_FULL = "I am still answering your earlier message"
 
 
 def echo(body: dict[str, object]) -> str:
@@ -34,6 +35,15 @@ async def wait_logged(bot: BotProcess, text: str, *, times: int = 1) -> None:
 async def owners_streaming(url: str) -> set[str]:
     rows = await fetch_all(url, "SELECT DISTINCT owner FROM turns WHERE status = 'streaming'")
     return {row[0] for row in rows}
+
+
+async def first_answers_finished(url: str) -> int:
+    rows = await fetch_all(
+        url,
+        "SELECT count(*) FROM turns a JOIN turns q ON q.id = a.reply_to "
+        "WHERE a.status = 'complete' AND q.text LIKE '% message 1'",
+    )
+    return int(rows[0][0])
 
 
 async def test_the_poller_killed_mid_run_another_takes_over_and_nothing_is_lost(
@@ -127,13 +137,20 @@ async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_o
             await wait_listening(session, url)
 
     users = [tg.private_user(1000 + n, f"User {n}") for n in range(50)]
-    for round_ in (1, 2, 3):
+    for round_ in (1, 2):
         for user in users:
             tg.send_text(user.chat, user, f"{user.id} message {round_}")
 
     def answered(user_id: int) -> list[str]:
         return [m.text for m in tg.messages(user_id)]
 
+    # One message in hand and one waiting is each person's limit: the third is sent once
+    # the first answer is recorded as finished, while the second may still wait.
+    async with asyncio.timeout(40):
+        while await first_answers_finished(postgres_url) < len(users):
+            await asyncio.sleep(0.1)
+    for user in users:
+        tg.send_text(user.chat, user, f"{user.id} message 3")
     expected = {u.id: [f"echo: {u.id} message {r}" for r in (1, 2, 3)] for u in users}
     await tg.wait_until(
         lambda: all(answered(uid) == texts for uid, texts in expected.items()),
@@ -148,3 +165,48 @@ async def test_behind_a_webhook_three_processes_answer_fifty_chats_once_and_in_o
     )
     assert len(owners) >= 2, f"the answers should spread over the processes: {owners}"
     assert all(bot.running for bot in bots)
+
+
+async def test_one_persons_waiting_messages_are_capped_across_processes(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, postgres_url: str
+) -> None:
+    """Behind a webhook one person's messages land on both processes in turn; still only one
+    waits behind the answer being written, as with one process alone."""
+    model.reply = lambda body: f"echo: {last_user_text(body)} " + "and more " * 6
+    model.chunk_size = 8
+    model.chunk_delay = 0.5  # each answer takes a few seconds: the flood lands meanwhile
+    ports = [free_port() for _ in range(2)]
+    urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+    tg.spread_webhook(urls)
+    for n, (port, url) in enumerate(zip(ports, urls, strict=True)):
+        await start_bot(
+            *("--webhook-url", url, "--listen", "127.0.0.1", "--port", str(port)),
+            wait=False,
+            DATABASE_URL=postgres_url,
+            PHI4BOT_WEBHOOK_SECRET="one-secret-for-all",
+            PHI4BOT_INSTANCE_ID=f"web{n}",
+        )
+    async with aiohttp.ClientSession() as session:
+        for url in urls:
+            await wait_listening(session, url)
+
+    alice = tg.private_user(500, "Alice")
+    for n in range(1, 7):
+        tg.send_text(alice.chat, alice, f"message {n}")
+
+    def refusals() -> int:
+        return sum(QUEUE_FULL in m.text for m in tg.messages(alice.id))
+
+    def answers() -> list[str]:
+        return [m.text for m in tg.messages(alice.id) if m.text.startswith("echo:")]
+
+    await tg.wait_until(lambda: refusals() == 4, timeout=20, what="four messages refused")
+    await tg.wait_until(lambda: len(answers()) == 2, timeout=30, what="two answers")
+    assert all(tg.webhook_deliveries.get(url, 0) > 0 for url in urls), tg.webhook_deliveries
+    stored = await fetch_all(postgres_url, "SELECT text FROM turns WHERE role = 'user'")
+    assert len(stored) == 2, stored
+    assert len(model.chat_requests) == 2
+
+    tg.send_text(alice.chat, alice, "and now?")  # nothing waits: taken again
+    await tg.wait_until(lambda: any(a.startswith("echo: and now?") for a in answers()), timeout=20)
+    assert refusals() == 4

@@ -8,9 +8,11 @@ any other request waits for its own slot first: a chat's slot for what Telegram 
 against the chat (sending, editing, deleting, chat actions), a bot-wide one for the rest.
 So nothing reaches Telegram unpaced, whoever sends it.
 
-A 429 tells the budget (`RateBudget.penalize`), so every later request to that chat (or
-from the bot) waits out the penalty; a request this limiter paced itself is then sent again
-once, after the penalty, unless it is a chat action, which is stale by then.
+A 429 tells the budget (`RateBudget.penalize`), here and nowhere else, so every later
+request to that chat (or from the bot) waits out the penalty; a request about a guest
+message holds the bot and the chat whose slot it used. A request this limiter paced itself
+is then sent again once, after the penalty, unless it is a chat action, which is stale by
+then.
 """
 
 from __future__ import annotations
@@ -80,12 +82,12 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
         rate_limit_args: None,
     ) -> Result:
         chat_id = chat_of(endpoint, data)
-        if self.budget.claim(chat_id):  # the caller waited for this request's slot already
-            return await self._send(callback, args, kwargs, chat_id)
         if "inline_message_id" in data or "guest_query_id" in data:
             claimed, held_for = self.budget.claim_held()  # a guest message's, paced as its chat
             if claimed:
-                return await self._send(callback, args, kwargs, held_for)
+                return await self._send(callback, args, kwargs, chat_id, also=held_for)
+        elif self.budget.claim(chat_id):  # the caller waited for this request's slot already
+            return await self._send(callback, args, kwargs, chat_id)
         is_group, priority = chat_id is not None and chat_id < 0, priority_of(endpoint)
         attempt = 0
         while True:
@@ -105,11 +107,18 @@ class BudgetRateLimiter(BaseRateLimiter[None]):
         args: Any,
         kwargs: dict[str, Any],
         chat_id: int | None,
+        *,
+        also: int | None = None,
     ) -> Result:
+        """Send the request; a 429 penalises `chat_id` (None: the bot) and the chat `also`
+        names (the one a guest message shows in, whose slot it used)."""
         try:
             return await callback(*args, **kwargs)
         except RetryAfter as exc:
-            self.budget.penalize(chat_id, retry_after_seconds(exc))
+            seconds = retry_after_seconds(exc)
+            self.budget.penalize(chat_id, seconds)
+            if also is not None and also != chat_id:
+                self.budget.penalize(also, seconds)
             raise
 
 

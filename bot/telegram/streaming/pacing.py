@@ -1,15 +1,14 @@
 """One shared budget of Telegram requests, granted in priority order so Telegram never says 429.
 
 The model follows Telegram's flood limits with room to spare. Bot-wide, at most
-`bot_rate / (1 + margin)` requests (28 of Telegram's 30) go out in any one-second window, so
-a burst of first messages leaves at once instead of queueing behind an even spacing, and
-intermediate edits may fill only part of it (24), so a new answer always finds a slot.
+`bot_rate / (1 + margin)` requests (28 of Telegram's 30) go out in any one-second window
+(`bot_window.BotWindow`), intermediate edits filling only part of it (24).
 In one private chat two requests are at least `private_interval` (1 s) apart, in one group
-at least `group_interval` (3 s, i.e. 20 a minute), each stretched by `margin` (5 %) so clock
-jitter between us and Telegram cannot add up to a burst. Telegram's limits, read as sliding
-windows (private: 3 in any second and 10 in any 10 s; group: 20 in any minute; bot: 30 in
-any second), always hold what we spend; a typing indicator borrows its chat's next slot
-(`slot_if_free`) and is paid back by the request after next.
+at least `group_interval` (3 s, i.e. 20 a minute; `chat_spacing`), each stretched by
+`margin` (5 %) so clock jitter between us and Telegram cannot add up to a burst. Telegram's
+limits, read as sliding windows (private: 3 in any second and 10 in any 10 s; group: 20 in
+any minute; bot: 30 in any second), always hold what we spend; a typing indicator borrows
+its chat's next slot (`slot_if_free`) and is paid back by the request after next.
 
 When several requests could go, a chat's first message of an answer goes before final edits
 and continuation messages, which go before intermediate edits; among equals the chat served
@@ -17,8 +16,8 @@ least recently goes first, so hundreds of streaming chats all keep getting updat
 
 Callers hold a slot with `async with budget.slot(chat, is_group=..., priority=...)` around
 the one request it is for; the rate limiter every Bot API request passes through
-(`limiter.BudgetRateLimiter`) lets such a request go at once and paces any other itself.
-A chat of `None` is a request Telegram counts against the bot alone.
+(`limiter.BudgetRateLimiter`) lets such a request go at once (`held_slots`) and paces any
+other itself. A chat of `None` is a request Telegram counts against the bot alone.
 """
 
 from __future__ import annotations
@@ -27,28 +26,16 @@ import asyncio
 import heapq
 import itertools
 import math
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
 
-# Comparisons of times computed along different paths may differ in the last bits.
-_EPSILON = 1e-9
-# 429s for this many different chats within `_BOT_WIDE_WINDOW` seconds mean a bot-wide limit.
-_BOT_WIDE_CHATS = 3
-_BOT_WIDE_WINDOW = 2.0
-# The bot-wide limit is counted over sliding windows of this many seconds.
-_WINDOW = 1.0
-# A slot never released within this many seconds no longer holds the bot-wide budget.
-_STUCK = 60.0
-# Chat records idle this long are forgotten; they hold no reservation any more.
-_FORGET_AFTER = 120.0
-# The lane of requests charged to the bot alone; no Telegram chat has id 0.
-_BOT_ONLY = 0
+from bot.telegram.streaming import held_slots
+from bot.telegram.streaming.bot_window import BotWindow
+from bot.telegram.streaming.chat_spacing import BOT_ONLY, ChatPace, ChatPaces
+from bot.telegram.streaming.clock import EPSILON, Clock, MonotonicClock
+from bot.telegram.streaming.held_slots import held_slot_spent as held_slot_spent
 
 
 class Priority(IntEnum):
@@ -59,38 +46,6 @@ class Priority(IntEnum):
     EDIT = 2
 
 
-class Clock(Protocol):
-    """Time as the budget and the streamers see it; a fake one makes tests deterministic."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class MonotonicClock:
-    """The real clock: monotonic seconds and asyncio's sleep."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-@dataclass
-class _ChatPace:
-    """One chat's spacing: when it may be served next, and when it was served last.
-
-    `borrowed_at` is when a slot was taken ahead of the spacing (`slot_if_free`), to be
-    paid back by the request after next.
-    """
-
-    interval: float
-    next_free: float = -math.inf
-    last_served: int = -1
-    borrowed_at: float | None = None
-
-
 @dataclass(order=True)
 class _Waiter:
     priority: Priority
@@ -99,25 +54,6 @@ class _Waiter:
     chat_id: int = field(compare=False)
     future: asyncio.Future[None] = field(compare=False)
     granted_at: float = field(default=math.nan, compare=False)
-
-
-@dataclass
-class _HeldSlot:
-    """A granted slot the running code holds, for one request to `chat_id`."""
-
-    budget: RateBudget
-    chat_id: int | None
-    spent: bool = False
-
-
-_HELD: ContextVar[_HeldSlot | None] = ContextVar("phi4bot_held_slot", default=None)
-
-
-def held_slot_spent(budget: RateBudget) -> bool:
-    """Whether the running code sends a request in a slot of `budget` (what a request
-    reaching the network must be doing)."""
-    held = _HELD.get()
-    return held is not None and held.budget is budget and held.spent
 
 
 class RateBudget:
@@ -135,35 +71,21 @@ class RateBudget:
         if bot_rate <= 0:
             raise ValueError("bot_rate must be positive")
         self.clock: Clock = clock or MonotonicClock()
-        self._bot_rate = bot_rate
-        self._margin = margin
-        self._window_cap = 1
-        self._edit_cap = 1
-        self._set_caps(bot_rate)
-        self._in_flight: deque[float] = deque()  # grant times of requests not yet released
-        self._window: deque[float] = deque()  # release times within the last second
-        self._private_interval = private_interval * (1 + margin)
-        self._group_interval = group_interval * (1 + margin)
-        self._bot_next = -math.inf
-        self._lanes: dict[int, _ChatPace] = {}
+        self._bot = BotWindow(bot_rate, margin)
+        self._paces = ChatPaces(
+            private_interval * (1 + margin), group_interval * (1 + margin), self.clock.now()
+        )
         self._ready: list[_Waiter] = []  # chats free now, best first
         self._blocked: list[tuple[float, int, _Waiter]] = []  # by when their chat is free
         self._seq = itertools.count()
         self._grants = 0
-        self._penalties: deque[tuple[float, int]] = deque()
-        self._penalty_until = -math.inf
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
-        self._forget_at = self.clock.now() + _FORGET_AFTER
-
-    def _set_caps(self, rate: float) -> None:
-        self._window_cap = max(1, math.floor(rate / (1 + self._margin)))
-        self._edit_cap = max(1, self._window_cap - max(1, self._window_cap // 7))
 
     def share(self, instances: int) -> None:
         """Telegram's limit is per bot: with `instances` processes sending for the same
         token, this one keeps an equal part of the bot-wide rate."""
-        self._set_caps(self._bot_rate / max(1, instances))
+        self._bot.share(instances)
         if self._timer is not None or self._ready or self._blocked:
             self._dispatch()
 
@@ -207,34 +129,21 @@ class RateBudget:
     def granted(self, chat_id: int | None) -> Iterator[None]:
         """Mark the block as holding a slot acquired by hand for one request to `chat_id`
         (the streamer acquires first and renders what to send once granted)."""
-        token = _HELD.set(_HeldSlot(self, chat_id))
-        try:
+        with held_slots.holding(self, chat_id):
             yield
-        finally:
-            _HELD.reset(token)
 
     def claim(self, chat_id: int | None) -> bool:
         """Whether the running code holds an unspent slot of this budget for a request to
         `chat_id`; asking spends it, so one slot lets exactly one request through. A
         request without a chat (`None`: an inline or guest message) may spend a chat's
         slot, which was charged to the bot as well."""
-        held = _HELD.get()
-        if held is None or held.budget is not self or held.spent:
-            return False
-        if chat_id is not None and held.chat_id != chat_id:
-            return False
-        held.spent = True
-        return True
+        return held_slots.claim(self, chat_id)
 
     def claim_held(self) -> tuple[bool, int | None]:
         """Like `claim`, for a request that names no chat although it is about one (a guest
         message, edited by its inline id): the slot held is spent whatever chat it was
         granted for. Returns whether one was, and that chat."""
-        held = _HELD.get()
-        if held is None or held.budget is not self or held.spent:
-            return False, None
-        held.spent = True
-        return True, held.chat_id
+        return held_slots.claim_held(self)
 
     async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         """Wait for a slot for one request to `chat_id`; it is spent when this returns.
@@ -244,8 +153,8 @@ class RateBudget:
         Cancelling the wait withdraws the request; if the slot had already been granted,
         it is handed back, so a cancelled acquire reserves nothing.
         """
-        key = _BOT_ONLY if chat_id is None else chat_id
-        lane = self._lane(key, is_group=is_group)
+        key = BOT_ONLY if chat_id is None else chat_id
+        lane = self._paces.of(key, is_group=is_group)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(priority, lane.last_served, next(self._seq), key, future)
         heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
@@ -269,31 +178,18 @@ class RateBudget:
         chat (`None`) met the bot-wide limit.
         """
         if chat_id is None:
-            chat_id, bot_wide = _BOT_ONLY, True
+            chat_id, bot_wide = BOT_ONLY, True
         now = self.clock.now()
         until = now + max(0.0, retry_after)
-        self._penalty_until = max(self._penalty_until, until)
-        lane = self._lane(chat_id, is_group=chat_id < 0)
+        lane = self._paces.of(chat_id, is_group=chat_id < 0)
         lane.next_free = max(lane.next_free, until)
-        self._penalties.append((now, chat_id))
-        while self._penalties and self._penalties[0][0] < now - _BOT_WIDE_WINDOW:
-            self._penalties.popleft()
-        if bot_wide is None:
-            bot_wide = len({chat for _, chat in self._penalties}) >= _BOT_WIDE_CHATS
-        if bot_wide:
-            self._bot_next = max(self._bot_next, until)
+        self._bot.penalize(now, chat_id, until, bot_wide=bot_wide)
         self._dispatch()
 
     def release(self) -> None:
-        """The request of a granted slot got its answer (or was never sent).
-
-        A request counts against the bot-wide window from its grant until one second after
-        it is released, so requests that reach Telegram late (a busy event loop, a slow
-        connection) can never bunch up with the next second's.
-        """
-        if self._in_flight:
-            self._in_flight.popleft()
-        self._window.append(self.clock.now())
+        """The request of a granted slot got its answer (or was never sent); it counts
+        against the bot-wide window for one second more."""
+        self._bot.release(self.clock.now())
         self._dispatch()
 
     # -- what an operator sees (read when metrics are scraped) --------------------------
@@ -301,101 +197,70 @@ class RateBudget:
     @property
     def window_cap(self) -> int:
         """Requests allowed in any one-second window."""
-        return self._window_cap
+        return self._bot.cap
 
     def penalty_remaining(self) -> float:
         """Seconds until the longest 429 penalty still running is over; 0 when none is."""
-        return max(0.0, self._penalty_until - self.clock.now())
+        return self._bot.penalty_remaining(self.clock.now())
 
     def window_used(self) -> int:
         """Requests counted against the bot-wide window right now (in flight or recent)."""
-        since = self.clock.now() - _WINDOW
-        return len(self._in_flight) + sum(1 for t in self._window if t > since)
-
-    def _bot_free_at(self, now: float, priority: Priority) -> float:
-        """When the bot-wide budget next allows a request of `priority`: after any penalty,
-        and once the one-second window has room (edits leave some of it to others)."""
-        while self._window and self._window[0] <= now - _WINDOW + _EPSILON:
-            self._window.popleft()
-        while self._in_flight and self._in_flight[0] < now - _STUCK:
-            self._in_flight.popleft()
-        cap = self._edit_cap if priority >= Priority.EDIT else self._window_cap
-        excess = len(self._in_flight) + len(self._window) - cap
-        if excess < 0:
-            return self._bot_next
-        if excess < len(self._window):
-            return max(self._bot_next, self._window[excess] + _WINDOW)
-        if self._in_flight:  # only releases free the budget; until then, a stuck guard
-            return max(self._bot_next, self._in_flight[0] + _STUCK)
-        return self._bot_next
+        return self._bot.used(self.clock.now())
 
     # -- scheduling -------------------------------------------------------------------
 
-    def _lane(self, chat_id: int | None, *, is_group: bool) -> _ChatPace:
-        if chat_id is None:
-            chat_id = _BOT_ONLY
-        lane = self._lanes.get(chat_id)
-        if lane is None:
-            if chat_id == _BOT_ONLY:
-                interval = 0.0
-            else:
-                interval = self._group_interval if is_group else self._private_interval
-            lane = self._lanes[chat_id] = _ChatPace(interval)
-        return lane
+    def _bot_free_at(self, now: float, priority: Priority) -> float:
+        """When the bot as a whole next allows a request of `priority` (intermediate edits
+        leave part of the window to others)."""
+        return self._bot.free_at(now, edit=priority >= Priority.EDIT)
 
     def _grant_now(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> bool:
         """Grant a slot at once if the chat is free and nobody waits; False otherwise."""
         now = self.clock.now()
         self._promote(now)
-        lane = self._lane(chat_id, is_group=is_group)
-        if self._ready or lane.borrowed_at is not None or lane.next_free > now + _EPSILON:
+        lane = self._paces.of(chat_id, is_group=is_group)
+        if self._ready or lane.borrowed_at is not None or lane.next_free > now + EPSILON:
             return False
-        if now + _EPSILON < self._bot_free_at(now, priority):
+        if now + EPSILON < self._bot_free_at(now, priority):
             return False
         self._grants += 1
-        lane.borrowed_at = now
-        lane.last_served = self._grants
-        self._in_flight.append(now)
+        lane.borrow(now, self._grants)
+        self._bot.grant(now)
         return True
 
-    def _grant(self, lane: _ChatPace, now: float) -> None:
+    def _grant(self, lane: ChatPace, now: float) -> None:
         self._grants += 1
-        lane.next_free = now + lane.interval
-        if lane.borrowed_at is not None:  # the borrowed slot is paid back now
-            lane.next_free = max(now, lane.borrowed_at + lane.interval) + lane.interval
-            lane.borrowed_at = None
-        lane.last_served = self._grants
-        self._in_flight.append(now)
+        lane.take(now, self._grants)
+        self._bot.grant(now)
 
     def _dispatch(self) -> None:
         """Grant every slot that is due now, then wake up again when the next one is."""
         now = self.clock.now()
         while True:
             self._promote(now)
-            if not self._ready or now + _EPSILON < self._bot_free_at(now, self._ready[0].priority):
+            if not self._ready or now + EPSILON < self._bot_free_at(now, self._ready[0].priority):
                 break
             waiter = heapq.heappop(self._ready)
             if waiter.future.done():
                 continue
-            lane = self._lanes[waiter.chat_id]
-            if lane.next_free > now + _EPSILON:
+            lane = self._paces[waiter.chat_id]
+            if lane.next_free > now + EPSILON:
                 heapq.heappush(self._blocked, (lane.next_free, waiter.seq, waiter))
                 continue
             waiter.granted_at = now
             self._grant(lane, now)
             waiter.future.set_result(None)
-        if now >= self._forget_at:
-            self._forget_idle(now)
+        self._paces.forget_idle(now, self._waiting_chats)
         self._arm(self._next_event(now))
 
     def _promote(self, now: float) -> None:
         """Move waiters whose chat is free by now into the ready heap."""
-        while self._blocked and self._blocked[0][0] <= now + _EPSILON:
+        while self._blocked and self._blocked[0][0] <= now + EPSILON:
             _, seq, waiter = heapq.heappop(self._blocked)
             if waiter.future.done():
                 continue
-            lane = self._lanes[waiter.chat_id]
-            if lane.next_free > now + _EPSILON:
+            lane = self._paces[waiter.chat_id]
+            if lane.next_free > now + EPSILON:
                 heapq.heappush(self._blocked, (lane.next_free, seq, waiter))
                 continue
             waiter.last_served = lane.last_served
@@ -415,7 +280,7 @@ class RateBudget:
     def _arm(self, at: float) -> None:
         """Keep one timer task, due at the earliest moment a grant may become possible."""
         if self._timer is not None and not self._timer.done():
-            if self._timer_at <= at + _EPSILON and at != math.inf:
+            if self._timer_at <= at + EPSILON and at != math.inf:
                 return
             self._timer.cancel()
             self._timer = None
@@ -431,22 +296,11 @@ class RateBudget:
 
     def _hand_back(self, waiter: _Waiter) -> None:
         """Undo a grant that was never used, unless later grants or a 429 built on it."""
-        if self._in_flight:
-            self._in_flight.pop()
-        lane = self._lanes.get(waiter.chat_id)
-        if lane is None or lane.last_served != self._grants:
-            return
-        if lane.next_free == waiter.granted_at + lane.interval:
-            lane.next_free = waiter.granted_at
-        lane.last_served = waiter.last_served
+        self._bot.hand_back()
+        lane = self._paces.get(waiter.chat_id)
+        if lane is not None and lane.last_served == self._grants:
+            lane.hand_back(waiter.granted_at, waiter.last_served)
 
-    def _forget_idle(self, now: float) -> None:
-        """Drop chats not served for a while; their spacing has long run out."""
-        waiting = {w.chat_id for w in self._ready} | {w.chat_id for _, _, w in self._blocked}
-        for chat_id in [
-            chat_id
-            for chat_id, lane in self._lanes.items()
-            if lane.next_free < now - _FORGET_AFTER and chat_id not in waiting
-        ]:
-            del self._lanes[chat_id]
-        self._forget_at = now + _FORGET_AFTER
+    def _waiting_chats(self) -> set[int]:
+        """The chats with a request waiting for a slot."""
+        return {w.chat_id for w in self._ready} | {w.chat_id for _, _, w in self._blocked}

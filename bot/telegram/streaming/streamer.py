@@ -13,7 +13,8 @@ from typing import Literal
 
 from bot.shared import Sentence
 from bot.telegram.streaming.buttons import NO_BUTTONS, Keyboard
-from bot.telegram.streaming.pacing import Clock, Priority, RateBudget
+from bot.telegram.streaming.clock import Clock
+from bot.telegram.streaming.pacing import Priority, RateBudget
 from bot.telegram.streaming.phases import BEFORE_TEXT, Phase, Shown, advance
 from bot.telegram.streaming.render import (
     TELEGRAM_LIMIT,
@@ -99,10 +100,8 @@ class ReplyStreamer:
     ) -> None:
         self._sink = sink
         self._budget = budget
-        self._chat_id = options.chat_id
-        self._is_group = options.is_group
-        self._interval = options.interval
-        self._reply_to = options.reply_to
+        self._options = options
+        # Where the options ask for drafts, a refusal of them turns the rest into edits.
         self._mode: Literal["edit", "draft"] = "edit" if options.is_group else options.mode
         self._clock = clock or budget.clock
         self._draft_id = options.draft_id or random.randrange(1, 2**31)
@@ -119,8 +118,6 @@ class ReplyStreamer:
         self._final: list[RenderedText] | None = None
         take_over = options.take_over
         self._view = ReplyView.taking_over(list(take_over)) if take_over else ReplyView()
-        self._streaming_buttons = options.streaming_buttons
-        self._final_buttons = options.final_buttons
         self._on_finished = on_finished
         self._translate = translate
         self.answer_shown_at: float | None = None
@@ -232,9 +229,7 @@ class ReplyStreamer:
                     if op is None:
                         self._enter(Phase.FINISHED)
                         return
-                    await self._budget.acquire(
-                        self._chat_id, is_group=self._is_group, priority=self._priority(op)
-                    )
+                    await self._acquire(self._priority(op))
                     await self._perform_released(op)
                     continue
                 unchanged = self._version == self._rendered_version
@@ -251,23 +246,25 @@ class ReplyStreamer:
         """One intermediate request: wait for the interval and a slot, then show the latest."""
         priority = self._priority(self._next_op(render=False))
         if priority is not Priority.FIRST:
-            due = self._last_request + self._interval
+            due = self._last_request + self._options.interval
             wait = due - self._clock.now()
             if wait > 0 and not await self._unless_finishing(lambda: self._clock.sleep(wait)):
                 return
-        slot = partial(
-            self._budget.acquire, self._chat_id, is_group=self._is_group, priority=priority
-        )
-        if not await self._unless_finishing(slot):
+        if not await self._unless_finishing(partial(self._acquire, priority)):
             return
         op = self._next_op(render=True)  # also picks up the final state if it just arrived
         await self._perform_released(op)
+
+    async def _acquire(self, priority: Priority) -> None:
+        """Wait for a slot of the budget for one request to this reply's chat."""
+        options = self._options
+        await self._budget.acquire(options.chat_id, is_group=options.is_group, priority=priority)
 
     async def _perform_released(self, op: Step | None) -> None:
         """Perform `op` in a granted slot, and give the slot back to the budget after."""
         try:
             if op is not None:
-                with self._budget.granted(self._chat_id):
+                with self._budget.granted(self._options.chat_id):
                     await self._perform(op)
         finally:
             self._budget.release()
@@ -310,7 +307,7 @@ class ReplyStreamer:
     def _next_op(self, *, render: bool) -> Step | None:
         final = self._final is not None
         drafting = self._mode == "draft" and not final
-        buttons = self._final_buttons if final else self._streaming_buttons
+        buttons = self._options.final_buttons if final else self._options.streaming_buttons
         return self._view.next_step(
             self._wanted(render=render), drafting=drafting, final=final, buttons=buttons
         )
@@ -335,7 +332,7 @@ class ReplyStreamer:
         message_id = None
         try:
             if op.kind == "send":
-                reply_to = self._reply_to if op.index == 0 else None
+                reply_to = self._options.reply_to if op.index == 0 else None
                 message_id = await self._sink.send(
                     text, entities, reply_to=reply_to, buttons=op.buttons
                 )
@@ -350,8 +347,9 @@ class ReplyStreamer:
                 self._refused(op, exc)
                 return
         except FloodWait as exc:
-            log.info("chat %s: flood control, waiting %g s", self._chat_id, exc.retry_after)
-            self._budget.penalize(self._chat_id, exc.retry_after)
+            # The rate limiter every request passes has told the budget: the chat (and, for
+            # a guest message, the bot) waits the penalty out before the next request.
+            log.info("chat %s: flood control, waiting %g s", self._options.chat_id, exc.retry_after)
             return
         except EntitiesRejected as exc:
             if not self._view.drop_entities(op):
@@ -388,12 +386,15 @@ class ReplyStreamer:
         self._failures += 1
         if self._final is not None and self._failures >= FINAL_ATTEMPTS:
             log.error(
-                "chat %s: giving up after %d failures: %s", self._chat_id, FINAL_ATTEMPTS, exc
+                "chat %s: giving up after %d failures: %s",
+                self._options.chat_id,
+                FINAL_ATTEMPTS,
+                exc,
             )
             self._enter(Phase.BROKEN)
             return
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._failures - 1))
-        log.warning("chat %s: %s; retrying in %g s", self._chat_id, exc, delay)
+        log.warning("chat %s: %s; retrying in %g s", self._options.chat_id, exc, delay)
         if self._final is not None:
             await self._clock.sleep(delay)
         else:
@@ -402,14 +403,14 @@ class ReplyStreamer:
     def _refused(self, op: Step, exc: SinkError) -> None:
         """Telegram refused for good: go around it where possible, else stop sending."""
         if op.kind == "edit":
-            log.warning("chat %s: edit refused (%s); sending anew", self._chat_id, exc)
+            log.warning("chat %s: edit refused (%s); sending anew", self._options.chat_id, exc)
             self._view.lost(op.index, still_there=True)
         elif op.kind == "delete":
-            log.warning("chat %s: delete refused (%s); leaving it", self._chat_id, exc)
+            log.warning("chat %s: delete refused (%s); leaving it", self._options.chat_id, exc)
             self._view.done(op)
         elif op.kind == "draft":
-            log.warning("chat %s: drafts refused (%s); editing instead", self._chat_id, exc)
+            log.warning("chat %s: drafts refused (%s); editing instead", self._options.chat_id, exc)
             self._mode = "edit"
         else:
-            log.error("chat %s: cannot send the answer: %s", self._chat_id, exc)
+            log.error("chat %s: cannot send the answer: %s", self._options.chat_id, exc)
             self._enter(Phase.BROKEN)

@@ -20,6 +20,7 @@ from storage import (
     NewAttachment,
     StorageError,
     database_engine,
+    schema,
     store_for,
 )
 from storage.postgres import migrations as postgres_migrations
@@ -49,6 +50,40 @@ async def _raw(url: str) -> AsyncIterator[tuple[Any, ModuleType]]:
 def _stamp(url: str) -> float | datetime:
     """A creation time as the engine stores it."""
     return time.time() if database_engine(url) == "sqlite" else datetime.now(UTC)
+
+
+async def _columns(url: str, table: str) -> list[str]:
+    """The table's column names in their order on the engine."""
+    if database_engine(url) == "sqlite":
+        sql = f"SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+    else:
+        sql = (
+            "SELECT column_name FROM information_schema.columns"
+            f" WHERE table_schema = current_schema() AND table_name = '{table}'"
+            " ORDER BY ordinal_position"
+        )
+    return [row[0] for row in await fetch_all(url, sql)]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        schema.CONVERSATIONS,
+        schema.CHAT_SETTINGS,
+        schema.TURNS,
+        schema.BLOBS,
+        schema.ATTACHMENTS,
+        schema.HANDLED_COMMANDS,
+    ],
+    ids=lambda table: table.name,
+)
+async def test_each_table_starts_with_the_columns_described_once_for_both_engines(
+    store_url: str, table: schema.CreateTable
+) -> None:
+    async with opened_store(store_url):
+        pass
+    described = [column.name for column in table.columns]
+    assert (await _columns(store_url, table.name))[: len(described)] == described
 
 
 def test_both_engines_have_the_same_migrations() -> None:

@@ -4,8 +4,12 @@ loses its bytes but keeps its place in the turn, in small batches; and the datab
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import asyncpg
@@ -17,10 +21,13 @@ from storage import (
     NewAttachment,
     RecordedTurn,
     SQLiteStore,
+    SQLStore,
     Store,
-    Unavailability,
+    retention,
     store_unavailable,
 )
+from storage.errors import refers_to_missing_row
+from storage.session import Engine, Row, Session
 from tests.databases import opened_store, scalar
 
 PHOTO = NewAttachment("image", "image/png", b"\x89PNG old photo", "old.png", "file-1")
@@ -206,27 +213,132 @@ async def test_an_older_sqlite_file_is_made_to_give_space_back_once(tmp_path: Pa
     assert rows[0][0] == 2  # INCREMENTAL
 
 
-async def test_a_turn_racing_its_conversations_deletion_may_be_tried_again(
-    postgres_url: str,
+@pytest.mark.parametrize("path", ["text", "photo", "capped"])
+async def test_a_turn_racing_its_conversations_deletion_starts_a_new_one_at_once(
+    postgres_url: str, path: str
 ) -> None:
     """On PostgreSQL a message can arrive in a conversation the moment retention deletes it
-    (another connection, or another process): its insert fails, as one that may pass, and
-    the next try starts a new conversation."""
+    (another connection, or another process): its insert waits for the deletion, and the
+    turn goes into a new conversation rather than failing, whichever way it is written."""
+    key = ConversationKey(1)
     async with opened_store(postgres_url) as store:
-        old = await _record(store, ConversationKey(1), 1)
+        old = await _record(store, key, 1)
+
+        async def arrive() -> RecordedTurn | None:
+            return await store.record_user_turn(
+                key,
+                text="late",
+                chat_id=1,
+                message_id=2,
+                sender_id=7,
+                attachments=[PHOTO] if path == "photo" else (),
+                max_waiting=1 if path == "capped" else None,
+            )
+
         deleting = await asyncpg.connect(postgres_url)
         try:
             async with deleting.transaction():
                 await deleting.execute("DELETE FROM turns")
                 await deleting.execute("DELETE FROM conversations")
-                racing = asyncio.create_task(_record(store, ConversationKey(1), 2))
+                racing = asyncio.create_task(arrive())
                 await asyncio.sleep(0.3)  # the insert now waits for the deletion
                 assert not racing.done()
-            with pytest.raises(asyncpg.ForeignKeyViolationError) as raised:
-                await racing
+            new = await racing
         finally:
             await deleting.close()
-        problem = store_unavailable(raised.value)
-        assert problem is not None and problem.reason is Unavailability.LOCKED
-        again = await _record(store, ConversationKey(1), 2)
-        assert again.conversation_id != old.conversation_id
+        assert new is not None and new.conversation_id != old.conversation_id
+        assert await store.current_conversation(key) == new.conversation_id
+        history = await store.history(new.conversation_id, char_budget=1000, media_limit=1)
+        assert [turn.text for turn in history] == ["late"]
+
+
+async def test_a_message_stored_while_retention_chooses_its_conversation_is_kept(
+    store_url: str,
+) -> None:
+    """Retention chooses the conversations to delete, then deletes them; a message stored in
+    between (another connection on PostgreSQL; on SQLite it waits for the write lock) is
+    never deleted with them: its conversation is kept, or the message starts a new one."""
+    key = ConversationKey(1)
+    async with opened_store(store_url) as retaining, opened_store(store_url) as arriving:
+        await _record(retaining, key, 1)
+        cutoff = await _moment()
+        racing: list[asyncio.Task[RecordedTurn]] = []
+
+        async def meanwhile() -> None:
+            racing.append(asyncio.create_task(_record(arriving, key, 2)))
+            await asyncio.wait(racing, timeout=2.0)  # stored, or waiting for the write lock
+
+        assert isinstance(retaining, SQLStore)
+        retaining.engine = PausedAfterChoosing(retaining.engine, meanwhile)
+        deleted, _ = await _forget_all(retaining, conversations=cutoff)
+        new = await racing[0]
+        assert await arriving.current_conversation(key) == new.conversation_id
+        history = await arriving.history(new.conversation_id, char_budget=1000, media_limit=0)
+        texts = [turn.text for turn in history]
+        assert (deleted, texts) in [(0, ["m1", "m2"]), (1, ["m2"])], (deleted, texts)
+
+
+async def test_a_turn_for_a_conversation_that_is_gone_fails_at_once(store: Store) -> None:
+    """Tried again it would fail again: it is not taken for a database that may come back."""
+    old = await _record(store, ConversationKey(1), 1)
+    cutoff = await _moment()
+    assert await _forget_all(store, conversations=cutoff) == (1, 0)
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.ForeignKeyViolationError)) as raised:
+        await store.add_user_turn(old.conversation_id, text="late", chat_id=1, message_id=2)
+    assert refers_to_missing_row(raised.value)
+    assert store_unavailable(raised.value) is None
+
+
+class PausedAfterChoosing:
+    """An engine whose sessions run `meanwhile` once, right after retention read which
+    conversations are stale and before it deletes them: the moment a race would hit."""
+
+    def __init__(self, engine: Engine, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
+
+    async def open(self) -> None:
+        await self.engine.open()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def reclaim(self) -> None:
+        await self.engine.reclaim()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        async with self.engine.session() as inner:
+            yield _PausingSession(inner, self)
+
+
+class _PausingSession:
+    def __init__(self, inner: Session, engine: PausedAfterChoosing) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.engine = engine
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self.inner.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        await self.inner.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        rows = await self.inner.fetch(sql, *args)
+        meanwhile, self.engine.meanwhile = self.engine.meanwhile, None
+        if meanwhile is not None and sql == retention._STALE_CONVERSATIONS:
+            await meanwhile()
+        else:
+            self.engine.meanwhile = meanwhile
+        return rows
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        return await self.inner.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        return await self.inner.fetchval(sql, *args)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.inner.transaction()

@@ -9,18 +9,12 @@ thread, and the model served as `MODEL_ALIAS`.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from tests.real.gradio.server import _die_with_parent, free_port
 from tests.real.llama.envs import LlamaEnv, venv_home
+from tests.real.process import ServerProcess
 
 WRITER = Path(__file__).with_name("tiny_model.py")
 MODEL_ALIAS = "phi4-tiny"
@@ -39,87 +33,42 @@ def tiny_model(env: LlamaEnv) -> Path:
     return path
 
 
-class LlamaServer:
+class LlamaServer(ServerProcess):
     """One running `llama_cpp.server`: its `base_url` (ending in `/v1`) and its log."""
 
+    name = "llama_cpp.server"
+    start_timeout = START_TIMEOUT
+
     def __init__(self, env: LlamaEnv, workdir: Path, *, n_ctx: int = N_CTX) -> None:
+        super().__init__(workdir, "llama-server.log")
         self.env = env
-        self.workdir = workdir
         self.n_ctx = n_ctx
-        self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.root}/v1"
-        self.log_path = workdir / "llama-server.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
         model = tiny_model(self.env)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(self.env.python),
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            MODEL_ALIAS,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--n_ctx",
-            str(self.n_ctx),
-            "--n_threads",
-            "1",
-            "--n_threads_batch",
-            "1",
-        ]
-        with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                cwd=self.workdir,
-                preexec_fn=_die_with_parent,
-            )
-        self._wait_until_serving()
+        self._launch(
+            [
+                str(self.env.python),
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--model_alias",
+                MODEL_ALIAS,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(self.n_ctx),
+                "--n_threads",
+                "1",
+                "--n_threads_batch",
+                "1",
+            ],
+            {},
+        )
+        self._wait_for_json(f"{self.base_url}/models", lambda body: bool(body.get("data")))
         return self
-
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited early:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as answer:
-                    if json.load(answer).get("data"):
-                        return
-            except (OSError, urllib.error.URLError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"llama_cpp.server did not answer in {START_TIMEOUT:g} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

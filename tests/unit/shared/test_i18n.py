@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gettext
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -99,3 +101,20 @@ def test_unknown_languages_and_unknown_text_read_as_written() -> None:
     assert translate("answer text from the model", "ru") == "answer text from the model"
     assert translate("⏹ Stopped.", "ru") == "⏹ Остановлено.", "plain English is its own msgid"
     assert language_of("pt-br") == "pt" and language_of(None) == "en"
+
+
+def test_language_codes_without_a_catalog_cost_no_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers' clients may send any code; only the catalogs the bot has are ever loaded, so
+    a flood of odd codes leaves nothing behind."""
+    loaded: list[str] = []
+    load = gettext.translation
+
+    def counting(*args: Any, **kwargs: Any) -> gettext.NullTranslations:
+        loaded.extend(kwargs.get("languages") or [])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(gettext, "translation", counting)
+    for n in range(300):
+        assert translate(Sentence("⏹ Stopped."), f"x{n}-odd") == "⏹ Stopped."
+    assert translate(Sentence("⏹ Stopped."), "ru") == "⏹ Остановлено."
+    assert set(loaded) <= set(languages()), loaded[:5]

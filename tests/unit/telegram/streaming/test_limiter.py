@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from telegram.error import RetryAfter
@@ -22,15 +23,22 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 
 
 class CountingBudget(RateBudget):
-    """A RateBudget that counts the slots it was asked for."""
+    """A RateBudget that counts the slots it was asked for and the 429s it was told of."""
 
     def __init__(self) -> None:
         super().__init__(private_interval=INTERVAL, group_interval=INTERVAL)
         self.acquired: list[int | None] = []
+        self.penalized: list[int | None] = []
 
     async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         self.acquired.append(chat_id)
         await super().acquire(chat_id, is_group=is_group, priority=priority)
+
+    def penalize(
+        self, chat_id: int | None, retry_after: float, *, bot_wide: bool | None = None
+    ) -> None:
+        self.penalized.append(chat_id)
+        super().penalize(chat_id, retry_after, bot_wide=bot_wide)
 
 
 @pytest.fixture
@@ -110,3 +118,29 @@ async def test_a_429_penalises_the_chat_and_the_request_goes_again_after_it(
     with pytest.raises(RetryAfter):  # stale by the time it could go again
         await bot.send_chat_action(43, "typing")
     assert tg.stats.requests["sendChatAction"] == 1
+
+
+async def test_a_429_in_a_held_slot_penalises_its_chat_once(
+    tg: FakeTelegram, bot: ExtBot[None], budget: CountingBudget
+) -> None:
+    tg.fail_next(1, 429, method="sendMessage", retry_after=1)
+    async with budget.slot(42, is_group=False, priority=Priority.FIRST):
+        with pytest.raises(RetryAfter):  # the holder decides what to do next
+            await bot.send_message(42, "in its slot")
+    assert budget.penalized == [42]
+
+
+async def test_a_429_on_a_guest_message_holds_the_bot_and_the_chat_it_shows_in(
+    budget: CountingBudget,
+) -> None:
+    async def refused(*args: Any, **kwargs: Any) -> bool:
+        raise RetryAfter(1)
+
+    limiter = BudgetRateLimiter(budget)
+    async with budget.slot(-100, is_group=True, priority=Priority.FINAL):
+        with pytest.raises(RetryAfter):
+            await limiter.process_request(
+                refused, (), {}, "editMessageText", {"inline_message_id": "AbC"}, None
+            )
+    assert (budget.penalized, budget.acquired) == ([None, -100], [-100])
+    assert budget.penalty_remaining() > 0

@@ -58,7 +58,9 @@ class MemorySink:
     """A chat held in memory that answers like Telegram, with scripted refusals.
 
     `script(kind, content)` may return an exception to raise for that request (after it is
-    recorded); `flood` applies Telegram's flood limits and answers 429 beyond them.
+    recorded); `flood` applies Telegram's flood limits and answers 429 beyond them. A 429
+    penalises `budget` as the rate limiter every request passes in the bot does
+    (`limiter.BudgetRateLimiter`).
     """
 
     clock: FakeClock
@@ -72,6 +74,7 @@ class MemorySink:
     refused_429: int = 0
     not_modified: int = 0
     next_id: int = 100
+    budget: RateBudget | None = None
 
     async def send(
         self,
@@ -124,14 +127,19 @@ class MemorySink:
         await self.clock.sleep(LATENCY)
         content = RenderedText(text, tuple(entities))
         self.requests.append(Request(self.clock.now(), kind, message_id, content, reply_to))
-        if self.flood is not None:
-            retry_after = self.flood.admit(self.chat_id, self.chat_id > 0)
-            if retry_after is not None:
-                self.refused_429 += 1
-                raise FloodWait(retry_after)
-        error = self.script(kind, content) if self.script else None
-        if error is not None:
-            raise error
+        try:
+            if self.flood is not None:
+                retry_after = self.flood.admit(self.chat_id, self.chat_id > 0)
+                if retry_after is not None:
+                    self.refused_429 += 1
+                    raise FloodWait(retry_after)
+            error = self.script(kind, content) if self.script else None
+            if error is not None:
+                raise error
+        except FloodWait as exc:
+            if self.budget is not None:
+                self.budget.penalize(self.chat_id, exc.retry_after)
+            raise
         return content
 
     def texts(self) -> list[str]:
@@ -198,6 +206,7 @@ def make(
         "reply_to": 7,
     }
     settings.update(options)
+    sink.budget = budget  # its 429s reach the budget, as through the rate limiter
     return ReplyStreamer(sink, budget, ReplyOptions(**settings), on_finished=on_finished)
 
 
