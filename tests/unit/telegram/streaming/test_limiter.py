@@ -23,16 +23,19 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 
 
 class CountingBudget(RateBudget):
-    """A RateBudget that counts the slots it was asked for and the 429s it was told of."""
+    """A RateBudget that counts the slots it was asked for, when each chat's were granted,
+    and the 429s it was told of."""
 
     def __init__(self) -> None:
         super().__init__(private_interval=INTERVAL, group_interval=INTERVAL)
         self.acquired: list[int | None] = []
+        self.grant_times: dict[int | None, list[float]] = {}
         self.penalized: list[int | None] = []
 
     async def acquire(self, chat_id: int | None, *, is_group: bool, priority: Priority) -> None:
         self.acquired.append(chat_id)
         await super().acquire(chat_id, is_group=is_group, priority=priority)
+        self.grant_times.setdefault(chat_id, []).append(time.monotonic())
 
     def penalize(
         self, chat_id: int | None, retry_after: float, *, bot_wide: bool | None = None
@@ -85,9 +88,11 @@ async def test_requests_nobody_paced_wait_for_their_own_slot(
     tg: FakeTelegram, bot: ExtBot[None], budget: CountingBudget
 ) -> None:
     await asyncio.gather(*(bot.send_message(42, str(n)) for n in range(3)), bot.get_me())
-    times = [r.time for r in tg.stats.chat_requests[42]]
-    assert len(times) == 3
-    assert min(b - a for a, b in itertools.pairwise(times)) >= INTERVAL * 0.9
+    assert len(tg.stats.chat_requests[42]) == 3
+    # The grants, not the arrivals: on a busy machine a request can be slow to arrive and
+    # the next one quick, which says nothing about the pacing.
+    grants = budget.grant_times[42]
+    assert min(b - a for a, b in itertools.pairwise(grants)) >= INTERVAL * 0.99
     assert sorted(budget.acquired, key=str) == [42, 42, 42, None]
 
 
