@@ -73,7 +73,8 @@ class TurnDispatcher:
     def revise(self, turn: IncomingTurn) -> None:
         """A message was edited: its stored turn (if the bot took it) gets the new text, and
         the conversation's newest question, once answered, is answered again."""
-        self.recorder.in_order(turn.key, partial(self._revise, turn))
+        name = f"revise-message-{turn.message_id}-{turn.key}"
+        self.recorder.in_order(turn.key, partial(self._revise, turn), name=name)
 
     async def _revise(self, turn: IncomingTurn) -> None:
         if turn.rejection is not None:

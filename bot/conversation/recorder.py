@@ -22,6 +22,7 @@ from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import FetchedMedia, IncomingTurn
 from bot.phi4 import MediaNotSupported
 from bot.shared import MediaKind, Sentence, UserFacingError
+from bot.shared.tasks import TaskSupervisor
 from storage import (
     AttachmentTooLarge,
     ConversationKey,
@@ -62,6 +63,11 @@ class TurnRecorder:
     answered from here, and stays a waiting turn that recovery (or, with a shared database,
     the next sweep) answers once.
 
+    The storing runs as named tasks of the process's `TaskSupervisor`, which logs a failure
+    once and gives the arrivals still waiting for the database up at the shutdown deadline
+    with the rest of the background work; this class keeps only each conversation's last
+    arrival, which the next one waits for, and how many were given up (`report_given_up`).
+
     With `waiting_cap` (processes sharing the database), the store refuses a sender who has
     that many turns waiting in the conversation already, counted in the database, since
     the lanes of this process see only what it answers itself; the sender reads
@@ -76,6 +82,7 @@ class TurnRecorder:
         *,
         daily_quota: int = 0,
         refuse: Callable[[IncomingTurn, UserFacingError], Awaitable[object]],
+        tasks: TaskSupervisor,
         retry: StoreRetry | None = None,
         waiting_cap: int | None = None,
     ) -> None:
@@ -86,15 +93,20 @@ class TurnRecorder:
         self._refuse = refuse
         self._retry = retry if retry is not None else StoreRetry(60.0)
         self._waiting_cap = waiting_cap
+        self._tasks = tasks
         self._tails: dict[ConversationKey, asyncio.Task[Any]] = {}
-        self._under_way: set[asyncio.Task[Any]] = set()
+        self._given_up = 0
 
     def accept(self, turn: IncomingTurn, *, exempt: bool) -> asyncio.Task[AcceptedTurn | None]:
         """Start storing `turn` now; the task gives None when it is not to be answered."""
-        return self.in_order(turn.key, partial(self._accept, turn, exempt=exempt))
+        step = partial(self._accept, turn, exempt=exempt)
+        return self.in_order(turn.key, step, name=f"store-message-{turn.message_id}-{turn.key}")
 
-    def in_order(self, key: ConversationKey, step: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
-        """Run `step` after every earlier arrival of the conversation has been stored."""
+    def in_order(
+        self, key: ConversationKey, step: Callable[[], Awaitable[T]], *, name: str
+    ) -> asyncio.Task[T]:
+        """Run `step` as the background task `name` once every earlier arrival of the
+        conversation has been stored."""
         previous = self._tails.get(key)
 
         async def run() -> T:
@@ -102,30 +114,23 @@ class TurnRecorder:
                 await asyncio.wait([previous])
             return await step()
 
-        task: asyncio.Task[T] = asyncio.create_task(run())
+        task = self._tasks.spawn(run(), name=name)
         self._tails[key] = task
-        self._under_way.add(task)
-        task.add_done_callback(lambda done: self._forget(key, done))
+        task.add_done_callback(partial(self._forget, key))
         return task
 
     def _forget(self, key: ConversationKey, task: asyncio.Task[Any]) -> None:
-        self._under_way.discard(task)
         if self._tails.get(key) is task:
             del self._tails[key]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("storing a turn failed", exc_info=task.exception())
+        if task.cancelled():
+            self._given_up += 1
 
-    async def drain(self, timeout: float) -> None:
-        """Let arrivals under way reach the database before the process stops; those still
-        waiting for it then (the database is down) are given up, and counted in the log."""
-        if not self._under_way:
-            return
-        _, pending = await asyncio.wait(set(self._under_way), timeout=timeout)
-        if pending:
-            log.error("%d arriving messages were not stored before shutdown", len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=1.0)
+    def report_given_up(self) -> None:
+        """Once the background work is drained at shutdown: say in the log how many
+        arrivals were given up before they reached the database."""
+        if self._given_up:
+            log.error("%d arriving messages were not stored before shutdown", self._given_up)
+            self._given_up = 0
 
     async def _accept(self, turn: IncomingTurn, *, exempt: bool) -> AcceptedTurn | None:
         what = f"storing message {turn.message_id} in chat {turn.key.chat_id}"

@@ -167,6 +167,7 @@ async def _start_services(application: BotApplication) -> None:
         refuse=lambda turn, problem: pipeline.say(
             turn.target.replying_to(turn.message_id), problem.user_message
         ),
+        tasks=tasks,
         retry=pipeline.store_retry,
         # Shared: a sender's waiting turns may be in any process; only the database counts them.
         waiting_cap=(lanes.max_queued_per_user or None) if coordination.shared else None,
@@ -266,12 +267,10 @@ async def _stop_answers(application: BotApplication) -> None:
     await services.pipeline.checkpoints.flush()
     if services.peers is not None:
         await services.peers.stop()
-    await asyncio.gather(
-        dispatcher.recorder.drain(max(0.0, deadline - loop.time())),
-        dispatcher.lanes.drain(deadline),
-        dispatcher.tasks.drain(deadline),
-    )
+    # The background work includes the turns still being stored (`TurnRecorder`).
+    await asyncio.gather(dispatcher.lanes.drain(deadline), dispatcher.tasks.drain(deadline))
     await dispatcher.tasks.drain(deadline)  # whatever the last answers spawned
+    dispatcher.recorder.report_given_up()
     left = deadline - loop.time()
     log.info("shutdown work ended with %.1f s of its deadline left", max(0.0, left))
 

@@ -287,7 +287,7 @@ def _lane_command(
 
         key = conversation_key(message)
         if on_arrival:
-            services.dispatcher.recorder.in_order(key, job)
+            services.dispatcher.recorder.in_order(key, job, name=f"command-{name}-{key}")
             return
         try:
             services.dispatcher.lanes.submit(key, job)

@@ -16,6 +16,7 @@ from bot.conversation.recorder import TurnRecorder
 from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import UserFacingError
+from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey, RecordedTurn, SQLiteStore
 
 
@@ -42,7 +43,9 @@ async def store(tmp_path: Path) -> Any:
         yield opened
 
 
-def recorder(store: LockedFor, refused: list[str], limit: float) -> TurnRecorder:
+def recorder(
+    store: LockedFor, refused: list[str], limit: float, tasks: TaskSupervisor | None = None
+) -> TurnRecorder:
     async def refuse(turn: IncomingTurn, problem: UserFacingError) -> None:
         refused.append(problem.user_message)
 
@@ -51,6 +54,7 @@ def recorder(store: LockedFor, refused: list[str], limit: float) -> TurnRecorder
         media=None,  # type: ignore[arg-type]  # text turns only
         accepts=frozenset(),
         refuse=refuse,
+        tasks=TaskSupervisor() if tasks is None else tasks,
         retry=StoreRetry(limit, first_pause=0.01, longest_pause=0.02),
     )
 
@@ -87,9 +91,12 @@ async def test_turns_still_waiting_at_shutdown_are_given_up_and_counted(
     store: LockedFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.failures = 10**6
-    recording = recorder(store, [], limit=60.0)
+    tasks = TaskSupervisor()
+    recording = recorder(store, [], limit=60.0, tasks=tasks)
     waiting = [recording.accept(turn(42, n, "hi"), exempt=True) for n in (1, 2)]
-    with caplog.at_level(logging.ERROR):
-        await recording.drain(0.05)
+    with caplog.at_level(logging.WARNING):
+        assert await tasks.drain(asyncio.get_running_loop().time() + 0.05) == 2
+        recording.report_given_up()
     assert all(task.done() for task in waiting)
+    assert "store-message-1-" in caplog.text and "store-message-2-" in caplog.text
     assert "2 arriving messages were not stored before shutdown" in caplog.text

@@ -12,6 +12,7 @@ from bot.conversation.errors import QueueFull
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import UserFacingError
+from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey, SQLiteStore
 
 
@@ -34,6 +35,7 @@ def recorder(store: SQLiteStore, refused: list[str], cap: int | None) -> TurnRec
         media=None,  # type: ignore[arg-type]  # text turns only
         accepts=frozenset(),
         refuse=refuse,
+        tasks=TaskSupervisor(),
         waiting_cap=cap,
     )
 
