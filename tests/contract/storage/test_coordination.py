@@ -126,8 +126,10 @@ async def test_a_lost_coordination_connection_is_reported_and_comes_back(
             assert await coordination.claim(KEY)
             await execute(
                 postgres_url,
+                # this database's only: other test sessions on the server hold such locks too
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                f"AND classid = {int(LockNamespace.INSTANCE)} AND granted",
+                f"AND classid = {int(LockNamespace.INSTANCE)} AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             async with asyncio.timeout(10):
                 await lost.wait()
