@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.e2e.checkpoints import answer_checkpointed
 from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
@@ -27,6 +28,7 @@ async def test_a_conversation_on_postgresql_survives_a_restart_and_a_crash(
     bot = await start_bot(DATABASE_URL=postgres_url)
     tg.send_text(alice.chat, alice, "What is my name?")
     await tg.wait_until(lambda: len(tg.messages(42)) == 2, timeout=10)
+    await answer_checkpointed(postgres_url, tg.messages(42)[-1].message_id)
     await bot.kill()
 
     model.pause_after = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import sys
 from pathlib import Path
 
 from tests.e2e.bot_process import ROOT, TOKEN
+from tests.e2e.checkpoints import answer_checkpointed
 from tests.e2e.conftest import StartBot, last_user_text
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
@@ -77,19 +77,9 @@ async def test_killed_mid_answer_its_text_so_far_and_message_were_stored(
     tg.send_text(alice.chat, alice, "tell me")
     await tg.wait_until(lambda: tg.messages(42), timeout=10)
     shown = tg.messages(42)[0].message_id
-
-    def checkpoint() -> tuple[str, list[int]] | None:
-        with sqlite3.connect(tmp_path / "bot.db") as db:
-            row = db.execute(
-                "SELECT text, reply_message_ids FROM turns WHERE role = 'assistant'"
-            ).fetchone()
-        return None if row is None else (row[0], json.loads(row[1]))
-
-    async with asyncio.timeout(5):  # a new message is saved at the next tick, 0.2 s
-        while (saved := checkpoint()) is None or saved[1] != [shown]:
-            await asyncio.sleep(0.05)
+    # a new message is saved at the checkpoint writer's next tick, 0.2 s
+    text = await answer_checkpointed(f"sqlite:///{tmp_path / 'bot.db'}", shown, timeout=5)
     await bot.kill()
-    text, _ = saved
     assert text and model.answer.startswith(text), "the text streamed so far"
 
     await start_bot()
@@ -98,7 +88,7 @@ async def test_killed_mid_answer_its_text_so_far_and_message_were_stored(
 
 
 async def test_an_update_redelivered_after_a_crash_is_answered_once(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
 ) -> None:
     model.answer = "only once"
     model.pause_after = 1
@@ -110,6 +100,7 @@ async def test_an_update_redelivered_after_a_crash_is_answered_once(
     tg.send_text(alice.chat, alice, "hi")
     await tg.wait_until(lambda: model.chat_requests, timeout=10)
     await tg.wait_until(lambda: tg.messages(42), timeout=10)
+    await answer_checkpointed(f"sqlite:///{tmp_path / 'bot.db'}", tg.messages(42)[0].message_id)
     await bot.kill()
     assert tg.pending_updates == 1
 
