@@ -137,8 +137,8 @@ async def cmd_start(services: BotServices, message: Message, args: list[str]) ->
     health = services.pipeline.health
     user_id = message.from_user.id if message.from_user else None
     if health is not None and user_id in services.settings.admins and is_private(message):
-        state = await health.state_for_admin(user_id)
-        await _say(services, message, translate(state, language_of(message)))
+        state = await health.state_for_admin(user_id, language_of(message))
+        await _say(services, message, state)
 
 
 async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:
