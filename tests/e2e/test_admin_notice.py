@@ -79,6 +79,18 @@ async def test_an_admins_start_shows_the_backend_state_with_the_next_step(
     assert "(ошибка в настройках)" in state and "Причина: " in state and "phi-9" in state
     assert "Что сделать: модели phi-9 на этом сервере нет" in state
     assert "укажите в PHI4_MODEL" in state and "(README, раздел «" in state
+    tg.send_text(russian.chat, russian, "привет")  # stored, so /stats has a row to show
+    await tg.wait_until(
+        lambda: any(t.startswith("Я пока не готов отвечать") for t in texts(tg, 8)),
+        timeout=15,
+        what="the refusal of a bot not set up yet",
+    )
+    tg.send_text(russian.chat, russian, "/stats")
+    await tg.wait_until(
+        lambda: any(t.startswith("чат · разговоры") for t in texts(tg, 8)),
+        timeout=15,
+        what="the usage table with Russian columns",
+    )
 
     user = tg.private_user(42, "Alice")  # not an admin: the help alone
     tg.send_text(user.chat, user, "/start")
