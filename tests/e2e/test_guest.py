@@ -3,7 +3,7 @@ streamed into its one guest message.
 
 A test runs on the other backend or database engine only where guest mode meets code that
 differs there, as each e2e run costs seconds: the Space gets a guest conversation as its
-Gradio history; PostgreSQL keeps the guest message's number in an
+Gradio history and reports queue places; PostgreSQL keeps the guest message's number in an
 array column, answers under leases in the database and holds the crash checkpoint; the
 voice note a summon replies to travels differently to each backend. What is the same
 everywhere (refusals, pacing, the whole-answer link) runs once.
@@ -175,6 +175,30 @@ async def test_the_space_backend_gets_the_voice_note_a_summon_replies_to(
         lambda: (a := tg.guest_answer(summon)) is not None and a.text == space.answer, timeout=20
     )
     assert any(upload.filename.endswith(".wav") for upload in space.uploads)
+
+
+async def test_a_summon_waiting_in_the_space_queue_shows_its_place_then_the_answer(
+    tg: FakeTelegram, space: FakeSpace, start_bot: StartBot
+) -> None:
+    """Only the Space reports a queue: the guest message shows the caller's place in it
+    until the answer replaces it."""
+    space.answer = "Your turn came."
+    space.queue_ahead = 2
+    space.queue_delay = 1.2
+    await start_bot(PHI4_BACKEND="space", PHI4_SPACE_URL=space.url)
+    friends = tg.guest_chat()
+    summon = tg.summon(friends, tg.private_user(1, "Anna"), f"{MENTION} hello Space")
+    await tg.wait_until(
+        lambda: (a := tg.guest_answer(summon)) is not None and a.text == space.answer,
+        timeout=20,
+    )
+    answer = tg.guest_answer(summon)
+    assert answer is not None
+    shown = [text for _, text in answer.history]
+    assert any(text.startswith("⏳ In queue: position") for text in shown), shown
+    assert shown[-1] == space.answer
+    assert [m.text for m in tg.messages(friends.id)] == [space.answer]
+    assert tg.stats.requests["sendMessage"] == 0 and tg.stats.flood_429 == 0
 
 
 @pytest.mark.parametrize(
