@@ -35,6 +35,7 @@ from bot.telegram.streaming.sink import (
     SinkError,
     TransientSendError,
 )
+from bot.telegram.streaming.unfinished import settle_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ class ReplyStreamer:
             self._rendered_version = self._version
             pieces: list[RenderedText] = []
             if self._phase is Phase.STREAMING:
-                pieces = self._split(render_markdown(self.text))
+                pieces = self._split(render_markdown(settle_unfinished(self.text)))
             self._desired_is_answer = bool(pieces)
             if not pieces and self._status:
                 pieces = self._split(plain(self._status))[:1]

@@ -464,17 +464,17 @@ async def test_an_edit_refused_for_good_continues_in_a_new_message_and_the_old_o
 async def test_a_message_no_longer_needed_at_the_end_is_deleted(
     clock: FakeClock, sink: MemorySink, budget: SpyBudget
 ) -> None:
-    # An unfinished link shows literally and spills into a second message; closing it
-    # shortens the rendering back into one.
-    start = "a " * 2000 + "\n\n[x](http://example.org/" + "y" * 200
+    # A link with a title shows literally until its title closes, and spills into a second
+    # message meanwhile; closing it shortens the rendering back into one.
+    start = "a " * 2000 + "\n\n[x](http://example.org/" + "y" * 200 + ' "t'
     streamer = make(sink, budget)
     streamer.append(start)
     await clock.run_for(5)
     assert len(sink.messages) == 2
-    streamer.append(")")
+    streamer.append('")')
     ids = await clock.run(streamer.finish())
     assert len(ids) == 1
-    assert sink.contents() == pieces_of(start + ")")
+    assert sink.contents() == pieces_of(start + '")')
 
 
 async def test_an_empty_answer_says_so(
