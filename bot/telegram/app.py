@@ -239,6 +239,7 @@ async def _start_services(application: BotApplication) -> None:
         tasks.spawn(
             _take_left_over_later(admission, application.bot, started, grace),
             name="held-left-over",
+            cancel_at_shutdown=True,
         )
         return
     await admission.take_left_over(application.bot, time.time())
