@@ -4,6 +4,8 @@
 # the digest is changed on purpose. To move to the newest python:3.11-slim, read its digest
 #   docker buildx imagetools inspect python:3.11-slim      (the "Digest:" line)
 # or `docker pull python:3.11-slim`, replace the digest below, rebuild and run the tests.
+# The digest below is the multi-architecture index (linux/amd64 and linux/arm64) of
+# python:3.11-slim as pushed on 2026-08-16: Python 3.11.16 on Debian 13 (trixie).
 ARG BASE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 # Build stage: the locked dependencies (every version and hash fixed by requirements.lock),

@@ -7,6 +7,10 @@ mend) are also sent to every admin's private chat at the same pace, so the opera
 from Telegram. A bot cannot write first: a notice an admin could not be sent waits, and is
 sent when that admin next writes; an admin's /start shows the backend's state as probed then.
 The first answer after a failure logs one INFO line that the model is back.
+The log is English; an admin reads the notices in the language of their last message to the
+bot in this run (a waiting notice, in the language of the message that releases it). An admin
+the bot has not heard from since it started reads English, as Telegram tells a bot a person's
+language only in what that person sends.
 Secrets never reach a log line or a notice: only settings' names are printed, and any secret
 value in a server's message is masked.
 """
@@ -25,6 +29,7 @@ from bot.phi4 import Backend, BackendTimeout, Phi4Error
 from bot.phi4.diagnosis import next_step
 from bot.phi4.errors import FailureClass
 from bot.shared import Sentence
+from bot.shared.i18n import N_
 from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey
 
@@ -34,6 +39,23 @@ NOTICE_EVERY = 3600.0
 """Seconds before the same cause is logged with its next step, or sent to admins, again."""
 
 REDACTED = "[redacted]"
+
+FAILURES = {
+    FailureClass.CONFIGURATION: N_("configuration failure"),
+    FailureClass.TRANSIENT: N_("transient failure"),
+    FailureClass.REQUEST: N_("request failure"),
+}
+"""Each failure class as an admin reads it, named whole so each language can word it."""
+
+CANNOT_ANSWER = N_(
+    "⚠️ I cannot answer messages: the model server is misconfigured.\n"
+    "Reason: `{reason}`\n"
+    "Next step: {hint}\n"
+    "Run `phi4bot check` after the change."
+)
+BACK = Sentence("✅ The model answers again.")
+ANSWERS = N_("✅ The model server answers: {what}")
+STATE = N_("⚠️ The model server cannot answer ({failure}).\nReason: `{reason}`\nNext step: {hint}")
 
 
 class BackendHealth:
@@ -57,8 +79,10 @@ class BackendHealth:
         self._told: dict[str, float] = {}
         self._failing: Phi4Error | None = None
         self._admins_told = False
-        self._undelivered: dict[int, str] = {}
+        self._undelivered: dict[int, Sentence] = {}
         """Per admin, the newest notice Telegram would not deliver (they never wrote first)."""
+        self._languages: dict[int, str | None] = {}
+        """Per admin who wrote in this run, the Telegram language of their last message."""
         self.tasks = tasks
 
     @property
@@ -94,7 +118,7 @@ class BackendHealth:
         log.info("the model answers again (backend %s)", self.backend.name)
         if self._admins_told:
             self._admins_told = False
-            self._spawn(self._tell_admins("✅ The model answers again."))
+            self._spawn(self._tell_admins(BACK))
 
     def failed(self, error: Phi4Error) -> None:
         """An answer failed; a failure of the request itself says nothing about the backend."""
@@ -125,39 +149,42 @@ class BackendHealth:
             self._admins_told = True
             self._spawn(self._tell_admins(admin_notice(reason, hint)))
 
-    async def _tell_admins(self, markdown: str) -> None:
+    async def _tell_admins(self, notice: Sentence) -> None:
         for admin in sorted(self.settings.admins):
-            await self._tell_admin(admin, markdown)
+            await self._tell_admin(admin, notice)
 
-    async def _tell_admin(self, admin: int, markdown: str) -> None:
-        target = ReplyTarget(ConversationKey(admin, None), is_group=False)
+    async def _tell_admin(self, admin: int, notice: Sentence) -> None:
+        language = self._languages.get(admin)
+        target = ReplyTarget(ConversationKey(admin, None), is_group=False, language=language)
         try:
-            view = self.replies.open_answer(target, drafts=False)
-            view.append(markdown)
-            sent = await view.finish()
+            sent = await self.replies.say(target, notice)
             problem = "" if sent else "Telegram took no message"
         except Exception as exc:
             problem = self._redact(str(exc)) or type(exc).__name__
         if not problem:
             self._undelivered.pop(admin, None)
             return
-        self._undelivered[admin] = markdown
+        self._undelivered[admin] = notice
         log.warning(
             "could not send the notice to admin %s (%s); it is sent when they next write",
             admin,
             problem,
         )
 
-    def admin_wrote(self, admin: int) -> None:
-        """An admin wrote to the bot: a notice that could not reach them is sent now."""
-        markdown = self._undelivered.pop(admin, None)
-        if markdown is not None:
+    def admin_wrote(self, admin: int, language: str | None) -> None:
+        """An admin wrote to the bot (in Telegram `language`): a notice that could not reach
+        them is sent now, and later notices are written in that language."""
+        self._languages[admin] = language
+        notice = self._undelivered.pop(admin, None)
+        if notice is not None:
             log.info("sending admin %s the notice they could not be sent before", admin)
-            self._spawn(self._tell_admin(admin, markdown))
+            self._spawn(self._tell_admin(admin, notice))
 
-    async def state_for_admin(self, admin: int) -> Sentence:
-        """What an admin's /start shows: the backend probed now, with the reason and the next
-        step when it cannot answer. It supersedes any notice still waiting for them."""
+    async def state_for_admin(self, admin: int, language: str | None) -> Sentence:
+        """What an admin's /start (sent in Telegram `language`) shows: the backend probed now,
+        with the reason and the next step when it cannot answer. It supersedes any notice
+        still waiting for them; later notices are written in that language."""
+        self._languages[admin] = language
         self._undelivered.pop(admin, None)
         limit = self.settings.connect_timeout + 5.0
         try:
@@ -171,12 +198,11 @@ class BackendHealth:
             error = Phi4Error(f"the check failed: {type(exc).__name__}: {exc}")
         else:
             self.answered()
-            return Sentence("✅ The model server answers: {what}", what=self._redact(answered))
+            return Sentence(ANSWERS, what=self._redact(answered))
         self._failing = error
         return Sentence(
-            "⚠️ The model server cannot answer ({kind} failure).\n"
-            "Reason: `{reason}`\nNext step: {hint}",
-            kind=error.failure_class.value,
+            STATE,
+            failure=Sentence(FAILURES[error.failure_class]),
             reason=self._redact(str(error)).replace("`", "'"),
             hint=next_step(error, self.settings),
         )
@@ -193,12 +219,6 @@ class BackendHealth:
         self.tasks.spawn(work, name="backend-health", cancel_at_shutdown=True)
 
 
-def admin_notice(reason: str, hint: str) -> str:
+def admin_notice(reason: str, hint: Sentence) -> Sentence:
     """The Markdown an admin reads: the exact reason (verbatim, as code) and the next step."""
-    verbatim = reason.replace("`", "'")
-    return (
-        "⚠️ I cannot answer messages: the model server is misconfigured.\n"
-        f"Reason: `{verbatim}`\n"
-        f"Next step: {hint}\n"
-        "Run `phi4bot check` after the change."
-    )
+    return Sentence(CANNOT_ANSWER, reason=reason.replace("`", "'"), hint=hint)

@@ -79,6 +79,7 @@ NOTHING_TO_STOP = Sentence("There is no answer to stop.")
 ASK_USAGE = Sentence("Usage: /ask <question>")
 EXPORT_USAGE = Sentence("Usage: /export [chat_id [topic_id]]")
 NO_CONVERSATIONS = Sentence("No conversations yet.")
+STATS_COLUMNS = Sentence("chat · conversations · user turns · answers · failed · last")
 
 
 def menu(language: str | None) -> list[BotCommand]:
@@ -137,8 +138,8 @@ async def cmd_start(services: BotServices, message: Message, args: list[str]) ->
     health = services.pipeline.health
     user_id = message.from_user.id if message.from_user else None
     if health is not None and user_id in services.settings.admins and is_private(message):
-        state = await health.state_for_admin(user_id)
-        await _say(services, message, translate(state, language_of(message)))
+        state = await health.state_for_admin(user_id, language_of(message))
+        await _say(services, message, state)
 
 
 async def cmd_help(services: BotServices, message: Message, args: list[str]) -> None:
@@ -215,7 +216,7 @@ async def cmd_stats(services: BotServices, message: Message, args: list[str]) ->
         delivered = bool(await services.pipeline.say(target, NO_CONVERSATIONS))
         await _tell_where_it_went(services, message, delivered)
         return
-    lines = ["chat · conversations · user turns · answers · failed · last"]
+    lines = [translate(STATS_COLUMNS, target.language)]
     for row in rows[:50]:
         last = row.last_activity.strftime("%Y-%m-%d %H:%M") if row.last_activity else "—"
         lines.append(

@@ -12,7 +12,13 @@ from bot.telegram.callbacks import BUTTON_HANDLER
 from bot.telegram.commands import COMMAND_HANDLERS
 from bot.telegram.context import BotApplication, BotContext
 from bot.telegram.guest_handlers import GUEST_HANDLERS
-from bot.telegram.triggers import is_group, is_private, mentions_bot, replies_to_bot
+from bot.telegram.triggers import (
+    is_group,
+    is_private,
+    language_of,
+    mentions_bot,
+    replies_to_bot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ async def on_private_message(update: Update, context: BotContext) -> None:
         return
     if (message.text or "").split("@")[0].split(" ")[0].lower() == "/start":
         return
-    health.admin_wrote(message.from_user.id)
+    health.admin_wrote(message.from_user.id, language_of(message))
 
 
 async def before_command(update: Update, context: BotContext) -> None:

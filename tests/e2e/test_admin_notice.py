@@ -21,8 +21,8 @@ def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
 async def test_an_undelivered_notice_reaches_the_admin_when_they_write(
     tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(PHI4BOT_ADMINS=str(ADMIN), PHI4_MODEL="phi-9")
-    await bot.wait_for_log("could not send the notice to admin 7")
+    bot = await start_bot(PHI4BOT_ADMINS=f"{ADMIN},8", PHI4_MODEL="phi-9")
+    await bot.wait_for_log("could not send the notice to admin 8")
 
     admin = tg.private_user(ADMIN, "Operator")  # the admin opens the chat only now
     tg.send_text(admin.chat, admin, "hello?")
@@ -37,6 +37,17 @@ async def test_an_undelivered_notice_reaches_the_admin_when_they_write(
     tg.send_text(admin.chat, admin, "still there?")
     await tg.wait_until(lambda: len(texts(tg, ADMIN)) == 3, timeout=15, what="the next reply")
     assert sum(t.startswith(NOTICE) for t in texts(tg, ADMIN)) == 1, "told once"
+
+    russian = tg.private_user(8, "Оператор", language_code="ru")  # read in their language
+    tg.send_text(russian.chat, russian, "привет")
+    await tg.wait_until(
+        lambda: any(t.startswith("⚠️ Я не могу отвечать") for t in texts(tg, 8)),
+        timeout=15,
+        what="the waiting notice, in Russian",
+    )
+    notice = next(t for t in texts(tg, 8) if t.startswith("⚠️ Я не могу отвечать"))
+    assert "Что сделать: модели phi-9 на этом сервере нет" in notice
+    assert "укажите в PHI4_MODEL" in notice and "запустите phi4bot check" in notice
 
 
 async def test_an_admins_start_shows_the_backend_state_with_the_next_step(
@@ -56,6 +67,30 @@ async def test_an_admins_start_shows_the_backend_state_with_the_next_step(
     assert "Reason: " in state and "phi-9" in state
     assert "Next step: " in state and "set PHI4_MODEL" in state
     assert not any(t.startswith(NOTICE) for t in texts(tg, ADMIN)), "/start says it once"
+
+    russian = tg.private_user(8, "Оператор", language_code="ru")
+    tg.send_text(russian.chat, russian, "/start")
+    await tg.wait_until(
+        lambda: any("не может ответить" in t for t in texts(tg, 8)),
+        timeout=15,
+        what="the backend's state in Russian",
+    )
+    state = next(t for t in texts(tg, 8) if "не может ответить" in t)
+    assert "(ошибка в настройках)" in state and "Причина: " in state and "phi-9" in state
+    assert "Что сделать: модели phi-9 на этом сервере нет" in state
+    assert "укажите в PHI4_MODEL" in state and "(README, раздел «" in state
+    tg.send_text(russian.chat, russian, "привет")  # stored, so /stats has a row to show
+    await tg.wait_until(
+        lambda: any(t.startswith("Я пока не готов отвечать") for t in texts(tg, 8)),
+        timeout=15,
+        what="the refusal of a bot not set up yet",
+    )
+    tg.send_text(russian.chat, russian, "/stats")
+    await tg.wait_until(
+        lambda: any(t.startswith("чат · разговоры") for t in texts(tg, 8)),
+        timeout=15,
+        what="the usage table with Russian columns",
+    )
 
     user = tg.private_user(42, "Alice")  # not an admin: the help alone
     tg.send_text(user.chat, user, "/start")

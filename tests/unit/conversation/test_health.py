@@ -24,7 +24,7 @@ from bot.phi4.errors import (
     UnknownModel,
 )
 from bot.phi4.failures import is_local
-from bot.shared import MediaKind
+from bot.shared import MediaKind, translate
 from bot.shared.tasks import TaskSupervisor
 
 ADMINS = "7,8"
@@ -89,10 +89,13 @@ class SentView:
 
 
 class RecordedReplies:
-    """The ChatReplies port, keeping each chat's finished messages; private targets only."""
+    """The ChatReplies port, keeping each chat's finished messages in the reader's language,
+    as Telegram shows them; private targets only. A chat in `closed` has never been opened
+    by its user, so Telegram refuses to write there."""
 
     def __init__(self) -> None:
         self.chats: dict[int, list[str]] = {}
+        self.closed: set[int] = set()
 
     def open_answer(
         self,
@@ -106,7 +109,9 @@ class RecordedReplies:
         return SentView(self.chats, target)
 
     async def say(self, target: ReplyTarget, text: str) -> list[int]:
-        self.chats.setdefault(target.key.chat_id, []).append(text)
+        if target.key.chat_id in self.closed:
+            raise RuntimeError("Forbidden: bot can't initiate conversation with a user")
+        self.chats.setdefault(target.key.chat_id, []).append(translate(text, target.language))
         return [1]
 
     async def offer_continue(self, target: ReplyTarget, message_id: int) -> None:
@@ -268,3 +273,58 @@ def test_a_refused_port_is_a_mistake_only_on_this_machine_or_its_network(
     url: str, local: bool
 ) -> None:
     assert is_local(url) is local
+
+
+async def test_an_admin_who_wrote_in_russian_reads_the_notices_in_russian() -> None:
+    health, replies, _ = make_health()
+    health.admin_wrote(7, "ru")
+    health.failed(refused())
+    health.answered()
+    await settle(health)
+    notice, back = replies.chats[7]
+    assert notice.startswith("⚠️ Я не могу отвечать на сообщения")
+    assert "Причина: `nothing listens at http://127.0.0.1:8000/v1" in notice
+    assert "Что сделать: по этому адресу никто не отвечает" in notice
+    assert "укажите в OPENAI_BASE_URL адрес" in notice
+    assert "(README, раздел «Choose a model server»)" in notice
+    assert "После исправления запустите `phi4bot check`." in notice
+    assert back == "✅ Модель снова отвечает."
+    assert replies.chats[8][0].startswith("⚠️ I cannot answer messages"), "8 never wrote"
+
+
+async def test_a_waiting_notice_is_written_in_the_language_of_the_message_that_releases_it() -> (
+    None
+):
+    health, replies, _ = make_health()
+    replies.closed.add(7)
+    health.failed(refused())
+    await settle(health)
+    assert 7 not in replies.chats
+    replies.closed.clear()
+    health.admin_wrote(7, "ru-RU")
+    await settle(health)
+    [notice] = replies.chats[7]
+    assert notice.startswith("⚠️ Я не могу отвечать на сообщения")
+    assert "запустите сервер модели (vLLM, Ollama)" in notice
+
+
+async def test_an_admins_start_in_russian_shows_the_state_and_next_step_in_russian() -> None:
+    failure = UnknownModel("phi-9 is not served", where="x", model="phi-9", served=("phi-4",))
+    health, replies, _ = make_health(failure)
+    english = await health.state_for_admin(7, "en")
+    assert "(configuration failure)" in english
+    assert "Next step: the model `phi-9` is not served here: the server lists phi-4" in english
+    russian = translate(await health.state_for_admin(7, "ru"), "ru")
+    assert russian.startswith("⚠️ Сервер модели не может ответить (ошибка в настройках).")
+    assert "Причина: `phi-9 is not served`" in russian
+    assert "Что сделать: модели `phi-9` на этом сервере нет: он предлагает phi-4" in russian
+    assert "укажите в PHI4_MODEL одну из них" in russian
+    health.failed(failure)
+    await settle(health)
+    assert replies.chats[7][0].startswith("⚠️ Я не могу"), "later notices follow /start"
+
+
+async def test_an_admins_start_in_russian_when_the_model_answers() -> None:
+    health, _, _ = make_health()
+    state = translate(await health.state_for_admin(7, "ru"), "ru")
+    assert state == "✅ Сервер модели отвечает: a stub that answers"
