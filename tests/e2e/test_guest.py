@@ -1,5 +1,17 @@
 """Guest mode end to end: the bot summoned in chats it is not a member of answers there,
-streamed into its one guest message."""
+streamed into its one guest message.
+
+A test runs on the other backend or database engine only where guest mode meets code that
+differs there, as each e2e run costs seconds: the Space gets a guest conversation as its
+Gradio history and reports queue places; PostgreSQL keeps the guest message's number in an
+array column, answers under leases in the database and holds the crash checkpoint; the
+voice note a summon replies to travels differently to each backend. What is the same
+everywhere (refusals, pacing, the whole-answer link) runs once.
+
+A test on PostgreSQL names `store_url` before `start_bot`: fixtures end in reverse order, so
+the bot is stopped before its schema is dropped (dropping it under the running bot can
+deadlock with the bot's own queries).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +20,11 @@ import base64
 import io
 import sqlite3
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.conversation.turns import guest_key, guest_message_setting
 from storage import open_store
@@ -17,11 +32,41 @@ from tests.e2e.conftest import BOT_USERNAME, StartBot, last_user_text
 from tests.e2e.test_media import image_of, parts_of
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.space import FakeSpace
+from tests.fakes.space_events import text_of
 from tests.fakes.telegram import BotMessage, FakeTelegram
 from tests.media_factory import make_jpeg, make_ogg_opus
 
 MENTION = f"@{BOT_USERNAME}"
 TABLES = ("conversations", "turns", "chat_settings")
+
+
+@dataclass
+class Served:
+    """The model server a guest test runs on, read the same way on either backend."""
+
+    backend: str
+    model: FakeOpenAIServer
+    space: FakeSpace
+
+    def settings(self) -> dict[str, str]:
+        """What points the bot at it (the OpenAI server is the bot's default)."""
+        if self.backend == "space":
+            return {"PHI4_BACKEND": "space", "PHI4_SPACE_URL": self.space.url}
+        return {}
+
+    def answer_with_context_size(self) -> None:
+        """Answer "<n> turns": how many questions and answers the model was given, the
+        newest question included (the system prompt is not a turn)."""
+        if self.backend == "space":  # the Space has no system role: every message is a turn
+            self.space.reply = lambda request: f"{len(request.history)} turns"
+        else:
+            self.model.reply = lambda body: f"{len(body['messages']) - 1} turns"
+
+    def last_question(self) -> str:
+        """The text of the newest question the model was asked."""
+        if self.backend == "space":
+            return text_of(self.space.requests[-1].history[-1]["content"])
+        return last_user_text(self.model.chat_requests[-1].json)
 
 
 async def test_a_summon_is_answered_at_once_and_streamed_into_its_guest_message(
@@ -132,11 +177,48 @@ async def test_the_space_backend_gets_the_voice_note_a_summon_replies_to(
     assert any(upload.filename.endswith(".wav") for upload in space.uploads)
 
 
-async def test_replying_to_the_bots_guest_answer_continues_and_anything_else_starts_afresh(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, store_url: str
+async def test_a_summon_waiting_in_the_space_queue_shows_its_place_then_the_answer(
+    tg: FakeTelegram, space: FakeSpace, start_bot: StartBot
 ) -> None:
-    model.reply = lambda body: f"{len(body['messages'])} messages"
-    await start_bot(DATABASE_URL=store_url)
+    """Only the Space reports a queue: the guest message shows the caller's place in it
+    until the answer replaces it."""
+    space.answer = "Your turn came."
+    space.queue_ahead = 2
+    space.queue_delay = 1.2
+    await start_bot(PHI4_BACKEND="space", PHI4_SPACE_URL=space.url)
+    friends = tg.guest_chat()
+    summon = tg.summon(friends, tg.private_user(1, "Anna"), f"{MENTION} hello Space")
+    await tg.wait_until(
+        lambda: (a := tg.guest_answer(summon)) is not None and a.text == space.answer,
+        timeout=20,
+    )
+    answer = tg.guest_answer(summon)
+    assert answer is not None
+    shown = [text for _, text in answer.history]
+    assert any(text.startswith("⏳ In queue: position") for text in shown), shown
+    assert shown[-1] == space.answer
+    assert [m.text for m in tg.messages(friends.id)] == [space.answer]
+    assert tg.stats.requests["sendMessage"] == 0 and tg.stats.flood_429 == 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "store_url"),
+    [("openai", "sqlite"), ("openai", "postgres"), ("space", "sqlite")],
+    indirect=["store_url"],
+)
+async def test_replying_to_the_bots_guest_answer_continues_and_anything_else_starts_afresh(
+    tg: FakeTelegram,
+    model: FakeOpenAIServer,
+    space: FakeSpace,
+    backend: str,
+    store_url: str,
+    start_bot: StartBot,
+) -> None:
+    """The stored guest answers come back as the model's context: as chat messages on an
+    OpenAI server, as the Gradio chatbot history on the Space (any engine stores them)."""
+    served = Served(backend, model, space)
+    served.answer_with_context_size()
+    await start_bot(DATABASE_URL=store_url, **served.settings())
     friends = tg.guest_chat()
     anna, ben = tg.private_user(1, "Anna"), tg.private_user(2, "Ben")
 
@@ -150,24 +232,28 @@ async def test_replying_to_the_bots_guest_answer_continues_and_anything_else_sta
         return answer
 
     first = await answered(tg.summon(friends, anna, f"{MENTION} one"))
-    assert first.text == "2 messages"  # the system prompt and the question
+    assert first.text == "1 turns"
     shown = friends.messages[first.message_id]
     second = await answered(tg.summon(friends, anna, f"{MENTION} two", reply_to=shown))
-    assert second.text == "4 messages", "a reply to its answer continues the conversation"
+    assert second.text == "3 turns", "a reply to its answer continues the conversation"
+    assert served.last_question().endswith("two")
     by_ben = await answered(tg.summon(friends, ben, f"{MENTION} three", reply_to=shown))
-    assert by_ben.text == "2 messages", "someone else's summon is their own conversation"
-    assert 'wrote: "2 messages"' in last_user_text(model.chat_requests[-1].json)
+    assert by_ben.text == "1 turns", "someone else's summon is their own conversation"
+    assert 'wrote: "1 turns"' in served.last_question()
     fresh = await answered(tg.summon(friends, anna, f"{MENTION} four"))
-    assert fresh.text == "2 messages", "a summon replying to nothing of the bot's starts afresh"
+    assert fresh.text == "1 turns", "a summon replying to nothing of the bot's starts afresh"
 
 
 async def test_stop_by_the_caller_stops_and_by_anyone_else_does_not(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot
+    tg: FakeTelegram, model: FakeOpenAIServer, store_url: str, start_bot: StartBot
 ) -> None:
+    """The presses find their answer by the guest message's number among the answer's
+    stored message ids: JSON text on SQLite, a bigint[] on PostgreSQL, where Regenerate
+    also runs under the conversation's lease in the database."""
     model.answer = "one two three four five six"
     model.chunk_size = 4
     model.pause_after = 2
-    await start_bot()
+    await start_bot(DATABASE_URL=store_url)
     friends = tg.guest_chat()
     anna, ben = tg.private_user(1, "Anna"), tg.private_user(2, "Ben")
     summon = tg.summon(friends, anna, f"{MENTION} count")
@@ -228,7 +314,7 @@ async def test_an_answer_too_long_for_one_message_is_cut_with_a_link_to_all_of_i
 
 
 async def test_killed_mid_answer_the_restart_marks_the_guest_message_interrupted(
-    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, store_url: str
+    tg: FakeTelegram, model: FakeOpenAIServer, store_url: str, start_bot: StartBot
 ) -> None:
     model.answer = "alpha beta gamma delta epsilon"
     model.chunk_size = 6
