@@ -1,8 +1,17 @@
 """Measures how fast and how lean media becomes model input: `python -m bench.media`.
 
 Voice notes → 16 kHz WAV; a 60 s 720p video → frames and WAV; a 50-page text PDF; a 20-page
-scanned PDF; an album of ten 36-megapixel photos. The video and PDF rows must each stay under
-2 s and 300 MB of peak RSS, the album under 400 MB: the bench exits non-zero on a miss.
+scanned PDF; an album of ten 36-megapixel photos. Voice notes of 60 s and more must cost under
+50 ms of CPU per minute of audio, the video and PDF rows must each stay under 2 s and 300 MB
+of peak RSS, the album under 400 MB: the bench exits non-zero on a miss.
+
+Voice notes are judged on CPU time (`time.process_time`: every thread of this process, the
+kernel's work for it included), because the target is what converting a minute of audio
+costs the bot; the wall clock on a shared machine adds whatever else ran meanwhile (at a
+load of 10 on 2 cores it doubled the figures from one run to the next). The wall clock is
+shown beside it. A 5 s note is shown, not judged: its per-minute figure carries the fixed
+cost of opening any file (container probe, decoder and converter set-up), which per minute
+of audio weighs twelve times what it does for a minute-long note.
 """
 
 from __future__ import annotations
@@ -40,18 +49,21 @@ from tests.media_factory import (
 )
 
 TARGET_MS_PER_MINUTE = 50.0
-THROUGHPUT_FROM_SECONDS = 60.0  # shorter notes are mostly fixed set-up cost: shown, not judged
+THROUGHPUT_FROM_SECONDS = 60.0  # shorter notes carry the fixed set-up cost: shown, not judged
 CASES = ((5.0, 41), (60.0, 7), (300.0, 5))  # (seconds of audio, timed runs)
 MIB = 1024 * 1024
 
 
-def p50_ms(work: Callable[[], object], runs: int) -> float:
-    times = []
+def p50_ms(work: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median CPU and wall-clock milliseconds of `runs` runs of `work`."""
+    cpu: list[float] = []
+    wall: list[float] = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return statistics.median(cpu) * 1000, statistics.median(wall) * 1000
 
 
 def tracemalloc_peak(work: Callable[[], object]) -> int:
@@ -245,8 +257,8 @@ def album_row() -> bool:
 def main() -> int:
     print("OGG/Opus voice notes (mono, 48 kHz, 32 kbit/s) -> 16 kHz mono s16 WAV")
     header = (
-        f"{'audio':>7} {'runs':>4} {'p50 ms':>8} {'ms/min':>7} {'target':>12} "
-        f"{'py peak MiB':>11} {'rss Δ MiB':>9} {'WAV MiB':>7}"
+        f"{'audio':>7} {'runs':>4} {'CPU ms':>7} {'CPU ms/min':>10} {'target':>12} "
+        f"{'wall ms':>8} {'py peak MiB':>11} {'rss Δ MiB':>9} {'WAV MiB':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -260,15 +272,16 @@ def main() -> int:
             return decode_audio_to_wav(voice, max_seconds=seconds + 1)
 
         decode()  # warm-up: first use loads codecs
-        ms = p50s[seconds] = p50_ms(decode, runs)
+        ms, wall_ms = p50_ms(decode, runs)
+        p50s[seconds] = ms
         per_minute = ms / (seconds / 60)
         verdict = "ok" if per_minute < TARGET_MS_PER_MINUTE else "OVER"
         if verdict == "OVER" and seconds >= THROUGHPUT_FROM_SECONDS:
             missed.append(f"{seconds:.0f} s voice note: {per_minute:.1f} ms/min")
         wav_mib = len(decode_audio_to_wav(voice, max_seconds=seconds + 1).wav) / MIB
         print(
-            f"{seconds:>6.0f}s {runs:>4} {ms:>8.1f} {per_minute:>7.1f} "
-            f"{f'<{TARGET_MS_PER_MINUTE:.0f} {verdict}':>12} "
+            f"{seconds:>6.0f}s {runs:>4} {ms:>7.1f} {per_minute:>10.1f} "
+            f"{f'<{TARGET_MS_PER_MINUTE:.0f} {verdict}':>12} {wall_ms:>8.1f} "
             f"{tracemalloc_peak(decode) / MIB:>11.1f} "
             f"{maxrss_growth(voice, seconds + 1) / MIB:>9.1f} "
             f"{wav_mib:>7.1f}"
@@ -277,8 +290,8 @@ def main() -> int:
     longest = max(p50s)
     fixed = p50s[min(p50s)] - min(p50s) * p50s[longest] / longest
     print(
-        f"Per-note fixed cost (probe, decoder and resampler set-up) ≈ {max(fixed, 0.0):.1f} ms:\n"
-        "it dominates the ms/min of short notes; the long rows show the throughput."
+        f"Per-note fixed CPU (probe, decoder and converter set-up) ≈ {max(fixed, 0.0):.1f} ms:\n"
+        "it is what lifts the ms/min of short notes; the long rows show the throughput."
     )
     print()
     print("Refusing a 300 s voice note with a 60 s limit (target: far below a full decode)")

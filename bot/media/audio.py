@@ -5,22 +5,17 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
-from av.audio.fifo import AudioFifo
 from av.audio.frame import AudioFrame
-from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
 from bot.media.errors import MediaError, UnreadableMedia
+from bot.media.wav16k import TARGET_RATE, Wav16kWriter
 from bot.shared import Sentence
-
-TARGET_RATE = 16_000
-"""Phi-4 reads audio at 16 kHz; sending more only costs bandwidth."""
 
 # Only the demuxers real audio files need ("mov" is mp4/m4a): a file that claims to be
 # a playlist or a concatenation script must not make FFmpeg open anything else.
@@ -28,8 +23,6 @@ _DEMUXERS = "ogg,mp3,mov,wav,flac,aac,matroska"
 
 # Codec delay and container rounding make honest files overshoot by a few milliseconds.
 _SLACK_SECONDS = 0.1
-
-_BATCH_SECONDS = 0.5
 
 _MAX_BAD_PACKETS = 32
 
@@ -88,65 +81,6 @@ class MediaTooLong(MediaError):
                 allowed=allowed,
             )
         super().__init__(f"audio of {duration} s over the {limit} s limit", user_message=message)
-
-
-class _Wav16kWriter:
-    """Resamples decoded frames in half-second batches and appends them to a WAV as they come.
-
-    Batching keeps PyAV's per-call cost off every 20 ms Opus frame; appending means memory
-    holds the output and one batch, never the decoded stream.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = io.BytesIO()
-        self._wav = wave.open(self._buffer, "wb")  # closed in finish()
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(TARGET_RATE)
-        self._fifo: AudioFifo | None = None
-        self._resampler: AudioResampler | None = None
-        self._shape: tuple[str, str, int] | None = None
-        self._batch = 1
-        self.samples = 0
-
-    def add(self, frame: AudioFrame) -> None:
-        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
-        if shape != self._shape:
-            # A FIFO and a resampler take one input shape; a stream that changes
-            # layout or rate midway (chained Ogg, some MP3s) gets fresh ones.
-            self._drain()
-            self._fifo = AudioFifo()
-            self._resampler = AudioResampler(format="s16", layout="mono", rate=TARGET_RATE)
-            self._shape = shape
-            self._batch = max(1, int(frame.sample_rate * _BATCH_SECONDS))
-        assert self._fifo is not None
-        frame.pts = None  # timestamps gaps are irrelevant here and would upset the FIFO
-        self._fifo.write(frame)
-        if self._fifo.samples >= self._batch:
-            self._resample(self._fifo.read())
-
-    def finish(self) -> bytes:
-        self._drain()
-        self._wav.close()
-        return self._buffer.getvalue()
-
-    def close(self) -> None:
-        """Close the WAV even when decoding failed, so nothing is left for the collector."""
-        self._wav.close()
-
-    def _drain(self) -> None:
-        if self._fifo is None:
-            return
-        rest = self._fifo.read()
-        if rest is not None:
-            self._resample(rest)
-        self._resample(None)
-
-    def _resample(self, frame: AudioFrame | None) -> None:
-        assert self._resampler is not None
-        for out in self._resampler.resample(frame):
-            self._wav.writeframesraw(memoryview(out.planes[0])[: out.samples * 2])
-            self.samples += out.samples
 
 
 def _open(data: bytes) -> InputContainer:
@@ -221,7 +155,7 @@ def decode_audio_to_wav(data: bytes, *, max_seconds: float) -> DecodedAudio:
         cap = max_seconds + _SLACK_SECONDS
         if declared is not None and declared > cap:
             raise MediaTooLong(declared, max_seconds)
-        writer = _Wav16kWriter()
+        writer = Wav16kWriter()
         decoded = 0.0
         try:
             for frame in _frames(container, stream):
