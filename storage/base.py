@@ -15,6 +15,7 @@ from storage.models import (
     DatabaseStats,
     EditedTurn,
     Forgotten,
+    HeldMessage,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -171,6 +172,18 @@ class Store(Protocol):
         on every later call (a re-delivered update): a command is carried out at most once.
         Claims older than `COMMAND_CLAIM_DAYS` may be forgotten (Telegram re-delivers an
         update for at most a day). `migrate_chat` moves claims with the chat."""
+
+    async def hold_message(self, chat_id: int, message_id: int, payload: str) -> None:
+        """Keep a message that waits in memory to become a turn with what follows it (an
+        album's part, media waiting for its question) until `release_held`: Telegram
+        counts it delivered already, so only this keeps it through a crash."""
+
+    async def release_held(self, chat_id: int, message_ids: Sequence[int]) -> None:
+        """Forget held messages whose turn is stored or refused."""
+
+    async def held_messages(self, held_before: float) -> list[HeldMessage]:
+        """The messages held since before `held_before` (epoch seconds) and not released,
+        oldest first: at start-up, those the process before this one was holding."""
 
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:

@@ -107,6 +107,16 @@ class PendingAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A message kept while it waited to become a turn (`Store.hold_message`)."""
+
+    chat_id: int
+    message_id: int
+    payload: str
+    """Telegram's JSON of the message, as the bot received it."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatStats:
     """Usage figures of one chat, for the admin `/stats` command."""
 

@@ -32,7 +32,15 @@ _STALE_MEDIA = (
 """Stored bytes that no turn newer than the cutoff shows (one photo sent twice is kept as long
 as its newer turn)."""
 
-TABLES = ("conversations", "turns", "attachments", "blobs", "chat_settings", "handled_commands")
+TABLES = (
+    "conversations",
+    "turns",
+    "attachments",
+    "blobs",
+    "chat_settings",
+    "handled_commands",
+    "held_messages",
+)
 
 
 async def forget_conversations(db: Session, before: float, batch: int) -> int:

@@ -169,6 +169,19 @@ HANDLED_COMMANDS = CreateTable(
 )
 """Commands carried out, by their message."""
 
+HELD_MESSAGES = CreateTable(
+    "held_messages",
+    (
+        Column("chat_id", "bigint", "NOT NULL"),
+        Column("message_id", "bigint", "NOT NULL"),
+        Column("payload", "text", "NOT NULL"),
+        Column("held_at", "time", "NOT NULL"),
+    ),
+    key=("chat_id", "message_id"),
+)
+"""Messages waiting in memory to become a turn (an album's parts, media waiting for its
+question), as Telegram sent them, so a crash meanwhile does not lose them."""
+
 FIRST_INDEXES = (
     "CREATE INDEX conversations_by_key ON conversations (chat_id, thread_id, id)",
     "CREATE INDEX turns_by_conversation ON turns (conversation_id, id)",

@@ -17,6 +17,7 @@ from storage.conversations import (
 )
 from storage.coordination import Coordination
 from storage.export import export_conversation, load_chat_stats
+from storage.held import held_messages, hold_message, release_held
 from storage.history import load_history, load_last_user_turn
 from storage.models import (
     AnswerCheckpoint,
@@ -27,6 +28,7 @@ from storage.models import (
     DatabaseStats,
     EditedTurn,
     Forgotten,
+    HeldMessage,
     HistoryTurn,
     NewAttachment,
     PendingAnswer,
@@ -270,6 +272,18 @@ class SQLStore:
     async def claim_command(self, chat_id: int, message_id: int) -> bool:
         async with self._session("claim_command") as db:
             return await claim_command(db, chat_id, message_id)
+
+    async def hold_message(self, chat_id: int, message_id: int, payload: str) -> None:
+        async with self._session("hold_message") as db:
+            await hold_message(db, chat_id, message_id, payload)
+
+    async def release_held(self, chat_id: int, message_ids: Sequence[int]) -> None:
+        async with self._session("release_held") as db:
+            await release_held(db, chat_id, message_ids)
+
+    async def held_messages(self, held_before: float) -> list[HeldMessage]:
+        async with self._session("held_messages") as db:
+            return await held_messages(db, held_before)
 
     # admin ---------------------------------------------------------------
     async def export_conversation(self, conversation_id: int) -> dict[str, Any]:

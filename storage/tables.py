@@ -96,6 +96,16 @@ TABLES = (
         ("chat_id", "message_id"),
         (("chat_id", "plain"), ("message_id", "plain"), ("handled_at", "time")),
     ),
+    Table(
+        "held_messages",
+        ("chat_id", "message_id"),
+        (
+            ("chat_id", "plain"),
+            ("message_id", "plain"),
+            ("payload", "plain"),
+            ("held_at", "time"),
+        ),
+    ),
 )
 """In the order they are written: every row refers only to rows of tables before it (or, for
 a turn's `reply_to`, to an earlier turn)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from telegram import Message
+import logging
+
+from telegram import Bot, Message
 
 from bot.conversation.access import AccessPolicy
 from bot.conversation.dispatcher import TurnDispatcher
@@ -10,9 +12,12 @@ from bot.conversation.turns import IncomingTurn, ReplyTarget
 from bot.shared import Sentence
 from bot.shared.bounded import BoundedDict
 from bot.telegram.gathering import TurnGatherer
+from bot.telegram.held_journal import HeldJournal
 from bot.telegram.reading import turn_from_messages
 from bot.telegram.speech_notice import SpeechNotice
 from bot.telegram.triggers import BotIdentity, is_private, reply_target
+
+log = logging.getLogger(__name__)
 
 NOT_ENABLED = Sentence("I am not enabled in this chat.")
 PRIVATE_BOT = Sentence("Sorry, this bot is private.")
@@ -37,12 +42,19 @@ class Admission:
         max_input_chars: int,
         media_wait: float = 0.0,
         speech_notice: SpeechNotice | None = None,
+        journal: HeldJournal | None = None,
     ) -> None:
         self.identity = identity
         self.access = access
         self.dispatcher = dispatcher
         self.max_input_chars = max_input_chars
-        self.gathering = TurnGatherer(self._gathered, follow_up_wait=media_wait)
+        self.journal = journal
+        """Keeps what the gathering holds back in the store, through a crash."""
+        self.gathering = TurnGatherer(
+            self._gathered,
+            follow_up_wait=media_wait,
+            on_hold=None if journal is None else journal.hold,
+        )
         """Albums, and media waiting `media_wait` seconds for its question."""
         self.speech_notice = speech_notice
         self._told: BoundedDict[tuple[str, int], bool] = BoundedDict(
@@ -62,6 +74,21 @@ class Admission:
                 self._tell_once("user", user_id, target, PRIVATE_BOT)
             return False
         return True
+
+    async def take_left_over(self, bot: Bot, held_before: float) -> int:
+        """Hand over the messages a process that is gone was holding back (held since
+        before `held_before`, epoch seconds), each sender's as one turn, as they would have
+        been; returns how many messages."""
+        if self.journal is None:
+            return 0
+        messages = await self.journal.left_over(bot, held_before)
+        for message in messages:
+            self.gathering.add(message)  # gathered again, and kept again until stored
+        for message in messages:
+            self.gathering.release(message)  # its question, if any, came before the crash
+        if messages:
+            log.warning("handing over %d messages held back before a crash", len(messages))
+        return len(messages)
 
     def _tell_once(self, kind: str, ident: int, target: ReplyTarget, text: str) -> None:
         if (kind, ident) in self._told:
@@ -98,6 +125,8 @@ class Admission:
             text_override=text_override,
         )
         self.submit_turn(turn, *messages)
+        if self.journal is not None:
+            self.journal.taken(messages)  # after the turn's storing, in the chat's order
 
     def submit_turn(self, turn: IncomingTurn, *speakers: Message) -> None:
         """Queue a read turn; `speakers` are the messages whose speech it carries, so the

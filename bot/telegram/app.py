@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from urllib.parse import urlparse
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import ApplicationBuilder
 
 from bot import metrics
@@ -36,6 +37,7 @@ from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.downloads import MediaFetcher
 from bot.telegram.guest.door import GuestDoor
 from bot.telegram.handlers import register_handlers
+from bot.telegram.held_journal import HELD_GRACE, HeldJournal
 from bot.telegram.instances import LeaderUpdater, Peers
 from bot.telegram.metered_request import MeteredRequest, TelegramPulse
 from bot.telegram.polling_request import PollingRequest
@@ -205,6 +207,7 @@ async def _start_services(application: BotApplication) -> None:
             max_input_chars=settings.max_input_chars,
             media_wait=settings.media_wait,
             speech_notice=SpeechNotice(store, pipeline.say),
+            journal=HeldJournal(store, recorder),
         ),
         guests=GuestDoor(
             identity=identity,
@@ -226,11 +229,28 @@ async def _start_services(application: BotApplication) -> None:
     RetentionSweeper(
         store, conversation_days=settings.retention_days, media_days=settings.media_retention_days
     ).start(tasks)  # a minute from now, then hourly; off unless a setting asks for it
+    admission = application.bot_data.services.admission
     if peers is not None:
         await peers.start()  # answers what others left, as they would
         log.info("instance %s shares the database with any others", coordination.instance_id)
+        # What others hold now is theirs; what was held before this start and is still
+        # there once any holding has ended is a gone process's.
+        started, grace = time.time(), settings.media_wait + HELD_GRACE
+        tasks.spawn(
+            _take_left_over_later(admission, application.bot, started, grace),
+            name="held-left-over",
+            cancel_at_shutdown=True,
+        )
         return
+    await admission.take_left_over(application.bot, time.time())
     resume_unfinished(dispatcher, await store.unfinished_answers())
+
+
+async def _take_left_over_later(
+    admission: Admission, bot: Bot, held_before: float, after: float
+) -> None:
+    await asyncio.sleep(after)
+    await admission.take_left_over(bot, held_before)
 
 
 async def _start_ops(application: BotApplication, *, store: Store, backend: Backend) -> None:

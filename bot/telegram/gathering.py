@@ -10,6 +10,7 @@ from typing import Protocol
 from telegram import Message
 
 Submit = Callable[[list[Message]], None]
+Hold = Callable[[Message], None]
 
 
 class Timer(Protocol):
@@ -78,8 +79,11 @@ class TurnGatherer:
         follow_up_wait: float,
         album_quiet: float = 1.0,
         schedule: Schedule | None = None,
+        on_hold: Hold | None = None,
     ) -> None:
         self._submit = submit
+        self._on_hold = on_hold
+        """Told of each message held back (to keep it through a crash: `held_journal`)."""
         self._wait = follow_up_wait
         self._quiet = album_quiet
         self._schedule = schedule
@@ -92,6 +96,7 @@ class TurnGatherer:
         group = message.media_group_id
         if held is not None:
             if group is not None and group == held.album:
+                self._keep(message)
                 held.messages.append(message)
                 self._arm(who, held, self._quiet, self._album_complete)
                 return
@@ -100,13 +105,19 @@ class TurnGatherer:
                 return
             self._release(who)
         if group is not None:
+            self._keep(message)
             held = self._held[who] = _Held([message], group)
             self._arm(who, held, self._quiet, self._album_complete)
         elif self._wait > 0 and awaits_question([message]):
+            self._keep(message)
             held = self._held[who] = _Held([message], None)
             self._arm(who, held, self._wait, self._release)
         else:
             self._submit([message])
+
+    def _keep(self, message: Message) -> None:
+        if self._on_hold is not None:
+            self._on_hold(message)
 
     def awaits(self, message: Message) -> bool:
         """Whether `message` would be the question of media its sender just sent (in a group

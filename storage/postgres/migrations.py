@@ -142,3 +142,10 @@ async def prepare_retention(db: Db) -> None:
     """When a file's bytes were dropped by retention, and the indexes deleting old
     conversations needs; see `storage.sqlite.migrations.prepare_retention`."""
     await _run(db, schema.RETENTION_INDEX, "ALTER TABLE blobs ADD COLUMN dropped_at timestamptz")
+
+
+@migration
+async def create_held_messages(db: Db) -> None:
+    """Messages held back to become one turn with what follows them; see
+    `storage.sqlite.migrations.create_held_messages`."""
+    await _run(db, schema.HELD_MESSAGES.sql(schema.POSTGRES))

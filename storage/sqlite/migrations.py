@@ -133,3 +133,11 @@ async def prepare_retention(db: aiosqlite.Connection) -> None:
         "CREATE INDEX turns_by_reply ON turns (reply_to) WHERE reply_to IS NOT NULL",
         "ALTER TABLE blobs ADD COLUMN dropped_at REAL",
     )
+
+
+@migration
+async def create_held_messages(db: aiosqlite.Connection) -> None:
+    """Messages held back for a few seconds to become one turn with what follows them (an
+    album's parts, media waiting for its question): Telegram counts them delivered, so
+    they are kept here until their turn is stored, and a crash meanwhile loses none."""
+    await _run(db, schema.HELD_MESSAGES.sql(schema.SQLITE))

@@ -7,11 +7,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from tests.databases import scalar
 from tests.e2e.bot_process import ROOT, TOKEN
 from tests.e2e.checkpoints import answer_checkpointed
 from tests.e2e.conftest import StartBot, last_user_text
+from tests.e2e.test_media import parts_of
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_jpeg
 
 
 async def test_without_a_token_run_exits_with_one_clear_line(tmp_path: Path) -> None:
@@ -221,3 +224,31 @@ async def test_a_message_waiting_behind_an_answer_is_answered_after_a_crash(
     ben_answer = next(m for m in tg.messages(group.id) if m.text == "re: Ben: second question")
     assert ben_answer.reply_to == bens["message_id"], "Ben's waiting message is answered"
     assert len(model.chat_requests) == 2
+
+
+async def test_an_album_held_for_its_question_when_the_bot_crashes_is_answered_after(
+    tg: FakeTelegram, model: FakeOpenAIServer, start_bot: StartBot, tmp_path: Path
+) -> None:
+    """Telegram counts the album delivered once fetched; it waits in memory for a question
+    that may follow, and the crash comes then. The next start answers it, once."""
+    model.answer = "two cats"
+    database = f"sqlite:///{tmp_path / 'bot.db'}"
+    bot = await start_bot(PHI4BOT_MEDIA_WAIT="30")
+    alice = tg.private_user(42, "Alice")
+    for size in ((320, 240), (240, 320)):
+        tg.send_photo(alice.chat, alice, make_jpeg(*size), media_group_id="album-1")
+    await tg.wait_until(lambda: tg.pending_updates == 0, timeout=10, what="the album fetched")
+    async with asyncio.timeout(10):
+        while await scalar(database, "SELECT count(*) FROM held_messages") != 2:
+            await asyncio.sleep(0.05)
+    await bot.kill()
+    assert model.chat_requests == [], "the album still waited for its question"
+
+    await start_bot(PHI4BOT_MEDIA_WAIT="30")
+    await tg.wait_until(lambda: tg.text_of(42) == "two cats", timeout=15)
+    (request,) = model.chat_requests
+    assert len(parts_of(request.json, "image_url")) == 2
+    assert tg.messages(42)[0].reply_to == 1, "the answer replies to the album's first photo"
+    async with asyncio.timeout(10):  # forgotten once its turn is stored
+        while await scalar(database, "SELECT count(*) FROM held_messages") != 0:
+            await asyncio.sleep(0.05)

@@ -31,6 +31,7 @@ EXPECTED_ROWS = {
     "turns": 8,
     "attachments": 3,
     "handled_commands": 1,
+    "held_messages": 1,
 }
 
 
@@ -63,6 +64,7 @@ async def _fill(store: Store) -> list[int]:
     fresh = await store.new_conversation(ConversationKey(42))
     await store.add_user_turn(fresh, text="waiting", chat_id=42, message_id=12)
     await store.add_user_turn(fresh, text="no message id", chat_id=42, message_id=None)
+    await store.hold_message(42, 13, '{"message_id": 13}')  # an album part, in the air
     return [group, private, fresh]
 
 

@@ -174,6 +174,7 @@ async def test_database_stats_give_each_tables_rows_and_size_and_the_oldest_conv
         "blobs": 1,
         "chat_settings": 0,
         "handled_commands": 0,
+        "held_messages": 0,
     }
     assert all(table.size is not None and table.size > 0 for table in stats.tables)
     assert (stats.oldest_conversation, stats.oldest_chat) == (first.conversation_id, 7)

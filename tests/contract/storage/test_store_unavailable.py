@@ -87,10 +87,12 @@ async def test_postgresql_refused_connections_and_timeouts(postgres_url: str) ->
                 await db.execute("SELECT pg_sleep(2)")
             assert reason(cancelled.value) is Unavailability.TIMEOUT
             pid = await db.fetchval("SELECT pg_backend_pid()")
-            sleeping = asyncio.create_task(db.fetchval("SELECT pg_sleep(5)"))
+            # back to the pool's 30 s: at 50 ms the query was over before it was seen running
+            await db.execute("RESET statement_timeout")
+            sleeping = asyncio.create_task(db.fetchval("SELECT pg_sleep(20)"))  # until killed
             killer = await asyncpg.connect(postgres_url)
             try:
-                async with asyncio.timeout(5):
+                async with asyncio.timeout(15):
                     while not await killer.fetchval(ACTIVE, pid):
                         await asyncio.sleep(0.01)
                 await killer.execute("SELECT pg_terminate_backend($1)", pid)  # a restart

@@ -102,7 +102,7 @@ def test_db_stats_prints_each_tables_size_and_the_oldest_conversation(
     assert main(["db", "stats", "--url", store_url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("database: ")
-    rows = {line.split()[0]: line.split()[1] for line in lines[2:8]}
+    rows = {line.split()[0]: line.split()[1] for line in lines[2:9]}
     assert rows == {
         "conversations": "2",
         "turns": "2",
@@ -110,8 +110,9 @@ def test_db_stats_prints_each_tables_size_and_the_oldest_conversation(
         "blobs": "1",
         "chat_settings": "0",
         "handled_commands": "0",
+        "held_messages": "0",
     }
-    assert lines[8].startswith("oldest conversation: 1 in chat 0, last written 20")
+    assert lines[9].startswith("oldest conversation: 1 in chat 0, last written 20")
 
 
 def test_db_stats_of_a_database_that_cannot_be_used_is_one_line(

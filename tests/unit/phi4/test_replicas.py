@@ -101,7 +101,8 @@ async def test_a_replica_answering_503_is_retried_elsewhere_before_the_first_chu
     servers: list[FakeOpenAIServer],
 ) -> None:
     servers[0].fail_next("503")
-    async with pool_of(*(s.base_url for s in servers)) as pool:
+    # out long enough to be seen out: 0.05 s may pass before the status is read
+    async with pool_of(*(s.base_url for s in servers), PHI4_REPLICA_BACKOFF="30") as pool:
         assert await collect(pool) == "answer from server 1"
         state = pool.status()
         assert not state[0].healthy and state[0].failed == 1

@@ -167,3 +167,22 @@ def test_release_and_flush_hand_over_what_waits() -> None:
     gather.add(message(photo=PHOTO, media_group_id="z"))
     gather.flush_all()
     assert sorted(turns) == [[1], [3], [4]] and timers.live() == []
+
+
+def test_each_message_held_back_is_told_and_nothing_handed_over_at_once_is() -> None:
+    timers = ManualTimers()
+    held: list[int] = []
+    gather = TurnGatherer(
+        lambda messages: None,
+        follow_up_wait=3.0,
+        schedule=timers,
+        on_hold=lambda m: held.append(m.message_id),
+    )
+    message = Counter()
+    gather.add(message(photo=PHOTO, caption="what is it?"))  # 1: handed over
+    gather.add(message(text="hello"))  # 2
+    gather.add(message(photo=PHOTO))  # 3: waits for its question
+    gather.add(message(voice=VOICE))  # 4: is that question, handed over with it
+    gather.add(message(photo=PHOTO, media_group_id="a", caption="both"))  # 5: album part
+    gather.add(message(photo=PHOTO, media_group_id="a"))  # 6
+    assert held == [3, 5, 6]
