@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import wave
 
 import av
-from av.audio.fifo import AudioFifo
 from av.audio.frame import AudioFrame
 from av.filter import Graph
 
 TARGET_RATE = 16_000
 """Phi-4 reads audio at 16 kHz; sending more only costs bandwidth."""
 
-# Frames are gathered into half-second batches before conversion: FFmpeg's per-call cost,
-# and PyAV's, is then paid twice a second rather than for every 20 ms Opus frame.
+# Frames go into the graph as decoded, and are regrouped there into half-second batches
+# before conversion: FFmpeg's per-call cost, and PyAV's, is then paid twice a second rather
+# than for every 20 ms Opus frame, and no Python touches the samples in between.
 _BATCH_SECONDS = 0.5
 
 
@@ -23,19 +24,18 @@ def _shape(frame: AudioFrame) -> tuple[str, str, int]:
 
 
 class _Conversion:
-    """A FIFO and an FFmpeg filter graph for one input shape: batches in, 16 kHz mono s16 out.
+    """An FFmpeg filter graph for one input shape: frames in, 16 kHz mono s16 out.
 
-    The graph is what PyAV's AudioResampler builds (aformat, with FFmpeg's default
-    libswresample inserted before it), so the samples are the same; but it runs on this
-    thread alone. By default FFmpeg starts a pool of worker threads for every graph, which
-    costs more than converting a short voice note, and a resampler has no slices to share
-    among them anyway.
+    asetnsamples gathers the frames into batches (the last one not padded); aformat makes
+    FFmpeg insert its default resampler (libswresample), as PyAV's AudioResampler does, so
+    the samples are the same. The graph runs on this thread alone: by default FFmpeg starts
+    a pool of worker threads for every graph, which costs more than converting a short
+    voice note, and a resampler has no slices to share among them anyway.
     """
 
     def __init__(self, frame: AudioFrame) -> None:
         self.shape = _shape(frame)
         self.batch = max(1, int(frame.sample_rate * _BATCH_SECONDS))
-        self.fifo = AudioFifo()
         self.graph = Graph()  # owns the contexts below: keep it as long as they are used
         self.graph.threads = 1
         self.source = self.graph.add(
@@ -44,31 +44,32 @@ class _Conversion:
             sample_fmt=frame.format.name,
             channel_layout=frame.layout.name,
         )
+        gather = self.graph.add("asetnsamples", nb_out_samples=str(self.batch), pad="0")
         convert = self.graph.add(
             "aformat", sample_fmts="s16", sample_rates=str(TARGET_RATE), channel_layouts="mono"
         )
         self.sink = self.graph.add("abuffersink")
-        self.source.link_to(convert)
+        self.source.link_to(gather)
+        gather.link_to(convert)
         convert.link_to(self.sink)
         self.graph.configure()
 
-    def convert(self, batch: AudioFrame | None) -> list[AudioFrame]:
-        """Converts a batch (None: the end of input) and returns whatever is ready."""
-        self.source.push(batch)
-        ready: list[AudioFrame] = []
+    def ready(self) -> list[AudioFrame]:
+        """The converted batches ready now (after the end of input: all that is left)."""
+        out: list[AudioFrame] = []
         while True:
             try:
-                out = self.sink.pull()
+                converted = self.sink.pull()
             except (av.BlockingIOError, av.EOFError):
-                return ready
-            assert isinstance(out, AudioFrame)
-            ready.append(out)
+                return out
+            assert isinstance(converted, AudioFrame)
+            out.append(converted)
 
 
 class Wav16kWriter:
     """Converts decoded frames as they come and appends them to a WAV.
 
-    Memory holds the output and one batch of input, never the decoded stream.
+    Memory holds the output and about one batch of input, never the decoded stream.
     """
 
     def __init__(self) -> None:
@@ -78,20 +79,28 @@ class Wav16kWriter:
         self._wav.setsampwidth(2)
         self._wav.setframerate(TARGET_RATE)
         self._conversion: _Conversion | None = None
+        self._pending = 0
         self.samples = 0
         """16 kHz samples written so far."""
 
     def add(self, frame: AudioFrame) -> None:
-        conversion = self._conversion
-        if conversion is None or _shape(frame) != conversion.shape:
-            # A FIFO and a graph take one input shape; a stream that changes layout or
-            # rate midway (chained Ogg, some MP3s) gets fresh ones after the old are emptied.
+        conversion = self._conversion or self._start(frame)
+        try:
+            conversion.source.push(frame)
+        except av.FFmpegError as refused:
+            # FFmpeg's buffer source refuses a frame of another rate, layout or sample
+            # format than its graph was built for: a stream that changes midway (chained
+            # Ogg, some MP3s) gets a fresh graph once the old one is emptied. Looked at
+            # only then, as such changes are rare and frames are many.
+            if refused.errno != errno.EINVAL or _shape(frame) == conversion.shape:
+                raise
             self._end()
-            conversion = self._conversion = _Conversion(frame)
-        frame.pts = None  # timestamp gaps are irrelevant here and would upset the FIFO
-        conversion.fifo.write(frame)
-        if conversion.fifo.samples >= conversion.batch:
-            self._write(conversion.convert(conversion.fifo.read()))
+            conversion = self._start(frame)
+            conversion.source.push(frame)
+        self._pending += frame.samples
+        if self._pending >= conversion.batch:
+            self._pending = 0
+            self._write(conversion.ready())
 
     def finish(self) -> bytes:
         """The whole WAV, once every frame has been added."""
@@ -103,16 +112,18 @@ class Wav16kWriter:
         """Close the WAV even when decoding failed, so nothing is left for the collector."""
         self._wav.close()
 
+    def _start(self, frame: AudioFrame) -> _Conversion:
+        self._conversion = _Conversion(frame)
+        self._pending = 0
+        return self._conversion
+
     def _end(self) -> None:
         conversion, self._conversion = self._conversion, None
-        if conversion is None:
-            return
-        rest = conversion.fifo.read()
-        if rest is not None:
-            self._write(conversion.convert(rest))
-        self._write(conversion.convert(None))
+        if conversion is not None:
+            conversion.source.push(None)
+            self._write(conversion.ready())
 
-    def _write(self, blocks: list[AudioFrame]) -> None:
-        for block in blocks:
-            self._wav.writeframesraw(memoryview(block.planes[0])[: block.samples * 2])
-            self.samples += block.samples
+    def _write(self, batches: list[AudioFrame]) -> None:
+        for batch in batches:
+            self._wav.writeframesraw(memoryview(batch.planes[0])[: batch.samples * 2])
+            self.samples += batch.samples
