@@ -8,9 +8,10 @@ from Telegram. A bot cannot write first: a notice an admin could not be sent wai
 sent when that admin next writes; an admin's /start shows the backend's state as probed then.
 The first answer after a failure logs one INFO line that the model is back.
 The log is English; an admin reads the notices in the language of their last message to the
-bot in this run (a waiting notice, in the language of the message that releases it). An admin
-the bot has not heard from since it started reads English, as Telegram tells a bot a person's
-language only in what that person sends.
+bot (a waiting notice, in the language of the message that releases it). That language is
+kept in the admin's chat settings, since Telegram tells a bot a person's language only in
+what that person sends: a notice at the next start is in it too. An admin who never wrote
+reads English.
 Secrets never reach a log line or a notice: only settings' names are printed, and any secret
 value in a server's message is masked.
 """
@@ -23,7 +24,8 @@ import time
 from collections.abc import Callable, Coroutine
 
 from bot.config import Settings
-from bot.conversation.ports import ChatReplies
+from bot.conversation.ports import ChatReplies, ChatSettings
+from bot.conversation.prompt import ChatSetting
 from bot.conversation.turns import ReplyTarget
 from bot.phi4 import Backend, BackendTimeout, Phi4Error
 from bot.phi4.diagnosis import next_step
@@ -68,10 +70,13 @@ class BackendHealth:
         replies: ChatReplies,
         settings: Settings,
         tasks: TaskSupervisor,
+        settings_store: ChatSettings | None = None,
         notice_every: float = NOTICE_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
+        self._settings_store = settings_store
+        """Where each admin's language is kept from one run to the next."""
         self.replies = replies
         self.settings = settings
         self.notice_every = notice_every
@@ -82,7 +87,7 @@ class BackendHealth:
         self._undelivered: dict[int, Sentence] = {}
         """Per admin, the newest notice Telegram would not deliver (they never wrote first)."""
         self._languages: dict[int, str | None] = {}
-        """Per admin who wrote in this run, the Telegram language of their last message."""
+        """Per admin, the Telegram language of their last message (read back once kept)."""
         self.tasks = tasks
 
     @property
@@ -154,7 +159,7 @@ class BackendHealth:
             await self._tell_admin(admin, notice)
 
     async def _tell_admin(self, admin: int, notice: Sentence) -> None:
-        language = self._languages.get(admin)
+        language = await self._language_of(admin)
         target = ReplyTarget(ConversationKey(admin, None), is_group=False, language=language)
         try:
             sent = await self.replies.say(target, notice)
@@ -171,10 +176,30 @@ class BackendHealth:
             problem,
         )
 
+    async def _language_of(self, admin: int) -> str | None:
+        """The admin's language: from their last message, or as kept from an earlier run."""
+        if admin in self._languages or self._settings_store is None:
+            return self._languages.get(admin)
+        try:
+            kept = await self._settings_store.get_setting(admin, ChatSetting.ADMIN_LANGUAGE)
+        except Exception as exc:  # English then; the notice matters more than its language
+            log.warning("reading admin %s's language failed: %s", admin, exc)
+            return None
+        return self._languages.setdefault(admin, kept)
+
+    def _wrote_in(self, admin: int, language: str | None) -> None:
+        """Remember the admin's language, and keep it when it is new or changed."""
+        if admin in self._languages and self._languages[admin] == language:
+            return
+        self._languages[admin] = language
+        store = self._settings_store
+        if store is not None:
+            self._spawn(store.set_setting(admin, ChatSetting.ADMIN_LANGUAGE, language))
+
     def admin_wrote(self, admin: int, language: str | None) -> None:
         """An admin wrote to the bot (in Telegram `language`): a notice that could not reach
         them is sent now, and later notices are written in that language."""
-        self._languages[admin] = language
+        self._wrote_in(admin, language)
         notice = self._undelivered.pop(admin, None)
         if notice is not None:
             log.info("sending admin %s the notice they could not be sent before", admin)
@@ -184,7 +209,7 @@ class BackendHealth:
         """What an admin's /start (sent in Telegram `language`) shows: the backend probed now,
         with the reason and the next step when it cannot answer. It supersedes any notice
         still waiting for them; later notices are written in that language."""
-        self._languages[admin] = language
+        self._wrote_in(admin, language)
         self._undelivered.pop(admin, None)
         limit = self.settings.connect_timeout + 5.0
         try:

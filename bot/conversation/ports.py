@@ -79,3 +79,11 @@ class MediaDownloader(Protocol):
     video frames and sound, and documents read as text."""
 
     async def fetch(self, refs: Sequence[MediaRef]) -> FetchedMedia: ...
+
+
+class ChatSettings(Protocol):
+    """The per-chat settings the store keeps (`Store.get_setting` and `set_setting`)."""
+
+    async def get_setting(self, chat_id: int, name: str) -> str | None: ...
+
+    async def set_setting(self, chat_id: int, name: str, value: str | None) -> None: ...

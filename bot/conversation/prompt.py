@@ -15,6 +15,9 @@ class ChatSetting(StrEnum):
     SYSTEM_PROMPT = "system_prompt"
     SPEECH_NOTICE = "speech_notice"
     """Set once the chat was told that speech outside Phi-4's languages may be misheard."""
+    ADMIN_LANGUAGE = "admin_language"
+    """In an admin's private chat: the Telegram language of their last message, so a notice
+    sent before they write again (at the next start, say) is in it."""
 
 
 PLACEHOLDERS: dict[str, str] = {"image": "[image]", "audio": "[audio]"}

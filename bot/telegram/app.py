@@ -138,7 +138,9 @@ async def _start_services(application: BotApplication) -> None:
         private_streaming=settings.private_streaming,
         remember_guest=remember_guest,
     )
-    health = BackendHealth(backend=backend, replies=replies, settings=settings, tasks=tasks)
+    health = BackendHealth(
+        backend=backend, replies=replies, settings=settings, tasks=tasks, settings_store=store
+    )
     pipeline = TurnPipeline(
         replies=replies,
         settings=settings,

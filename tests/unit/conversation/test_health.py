@@ -130,8 +130,27 @@ class Clock:
         return self.now
 
 
+class KeptSettings:
+    """The ChatSettings port in memory, counting its writes; it outlives a `BackendHealth`,
+    as the database outlives a run."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[int, str], str] = {}
+        self.writes = 0
+
+    async def get_setting(self, chat_id: int, name: str) -> str | None:
+        return self.values.get((chat_id, name))
+
+    async def set_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        self.writes += 1
+        if value is None:
+            self.values.pop((chat_id, name), None)
+        else:
+            self.values[(chat_id, name)] = value
+
+
 def make_health(
-    failure: Phi4Error | None = None, **env: Any
+    failure: Phi4Error | None = None, kept: KeptSettings | None = None, **env: Any
 ) -> tuple[BackendHealth, RecordedReplies, Clock]:
     values = {"PHI4BOT_ADMINS": ADMINS, "OPENAI_API_KEY": KEY, "PHI4_BACKEND": "openai"}
     settings = Settings(_env_file=None, **(values | env))
@@ -141,6 +160,7 @@ def make_health(
         replies=replies,
         settings=settings,
         tasks=TaskSupervisor(),
+        settings_store=kept,
         clock=clock,
     )
     return health, replies, clock
@@ -328,3 +348,27 @@ async def test_an_admins_start_in_russian_when_the_model_answers() -> None:
     health, _, _ = make_health()
     state = translate(await health.state_for_admin(7, "ru"), "ru")
     assert state == "✅ Сервер модели отвечает: a stub that answers"
+
+
+async def test_an_admins_language_is_kept_for_the_notices_of_the_next_run() -> None:
+    kept = KeptSettings()
+    before, _, _ = make_health(kept=kept)
+    before.admin_wrote(7, "ru")
+    await settle(before)
+    restarted, replies, _ = make_health(kept=kept)  # 7 has not written since
+    restarted.failed(refused())
+    await settle(restarted)
+    assert replies.chats[7][0].startswith("⚠️ Я не могу отвечать на сообщения")
+    assert replies.chats[8][0].startswith("⚠️ I cannot answer messages"), "8 never wrote"
+
+
+async def test_an_admins_language_is_written_only_when_it_changes() -> None:
+    kept = KeptSettings()
+    health, _, _ = make_health(kept=kept)
+    for language in ("ru", "ru", "ru", "en", "en"):
+        health.admin_wrote(7, language)
+    await settle(health)
+    assert kept.writes == 2 and kept.values == {(7, "admin_language"): "en"}
+    await health.state_for_admin(7, "en")
+    await settle(health)
+    assert kept.writes == 2
