@@ -53,7 +53,7 @@ class Admission:
         self.gathering = TurnGatherer(
             self._gathered,
             follow_up_wait=media_wait,
-            on_hold=None if journal is None else journal.hold,
+            keeper=journal,
         )
         """Albums, and media waiting `media_wait` seconds for its question."""
         self.speech_notice = speech_notice
@@ -125,8 +125,6 @@ class Admission:
             text_override=text_override,
         )
         self.submit_turn(turn, *messages)
-        if self.journal is not None:
-            self.journal.taken(messages)  # after the turn's storing, in the chat's order
 
     def submit_turn(self, turn: IncomingTurn, *speakers: Message) -> None:
         """Queue a read turn; `speakers` are the messages whose speech it carries, so the

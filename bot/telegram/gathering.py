@@ -10,7 +10,15 @@ from typing import Protocol
 from telegram import Message
 
 Submit = Callable[[list[Message]], None]
-Hold = Callable[[Message], None]
+
+
+class Keeper(Protocol):
+    """Told of each message held back, and of the held messages once they were handed over
+    (`held_journal` keeps them in the store meanwhile, through a crash)."""
+
+    def hold(self, message: Message) -> None: ...
+
+    def released(self, messages: Sequence[Message]) -> None: ...
 
 
 class Timer(Protocol):
@@ -79,11 +87,10 @@ class TurnGatherer:
         follow_up_wait: float,
         album_quiet: float = 1.0,
         schedule: Schedule | None = None,
-        on_hold: Hold | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self._submit = submit
-        self._on_hold = on_hold
-        """Told of each message held back (to keep it through a crash: `held_journal`)."""
+        self._keeper = keeper
         self._wait = follow_up_wait
         self._quiet = album_quiet
         self._schedule = schedule
@@ -116,8 +123,8 @@ class TurnGatherer:
             self._submit([message])
 
     def _keep(self, message: Message) -> None:
-        if self._on_hold is not None:
-            self._on_hold(message)
+        if self._keeper is not None:
+            self._keeper.hold(message)
 
     def awaits(self, message: Message) -> bool:
         """Whether `message` would be the question of media its sender just sent (in a group
@@ -162,3 +169,5 @@ class TurnGatherer:
             held.timer.cancel()
         messages = sorted(held.messages, key=lambda m: m.message_id)
         self._submit([*messages, follow_up] if follow_up is not None else messages)
+        if self._keeper is not None:
+            self._keeper.released(messages)  # after the turn was handed over for storing

@@ -33,20 +33,16 @@ held longer ago are a gone process's."""
 
 
 class HeldJournal:
-    """What `TurnGatherer` holds, mirrored in the store."""
+    """What `TurnGatherer` holds, mirrored in the store (the gatherer's `Keeper`)."""
 
     def __init__(self, store: Store, recorder: TurnRecorder) -> None:
         self._store = store
         self._recorder = recorder
-        self._kept: set[tuple[int, int]] = set()
-        """(chat id, message id) of the messages held now; they leave it with their turn."""
 
     def hold(self, message: Message) -> None:
-        """Keep `message`, which the gatherer holds back from now on."""
+        """Keep `message`, which the gatherer holds back from now on (kept once: holding it
+        again, as a hand-over after a crash does, changes nothing)."""
         chat_id, message_id = message.chat_id, message.message_id
-        if (chat_id, message_id) in self._kept:
-            return
-        self._kept.add((chat_id, message_id))
         payload = json.dumps(message.to_dict(), separators=(",", ":"))
         self._recorder.in_order(
             conversation_key(message),
@@ -54,18 +50,14 @@ class HeldJournal:
             name=f"hold-message-{message_id}-{chat_id}",
         )
 
-    def taken(self, messages: Sequence[Message]) -> None:
-        """`messages` became one turn, handed over for storing just now: forget the held
-        ones after it (in the conversation's order, so after the turn is stored)."""
-        held = [m.message_id for m in messages if (m.chat_id, m.message_id) in self._kept]
-        if not held:
-            return
+    def released(self, messages: Sequence[Message]) -> None:
+        """The held `messages` were just handed over as (part of) one turn: forget them
+        after it, in the conversation's order, so after the turn is stored."""
         chat_id = messages[0].chat_id
-        self._kept.difference_update((chat_id, message_id) for message_id in held)
         self._recorder.in_order(
             conversation_key(messages[0]),
-            partial(self._forget, chat_id, held),
-            name=f"release-held-{held[0]}-{chat_id}",
+            partial(self._forget, chat_id, [m.message_id for m in messages]),
+            name=f"release-held-{messages[0].message_id}-{chat_id}",
         )
 
     async def left_over(self, bot: Bot, held_before: float) -> list[Message]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from telegram import Message
@@ -169,14 +169,29 @@ def test_release_and_flush_hand_over_what_waits() -> None:
     assert sorted(turns) == [[1], [3], [4]] and timers.live() == []
 
 
-def test_each_message_held_back_is_told_and_nothing_handed_over_at_once_is() -> None:
+class RecordingKeeper:
+    """The gatherer's Keeper, noting what it was told."""
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self.handed_over: list[list[int]] = []
+
+    def hold(self, message: Message) -> None:
+        self.held.append(message.message_id)
+
+    def released(self, messages: Sequence[Message]) -> None:
+        self.handed_over.append([m.message_id for m in messages])
+
+
+def test_each_message_held_back_is_told_and_released_with_its_turn_alone() -> None:
     timers = ManualTimers()
-    held: list[int] = []
+    turns: list[list[int]] = []
+    keeper = RecordingKeeper()
     gather = TurnGatherer(
-        lambda messages: None,
+        lambda messages: turns.append([m.message_id for m in messages]),
         follow_up_wait=3.0,
         schedule=timers,
-        on_hold=lambda m: held.append(m.message_id),
+        keeper=keeper,
     )
     message = Counter()
     gather.add(message(photo=PHOTO, caption="what is it?"))  # 1: handed over
@@ -185,4 +200,7 @@ def test_each_message_held_back_is_told_and_nothing_handed_over_at_once_is() -> 
     gather.add(message(voice=VOICE))  # 4: is that question, handed over with it
     gather.add(message(photo=PHOTO, media_group_id="a", caption="both"))  # 5: album part
     gather.add(message(photo=PHOTO, media_group_id="a"))  # 6
-    assert held == [3, 5, 6]
+    assert keeper.held == [3, 5, 6] and keeper.handed_over == [[3]]
+    timers.fire()
+    assert turns == [[1], [2], [3, 4], [5, 6]]
+    assert keeper.handed_over == [[3], [5, 6]], "the question was never held"
