@@ -15,9 +15,9 @@ from bot.conversation.errors import StoreStillUnavailable
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.store_retry import StoreRetry
 from bot.conversation.turns import IncomingTurn, ReplyTarget
-from bot.shared import UserFacingError
 from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey, RecordedTurn, SQLiteStore
+from tests.unit.conversation.text_recorder import text_recorder
 
 
 class LockedFor(SQLiteStore):
@@ -46,17 +46,8 @@ async def store(tmp_path: Path) -> Any:
 def recorder(
     store: LockedFor, refused: list[str], limit: float, tasks: TaskSupervisor | None = None
 ) -> TurnRecorder:
-    async def refuse(turn: IncomingTurn, problem: UserFacingError) -> None:
-        refused.append(problem.user_message)
-
-    return TurnRecorder(
-        store,
-        media=None,  # type: ignore[arg-type]  # text turns only
-        accepts=frozenset(),
-        refuse=refuse,
-        tasks=TaskSupervisor() if tasks is None else tasks,
-        retry=StoreRetry(limit, first_pause=0.01, longest_pause=0.02),
-    )
+    retry = StoreRetry(limit, first_pause=0.01, longest_pause=0.02)
+    return text_recorder(store, refused, tasks=tasks, retry=retry)
 
 
 async def test_a_turn_is_stored_once_the_lock_is_gone_and_later_ones_wait_behind_it(

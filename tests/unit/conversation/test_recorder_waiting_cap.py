@@ -11,9 +11,8 @@ import pytest
 from bot.conversation.errors import QueueFull
 from bot.conversation.recorder import TurnRecorder
 from bot.conversation.turns import IncomingTurn, ReplyTarget
-from bot.shared import UserFacingError
-from bot.shared.tasks import TaskSupervisor
 from storage import ConversationKey, SQLiteStore
+from tests.unit.conversation.text_recorder import text_recorder
 
 
 def turn(message_id: int, sender: int = 7) -> IncomingTurn:
@@ -27,17 +26,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 
 def recorder(store: SQLiteStore, refused: list[str], cap: int | None) -> TurnRecorder:
-    async def refuse(turn: IncomingTurn, problem: UserFacingError) -> None:
-        refused.append(problem.user_message)
-
-    return TurnRecorder(
-        store,
-        media=None,  # type: ignore[arg-type]  # text turns only
-        accepts=frozenset(),
-        refuse=refuse,
-        tasks=TaskSupervisor(),
-        waiting_cap=cap,
-    )
+    return text_recorder(store, refused, waiting_cap=cap)
 
 
 async def test_a_sender_past_the_cap_is_told_to_send_it_again_afterwards(
