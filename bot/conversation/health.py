@@ -101,18 +101,23 @@ class BackendHealth:
 
     async def check_now(self) -> None:
         """Probe the backend once: log what answered, or the failure and its next step."""
-        limit = self.settings.connect_timeout + 15.0
-        try:
-            async with asyncio.timeout(limit):
-                answered = await self.backend.probe()
-        except Phi4Error as exc:
-            self._report(exc, at_start=True)
-        except TimeoutError:
-            self._report(BackendTimeout(f"no answer to the start-up check within {limit:g} s"))
-        except Exception as exc:
-            self._report(Phi4Error(f"the start-up check failed: {type(exc).__name__}: {exc}"))
+        answered = await self._probe(self.settings.connect_timeout + 15.0, "the start-up check")
+        if isinstance(answered, Phi4Error):
+            self._report(answered, at_start=True)
         else:
             log.info("the model answers: %s", self._redact(answered))
+
+    async def _probe(self, limit: float, check: str) -> str | Phi4Error:
+        """What answered a probe of the backend within `limit` seconds, or why nothing did."""
+        try:
+            async with asyncio.timeout(limit):
+                return await self.backend.probe()
+        except Phi4Error as exc:
+            return exc
+        except TimeoutError:
+            return BackendTimeout(f"no answer to {check} within {limit:g} s")
+        except Exception as exc:
+            return Phi4Error(f"{check} failed: {type(exc).__name__}: {exc}")
 
     def answered(self) -> None:
         """An answer came through: if the model was failing, say once that it is back."""
@@ -211,19 +216,11 @@ class BackendHealth:
         still waiting for them; later notices are written in that language."""
         self._wrote_in(admin, language)
         self._undelivered.pop(admin, None)
-        limit = self.settings.connect_timeout + 5.0
-        try:
-            async with asyncio.timeout(limit):
-                answered = await self.backend.probe()
-        except Phi4Error as exc:
-            error = exc
-        except TimeoutError:
-            error = BackendTimeout(f"no answer to the check within {limit:g} s")
-        except Exception as exc:
-            error = Phi4Error(f"the check failed: {type(exc).__name__}: {exc}")
-        else:
+        answered = await self._probe(self.settings.connect_timeout + 5.0, "the check")
+        if not isinstance(answered, Phi4Error):
             self.answered()
             return Sentence(ANSWERS, what=self._redact(answered))
+        error = answered
         self._failing = error
         return Sentence(
             STATE,
