@@ -216,17 +216,16 @@ class BackendHealth:
         still waiting for them; later notices are written in that language."""
         self._wrote_in(admin, language)
         self._undelivered.pop(admin, None)
-        answered = await self._probe(self.settings.connect_timeout + 5.0, "the check")
-        if not isinstance(answered, Phi4Error):
+        probed = await self._probe(self.settings.connect_timeout + 5.0, "the check")
+        if not isinstance(probed, Phi4Error):
             self.answered()
-            return Sentence(ANSWERS, what=self._redact(answered))
-        error = answered
-        self._failing = error
+            return Sentence(ANSWERS, what=self._redact(probed))
+        self._failing = probed
         return Sentence(
             STATE,
-            failure=Sentence(FAILURES[error.failure_class]),
-            reason=self._redact(str(error)).replace("`", "'"),
-            hint=next_step(error, self.settings),
+            failure=Sentence(FAILURES[probed.failure_class]),
+            reason=self._redact(str(probed)).replace("`", "'"),
+            hint=next_step(probed, self.settings),
         )
 
     def _redact(self, text: str) -> str:
